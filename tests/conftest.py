@@ -1,0 +1,31 @@
+"""Shared fixtures: small Keras models with known structure, built fresh and seeded."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+
+def small_cnn(input_shape=(8, 8, 1), classes=3, softmax=True, seed=0):
+    """Conv -> flatten -> dense(16) -> dense(classes): the representation is the 16 units."""
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential([
+        keras.Input(input_shape),
+        keras.layers.Conv2D(4, 3, activation="tanh", name="conv"),
+        keras.layers.Flatten(name="flatten"),
+        keras.layers.Dense(16, activation="tanh", name="features"),
+        keras.layers.Dense(classes, activation="softmax" if softmax else None, name="logits"),
+    ])
+
+
+@pytest.fixture
+def cnn():
+    return small_cnn()
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)

@@ -1,0 +1,24 @@
+"""tf_ig2: IG² (Integrated Gradient on Iterative Gradient Path) attributions for Keras 3 models.
+
+Zhuo & Ge, "IG2: Integrated Gradient on Iterative Gradient Path for Feature Attribution",
+IEEE TPAMI 2024 (arXiv:2406.10852). Straight-line Integrated Gradients and Guided IG come with it
+for comparison, all returning the same :class:`Explanation`.
+"""
+
+from . import defaults
+from .explanation import Explanation
+from .gradpath import IG2, ig2, integrate_gradpath
+from .straight import IntegratedGradients, integrate_straight
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Explanation",
+    "IG2",
+    "IntegratedGradients",
+    "defaults",
+    "ig2",
+    "integrate_gradpath",
+    "integrate_straight",
+    "__version__",
+]

@@ -1,0 +1,57 @@
+"""The result every explainer returns: a small dataclass of numpy arrays.
+
+Shapes use N explained inputs, R references (baselines) per input and ``S`` the shape of one input.
+The completeness gap is ``delta = sum(attributions) - (target_scores - counterfactual_scores)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class Explanation:
+    """Attributions and the diagnostics that come with them.
+
+    Attributes:
+        attributions: ``(N, *S)`` float32, the attribution of every input feature.
+        counterfactuals: ``(N, R, *S)`` float32, the end point of every path: GradCF for IG², the
+            baselines for straight-line and Guided IG.
+        target_scores: ``(N,)`` float32, the explained score ``f_c(x)``.
+        counterfactual_scores: ``(N,)`` float32, ``mean_r f_c(counterfactual_r)``.
+        delta: ``(N,)`` float32, the completeness error
+            ``attributions.sum() - (target_scores - counterfactual_scores)`` per input.
+        targets: ``(N,)`` int64 class indices that were explained, or ``None`` when the target was
+            a callable.
+        representation_distance: ``(N, R, 2)`` float32 Euclidean distance in representation space
+            between the path and its reference at the path's start and end (IG² only, else
+            ``None``).
+        path: ``(N, R, steps + 1, *S)`` float32, the whole path, only when asked for.
+        method: Name of the method that produced the explanation (``"ig2"``, ``"ig"``,
+            ``"guided_ig"``).
+        representation: Which representation the IG² path was searched in (a layer description),
+            or ``None``.
+    """
+
+    attributions: np.ndarray
+    counterfactuals: np.ndarray
+    target_scores: np.ndarray
+    counterfactual_scores: np.ndarray
+    delta: np.ndarray
+    targets: Optional[np.ndarray] = None
+    representation_distance: Optional[np.ndarray] = None
+    path: Optional[np.ndarray] = None
+    method: str = "ig2"
+    representation: Optional[str] = None
+
+    def __len__(self) -> int:
+        return int(self.attributions.shape[0])
+
+    @property
+    def relative_delta(self) -> np.ndarray:
+        """``(N,)`` ``|delta|`` divided by ``|target_scores - counterfactual_scores|``."""
+        gap = np.abs(self.target_scores - self.counterfactual_scores)
+        return np.abs(self.delta) / np.maximum(gap, np.finfo(np.float32).tiny)

@@ -1,0 +1,240 @@
+"""Checks on user arguments, made once at the public boundary.
+
+Every failure raises ``TypeError`` (wrong kind of value) or ``ValueError`` (right kind, wrong
+value) with a message that names the argument, what was expected and what was received.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any, Callable, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from . import defaults
+
+
+def _describe(value: Any) -> str:
+    shape = getattr(value, "shape", None)
+    dtype = getattr(value, "dtype", None)
+    if shape is not None and dtype is not None:
+        return f"{type(value).__name__} of shape {tuple(shape)} and dtype {dtype}"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _as_numpy(name: str, value: Any) -> np.ndarray:
+    if hasattr(value, "numpy") and callable(value.numpy):
+        value = value.numpy()
+    try:
+        array = np.asarray(value)
+    except Exception as error:  # noqa: BLE001 - re-raised with the argument's name
+        raise TypeError(
+            f"`{name}` must be an array-like of numbers. Received: {_describe(value)}"
+        ) from error
+    return array
+
+
+def float_array(name: str, value: Any, *, min_rank: int = 2, allow_integer: bool = False) -> np.ndarray:
+    """Returns ``value`` as a finite float32 numpy array of rank at least ``min_rank``.
+
+    Args:
+        name: The argument's name, used in error messages.
+        value: A numpy array, a tensor or nested lists of floats.
+        min_rank: The smallest rank accepted (2 for a batch of vectors).
+        allow_integer: Also accept integer values (for bounds, not for inputs).
+
+    Returns:
+        The array, float32, same shape as ``value``.
+
+    Raises:
+        TypeError: If ``value`` is not of a floating-point type.
+        ValueError: If its rank is too small, it is empty or it holds NaN or inf.
+    """
+    array = _as_numpy(name, value)
+    numeric = np.issubdtype(array.dtype, np.floating) or (
+        allow_integer and np.issubdtype(array.dtype, np.integer) and array.dtype != np.bool_)
+    if array.dtype == object or not numeric:
+        raise TypeError(
+            f"`{name}` must hold floating-point values (cast integer data such as uint8 images "
+            f"with `.astype('float32')`, or explain token ids through an embedding). "
+            f"Received: {_describe(array)}"
+        )
+    if array.ndim < min_rank:
+        raise ValueError(
+            f"`{name}` must be batch-first with rank >= {min_rank} (a batch of inputs). "
+            f"Received: shape {array.shape}"
+        )
+    if array.size == 0:
+        raise ValueError(f"`{name}` must not be empty. Received: shape {array.shape}")
+    if not np.all(np.isfinite(array)):
+        bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
+        raise ValueError(
+            f"`{name}` must hold finite values only. Received: {bad} NaN or inf value(s) in an "
+            f"array of shape {array.shape}"
+        )
+    return array.astype(np.float32, copy=False)
+
+
+def references_array(
+    name: str, value: Any, inputs_shape: Sequence[int], *, allow_scalar: bool = False
+) -> np.ndarray:
+    """Returns references (or baselines) laid out as ``(N or 1, R, *S)``.
+
+    Accepted layouts, with inputs of shape ``(N, *S)``:
+
+    - ``(R, *S)``: the same R references for every input;
+    - ``(N, R, *S)``: R references per input;
+    - ``S``-shaped (one reference for all) or a scalar, when ``allow_scalar``.
+
+    Raises:
+        TypeError: If ``value`` is not floating-point.
+        ValueError: If its shape fits none of the layouts, it is empty or not finite.
+    """
+    n, sample_shape = int(inputs_shape[0]), tuple(int(d) for d in inputs_shape[1:])
+    if allow_scalar and isinstance(value, numbers.Real) and not isinstance(value, bool):
+        value = np.full(sample_shape, float(value), dtype=np.float32)
+    array = float_array(name, value, min_rank=0 if allow_scalar else len(sample_shape) + 1)
+    if allow_scalar and array.ndim == 0:
+        array = np.full(sample_shape, float(array), dtype=np.float32)
+    if allow_scalar and array.shape == sample_shape:
+        return array[None, None]
+    if array.ndim == len(sample_shape) + 1 and array.shape[1:] == sample_shape:
+        return array[None]
+    if array.ndim == len(sample_shape) + 2 and array.shape[2:] == sample_shape:
+        if array.shape[0] != n:
+            raise ValueError(
+                f"`{name}` given per input as (N, R, *input_shape) must have N={n} rows like "
+                f"`inputs`. Received: shape {array.shape}"
+            )
+        if array.shape[1] == 0:
+            raise ValueError(f"`{name}` must hold at least one reference. Received: shape {array.shape}")
+        return array
+    layouts = f"(R, {', '.join(map(str, sample_shape))}) or (N, R, {', '.join(map(str, sample_shape))})"
+    if allow_scalar:
+        layouts = f"a scalar, shape {sample_shape}, " + layouts
+    raise ValueError(
+        f"`{name}` must match the shape of one input {sample_shape}: expected {layouts}. "
+        f"Received: shape {array.shape} for inputs of shape {tuple(inputs_shape)}"
+    )
+
+
+def positive_int(name: str, value: Any) -> int:
+    """Returns ``value`` if it is an integer >= 1, else raises."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"`{name}` must be an integer >= 1. Received: {name}={value!r}")
+    if value < 1:
+        raise ValueError(f"`{name}` must be an integer >= 1. Received: {name}={value!r}")
+    return int(value)
+
+
+def optional_positive_int(name: str, value: Any) -> Optional[int]:
+    """Like :func:`positive_int`, but ``None`` passes through."""
+    return None if value is None else positive_int(name, value)
+
+
+def fraction(name: str, value: Any, *, low_open: bool = False) -> float:
+    """Returns ``value`` as a float in [0, 1] (or (0, 1] when ``low_open``)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"`{name}` must be a number in [0, 1]. Received: {name}={value!r}")
+    value = float(value)
+    if not (0.0 <= value <= 1.0) or (low_open and value == 0.0):
+        interval = "(0, 1]" if low_open else "[0, 1]"
+        raise ValueError(f"`{name}` must be in {interval}. Received: {name}={value!r}")
+    return value
+
+
+def step_size(value: Any) -> Union[str, float]:
+    """Returns ``"auto"`` or a positive finite float."""
+    if isinstance(value, str):
+        if value == defaults.AUTO:
+            return value
+        raise ValueError(f"`step_size` must be 'auto' or a positive number. Received: step_size={value!r}")
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"`step_size` must be 'auto' or a positive number. Received: step_size={value!r}")
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"`step_size` must be 'auto' or a positive number. Received: step_size={value!r}")
+    return float(value)
+
+
+def value_range(value: Any) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+    """Returns ``None`` or a ``(low, high)`` pair of float32 arrays with ``low <= high``."""
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2:
+        raise TypeError(
+            f"`value_range` must be None or a pair (low, high) of numbers or arrays. "
+            f"Received: value_range={_describe(value)}"
+        )
+    low = float_array("value_range[0]", value[0], min_rank=0, allow_integer=True)
+    high = float_array("value_range[1]", value[1], min_rank=0, allow_integer=True)
+    try:
+        np.broadcast(low, high)
+    except ValueError as error:
+        raise ValueError(
+            f"`value_range` bounds must broadcast together. Received: shapes {low.shape} and {high.shape}"
+        ) from error
+    if np.any(low > high):
+        raise ValueError(
+            f"`value_range` must have low <= high everywhere. Received: low={_short(low)}, high={_short(high)}"
+        )
+    return low, high
+
+
+def _short(array: np.ndarray) -> str:
+    return repr(float(array)) if array.ndim == 0 else f"array of shape {array.shape}"
+
+
+def fits_value_range(
+    name: str, array: np.ndarray, bounds: Optional[Tuple[np.ndarray, np.ndarray]], sample_shape: Sequence[int]
+) -> None:
+    """Checks that ``bounds`` broadcast to one input and that ``array`` lies within them."""
+    if bounds is None:
+        return
+    low, high = bounds
+    for bound_name, bound in (("low", low), ("high", high)):
+        try:
+            shape = np.broadcast_shapes(bound.shape, tuple(sample_shape))
+        except ValueError:
+            shape = None
+        if shape != tuple(sample_shape):
+            raise ValueError(
+                f"`value_range` {bound_name} bound must broadcast to one input of shape {tuple(sample_shape)}. "
+                f"Received: shape {bound.shape}"
+            )
+    if np.any(array < low) or np.any(array > high):
+        raise ValueError(
+            f"`{name}` must lie inside `value_range` [{_short(low)}, {_short(high)}]. "
+            f"Received: values from {float(array.min())} to {float(array.max())}"
+        )
+
+
+def targets(value: Any, count: int, num_classes: Optional[int]) -> Union[None, np.ndarray, Callable]:
+    """Returns ``None``, a callable, or an ``(N,)`` int64 array of class indices.
+
+    Args:
+        value: ``None`` (predicted class), an int, a sequence of N ints or a callable.
+        count: N, the number of explained inputs.
+        num_classes: C, the size of the model output's last axis, or ``None`` if unknown.
+    """
+    if value is None or callable(value):
+        return value
+    if isinstance(value, bool):
+        raise TypeError(f"`targets` must be None, an int, N ints or a callable. Received: targets={value!r}")
+    array = _as_numpy("targets", value)
+    if array.dtype == object or not np.issubdtype(array.dtype, np.integer):
+        raise TypeError(
+            f"`targets` must be None, an int, {count} ints or a callable. Received: {_describe(array)}"
+        )
+    if array.ndim == 0:
+        array = np.full((count,), int(array), dtype=np.int64)
+    if array.shape != (count,):
+        raise ValueError(
+            f"`targets` must be one int or {count} ints (one per input). Received: shape {array.shape}"
+        )
+    if num_classes is not None and (np.any(array < 0) or np.any(array >= num_classes)):
+        raise ValueError(
+            f"`targets` must be class indices in [0, {num_classes - 1}] for a model with {num_classes} "
+            f"outputs. Received: values from {int(array.min())} to {int(array.max())}"
+        )
+    return array.astype(np.int64)

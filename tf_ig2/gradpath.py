@@ -203,7 +203,7 @@ class IG2(PairExplainer):
         """
         if not isinstance(return_path, bool):
             raise TypeError(f"`return_path` must be a bool. Received: return_path={return_path!r}")
-        inputs = validation.float_array("inputs", inputs)
+        inputs = self._check_inputs(inputs)
         references = validation.references_array("references", references, inputs.shape)
         validation.fits_value_range("inputs", inputs, self.value_range, inputs.shape[1:])
         validation.fits_value_range("references", references, self.value_range, inputs.shape[1:])

@@ -75,6 +75,12 @@ class PairExplainer:
             return chunks[0]
         return tf.nest.map_structure(lambda *parts: tf.concat(parts, axis=0), *chunks)
 
+    def _check_inputs(self, inputs: Any) -> np.ndarray:
+        """Validates ``inputs`` (N, *S) as finite floats fitting the model's input shape."""
+        inputs = validation.float_array("inputs", inputs)
+        validation.fits_model_input("inputs", inputs.shape, self._view.input_shape)
+        return inputs
+
     def _resolve_targets(self, targets: Any, inputs: np.ndarray) -> Tuple[Optional[np.ndarray], Any]:
         """Returns ``(class indices (N,) or None, score spec)``; runs one forward pass if needed."""
         if callable(targets):

@@ -129,7 +129,7 @@ class IntegratedGradients(PairExplainer):
             An :class:`~tf_ig2.Explanation`; ``counterfactuals`` holds the baselines
             ``(N, R, *S)``.
         """
-        inputs = validation.float_array("inputs", inputs)
+        inputs = self._check_inputs(inputs)
         baselines = validation.references_array("baselines", baselines, inputs.shape, allow_scalar=True)
         class_indices, score = self._resolve_targets(targets, inputs)
         function = self._function(tuple(inputs.shape[1:]), (), score)

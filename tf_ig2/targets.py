@@ -140,6 +140,18 @@ class ModelView:
         if need_representation:
             self._resolve_representation(representation_layer, last)
 
+    @property
+    def input_shape(self) -> Optional[Tuple[Optional[int], ...]]:
+        """The model's expected input shape ``(None, *S)`` when it has a single known input, else None."""
+        try:
+            inputs = self.model.inputs or []
+        except (AttributeError, ValueError):
+            return None
+        inputs = tf.nest.flatten(inputs)
+        if len(inputs) != 1 or not hasattr(inputs[0], "shape"):
+            return None
+        return (None,) + tuple(None if d is None else int(d) for d in inputs[0].shape[1:])
+
     # -- representation ------------------------------------------------------------------------
     def _resolve_representation(self, spec: LayerSpec, last: Optional[Any]) -> None:
         model = self.model

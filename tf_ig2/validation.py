@@ -76,6 +76,20 @@ def float_array(name: str, value: Any, *, min_rank: int = 2, allow_integer: bool
     return array.astype(np.float32, copy=False)
 
 
+def fits_model_input(name: str, shape: Sequence[int], expected: Optional[Sequence[Optional[int]]]) -> None:
+    """Checks an array's shape against the model's expected input shape ``(None, *S)``, if known."""
+    if expected is None:
+        return
+    expected = tuple(expected)
+    fits = len(shape) == len(expected) and all(e is None or e == s for e, s in zip(expected[1:], shape[1:]))
+    if not fits:
+        wanted = ", ".join("?" if e is None else str(e) for e in expected[1:])
+        raise ValueError(
+            f"`{name}` does not fit the model, which expects inputs of shape (N, {wanted}). "
+            f"Received: shape {tuple(shape)}"
+        )
+
+
 def references_array(
     name: str, value: Any, inputs_shape: Sequence[int], *, allow_scalar: bool = False
 ) -> np.ndarray:

@@ -8,17 +8,20 @@ for comparison, all returning the same :class:`Explanation`.
 from . import defaults
 from .explanation import Explanation
 from .gradpath import IG2, ig2, integrate_gradpath
+from .guided_ig import GuidedIG, integrate_guided
 from .straight import IntegratedGradients, integrate_straight
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Explanation",
+    "GuidedIG",
     "IG2",
     "IntegratedGradients",
     "defaults",
     "ig2",
     "integrate_gradpath",
+    "integrate_guided",
     "integrate_straight",
     "__version__",
 ]

@@ -1,0 +1,212 @@
+"""Guided Integrated Gradients (Kapishnikov et al., "Guided Integrated Gradients: An Adaptive Path
+Method for Removing Noise", CVPR 2021, Algorithm 1).
+
+The path gamma runs from the baseline b to the input x in ``steps`` steps. With
+``alpha_k = k / steps``, step k must bring the L1 distance to the input down to
+``||x - b||_1 (1 - alpha_k)``. It does so by moving the features of smallest ``|grad f_c|`` first
+(those at or below the ``fraction`` quantile, numpy's ``"lower"`` rule) towards
+``b + alpha_max (x - b)``, while every feature keeps its own progress within
+``[alpha_min, alpha_max] = [alpha_k - max_dist, alpha_k + max_dist]`` (clipped to [0, 1])::
+
+    A(x) = sum_k (gamma_{k+1} - gamma_k) * grad f_c(gamma_k)
+
+``max_dist=0`` is straight-line IG with a left Riemann sum; ``max_dist=1`` leaves the path free in
+the box spanned by b and x. All pairs of a chunk walk their paths together inside one compiled
+graph: one batched gradient per step, and the inner "move the selected features" loop is a
+``tf.while_loop`` that runs while any pair has not reached its step's L1 target, leaving finished
+pairs untouched. The path bookkeeping is float64 (the model sees float32), as in PAIR saliency.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Optional
+
+import numpy as np
+import tensorflow as tf
+
+from . import defaults, validation
+from .explanation import Explanation
+from .pairs import PairExplainer
+from .straight import score_gradient
+from .targets import ModelView, Targets, target_scores
+
+#: Relative and absolute tolerance at which a step's L1 distance counts as reached.
+_L1_TOLERANCE = 1e-9
+
+
+def _l1(values: tf.Tensor) -> tf.Tensor:
+    """``(P,)`` L1 norm of ``(P, F)`` values."""
+    return tf.reduce_sum(tf.abs(values), axis=1)
+
+
+def _is_close(first: tf.Tensor, second: tf.Tensor) -> tf.Tensor:
+    """Element-wise ``math.isclose`` with relative and absolute tolerance ``_L1_TOLERANCE``."""
+    scale = tf.maximum(tf.abs(first), tf.abs(second))
+    return tf.abs(first - second) <= tf.maximum(_L1_TOLERANCE * scale, _L1_TOLERANCE)
+
+
+def integrate_guided(view: ModelView, inputs: tf.Tensor, baselines: tf.Tensor, targets: Any, *,
+                     steps: int, fraction: float, max_dist: float) -> Dict[str, tf.Tensor]:
+    """Guided IG of each (input, baseline) pair; a pure tensor function.
+
+    Run it eagerly, or inside ``tf.function`` as :class:`GuidedIG` does. A pair whose input
+    equals its baseline gets zero attribution.
+
+    Args:
+        view: The model's score (:class:`~tf_ig2.targets.ModelView`).
+        inputs: ``(P, *S)`` float32, with ``S`` known.
+        baselines: ``(P, *S)`` float32.
+        targets: ``(P,)`` int32 class indices or a callable mapping outputs to ``(P,)`` scores.
+        steps: Number of path steps (one gradient each).
+        fraction: Share of the features, in (0, 1], moved first at every step (the ones with the
+            smallest absolute gradient).
+        max_dist: How far, in [0, 1] units of the straight line's alpha, a feature may run ahead
+            of or fall behind the straight-line path.
+
+    Returns:
+        ``attributions`` ``(P, *S)`` float32, ``counterfactuals`` (the baselines) ``(P, *S)``,
+        ``target_scores`` ``(P,)`` f_c(x) and ``counterfactual_scores`` ``(P,)`` f_c(b).
+    """
+    sample_shape = [int(size) for size in inputs.shape[1:]]
+    features = int(np.prod(sample_shape, dtype=np.int64))
+    # np.quantile(values, fraction, method="lower") is the sorted values' element floor(fraction (F - 1)).
+    threshold_index = int(np.floor((features - 1) * float(fraction)))
+    iteration_limit = features + 2  # each unfinished iteration pins at least one more feature at point_max
+    steps_total = tf.constant(float(steps), tf.float64)
+    max_dist = tf.constant(float(max_dist), tf.float64)
+    infinity = tf.constant(np.inf, tf.float64)
+    excluded = tf.constant(np.inf, tf.float32)  # the rank of features already at point_max
+
+    end = tf.reshape(tf.cast(inputs, tf.float64), [-1, features])
+    start = tf.reshape(tf.cast(baselines, tf.float64), [-1, features])
+    difference = end - start
+    moving = tf.not_equal(difference, 0.0)
+    safe_difference = tf.where(moving, difference, tf.ones_like(difference))
+    l1_total = _l1(difference)
+    pairs = tf.shape(end)[0]
+
+    def outer_step(step, point, attributions):
+        model_point = tf.reshape(tf.cast(point, tf.float32), [-1, *sample_shape])
+        _, gradient = score_gradient(view, model_point, targets)
+        # Ranked in the model's float32, like the reference; accumulated in float64.
+        ranking = tf.reshape(tf.cast(gradient, tf.float32), [-1, features])
+        gradient = tf.cast(ranking, tf.float64)
+        alpha = tf.cast(step + 1, tf.float64) / steps_total
+        alpha_min = tf.maximum(alpha - max_dist, 0.0)
+        alpha_max = tf.minimum(alpha + max_dist, 1.0)
+        point_min = start + difference * alpha_min
+        point_max = start + difference * alpha_max
+        l1_target = l1_total * (1.0 - alpha)
+
+        def inner_step(iteration, point, attributions, ranking, active):
+            old = point
+            # Features without a straight line (input == baseline) count as already at alpha_max.
+            progress = tf.where(moving, (point - start) / safe_difference, alpha_max)
+            point = tf.where(progress < alpha_min, point_min, point)
+            l1_current = _l1(point - end)
+            reached = _is_close(l1_target, l1_current)
+            ranking = tf.where(tf.equal(point, point_max), excluded, ranking)
+            magnitude = tf.abs(ranking)
+            threshold = tf.gather(tf.sort(magnitude, axis=1), threshold_index, axis=1)
+            selected = (magnitude <= threshold[:, None]) & tf.not_equal(ranking, excluded) & ~reached[:, None]
+            l1_selected = tf.reduce_sum(tf.where(selected, tf.abs(point - point_max), 0.0), axis=1)
+            has_room = l1_selected > 0.0
+            safe_selected = tf.where(has_room, l1_selected, 1.0)
+            gamma = tf.where(has_room, (l1_current - l1_target) / safe_selected, infinity)
+            beyond = (gamma > 1.0)[:, None]
+            partial = point + (point_max - point) * tf.where(beyond, tf.zeros_like(point), gamma[:, None])
+            point = tf.where(selected, tf.where(beyond, point_max, partial), point)
+            update = active[:, None]
+            return (iteration + 1,
+                    tf.where(update, point, old),
+                    tf.where(update, attributions + (point - old) * gradient, attributions),
+                    ranking,
+                    # A pair with nothing left to select cannot move further (the reference spins).
+                    active & ~reached & (gamma > 1.0) & has_room)
+
+        _, point, attributions, _, _ = tf.while_loop(
+            lambda iteration, *state: (iteration < iteration_limit) & tf.reduce_any(state[-1]),
+            inner_step,
+            (tf.constant(0), point, attributions, ranking, tf.ones([pairs], tf.bool)),
+        )
+        return step + 1, point, attributions
+
+    _, _, attributions = tf.while_loop(
+        lambda step, *_: step < steps,
+        outer_step,
+        (tf.constant(0), start, tf.zeros_like(start)),
+        parallel_iterations=1,
+    )
+    attributions = tf.where((l1_total > 0.0)[:, None], attributions, 0.0)
+    both = targets if callable(targets) else tf.concat([targets, targets], 0)
+    scores = target_scores(view(tf.concat([inputs, baselines], 0), representation=False)[1], both)
+    input_scores, baseline_scores = tf.split(scores, 2)
+    return {"attributions": tf.reshape(tf.cast(attributions, tf.float32), tf.shape(inputs)),
+            "counterfactuals": baselines,
+            "target_scores": input_scores,
+            "counterfactual_scores": baseline_scores}
+
+
+class GuidedIG(PairExplainer):
+    """Guided Integrated Gradients with the same targets, batching and result as IG².
+
+    Args:
+        model: A Keras model.
+        steps: Number of path steps, one gradient each (default
+            :data:`tf_ig2.defaults.GUIDED_IG_STEPS`).
+        fraction: Share of the features, in (0, 1], moved first at each step (default
+            :data:`tf_ig2.defaults.GUIDED_IG_FRACTION`).
+        max_dist: Largest deviation from the straight line, in [0, 1] units of its alpha; 0 is
+            straight-line IG, 1 is unbounded (default :data:`tf_ig2.defaults.GUIDED_IG_MAX_DIST`).
+        batch_size: The most (input, baseline) pairs processed at once; ``None`` for all.
+
+    Example:
+        >>> explanation = tf_ig2.GuidedIG(model).explain(images, baselines=0.0)
+        >>> explanation.attributions.shape == images.shape
+    """
+
+    method = "guided_ig"
+
+    def __init__(self, model: Any, steps: int = defaults.GUIDED_IG_STEPS,
+                 fraction: float = defaults.GUIDED_IG_FRACTION, max_dist: float = defaults.GUIDED_IG_MAX_DIST,
+                 *, batch_size: Optional[int] = None):
+        self.steps = validation.positive_int("steps", steps)
+        self.fraction = validation.fraction("fraction", fraction, low_open=True)
+        self.max_dist = validation.fraction("max_dist", max_dist)
+        super().__init__(model, batch_size=batch_size)
+
+    def _build(self, sample_shape, options, score):
+        view, steps, fraction, max_dist = self._view, self.steps, self.fraction, self.max_dist
+        spec = tf.TensorSpec([None, *sample_shape], tf.float32)
+
+        @tf.function(input_signature=[spec, spec, tf.TensorSpec([None], tf.int32)])
+        def integrate(inputs, baselines, targets):
+            return integrate_guided(view, inputs, baselines, score if callable(score) else targets,
+                                    steps=steps, fraction=fraction, max_dist=max_dist)
+
+        return integrate
+
+    def explain(self, inputs: Any, baselines: Any = 0.0, targets: Targets = None) -> Explanation:
+        """Explains ``inputs`` against ``baselines``.
+
+        Args:
+            inputs: ``(N, *S)`` float array or tensor.
+            baselines: A scalar or an ``S``-shaped array (one baseline for all), ``(R, *S)``
+                (R baselines shared by all inputs, attributions averaged over them) or
+                ``(N, R, *S)`` (per input). A single per-input baseline is ``(N, 1, *S)``.
+            targets: ``None`` (the predicted class), an int, ``(N,)`` ints or a callable mapping
+                the model output to ``(N,)`` scores.
+
+        Returns:
+            An :class:`~tf_ig2.Explanation` with ``attributions`` ``(N, *S)``; ``counterfactuals``
+            holds the baselines ``(N, R, *S)``.
+
+        Raises:
+            TypeError, ValueError: On malformed inputs, baselines or targets.
+        """
+        inputs = validation.float_array("inputs", inputs)
+        baselines = validation.references_array("baselines", baselines, inputs.shape, allow_scalar=True)
+        class_indices, score = self._resolve_targets(targets, inputs)
+        function = self._function(tuple(inputs.shape[1:]), (), score)
+        results = self._run_pairs(function, inputs, baselines, class_indices)
+        return self._explanation(results, class_indices)

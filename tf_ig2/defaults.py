@@ -38,3 +38,62 @@ CALLBACK_MAX_OUTPUTS: int = 8
 
 #: Folder the callbacks write to, as in tf-explain's callbacks.
 CALLBACK_OUTPUT_DIR: str = "logs/ig2"
+
+#: Faithfulness metrics (tf_ig2.metrics). Deletion and insertion curves are scored at
+#: ``METRIC_CURVE_STEPS + 1`` equally spaced fractions of the features, 0 to 1.
+METRIC_CURVE_STEPS: int = 32
+
+#: What a removed feature is replaced by, unless told otherwise.
+METRIC_FILL: str = "zero"
+
+#: Standard deviation (in pixels) of the Gaussian blur fill, as in RISE (Petsiuk et al., 2018).
+METRIC_BLUR_SIGMA: float = 5.0
+
+#: The blur kernel reaches ``ceil(METRIC_BLUR_TRUNCATE * sigma)`` pixels either side.
+METRIC_BLUR_TRUNCATE: float = 3.0
+
+#: Stability: noisy copies per input, the noise standard deviation (input units) and the
+#: reduction over the copies ("max" as in max-sensitivity, Yeh et al. 2019, or "mean").
+METRIC_STABILITY_SAMPLES: int = 8
+METRIC_STABILITY_NOISE_SCALE: float = 0.02
+METRIC_STABILITY_REDUCTION: str = "max"
+
+#: How many models the metrics keep compiled scoring functions for.
+METRIC_CACHE_SIZE: int = 8
+
+#: Colour map of magnitude maps and overlays ("inferno", "viridis" or "jet").
+HEATMAP_COLORMAP: str = "inferno"
+
+#: Weight of the coloured map when it is blended over the input image (0: image only, 1: map only).
+OVERLAY_ALPHA: float = 0.5
+
+#: The callbacks enlarge small images (nearest neighbour, integer factor) until their shorter side
+#: is at least this many pixels, so that 8x8 inputs stay legible in TensorBoard.
+CALLBACK_MIN_DISPLAY_SIZE: int = 64
+
+#: The SavedModel signature served unless another one is named.
+SAVED_MODEL_SIGNATURE: str = "serving_default"
+
+#: The PNGs the command line writes (overlays, grid) are enlarged (nearest neighbour, integer
+#: factor) until their shorter side is at least this many pixels; 1 keeps the input size.
+CLI_MIN_DISPLAY_SIZE: int = 64
+
+#: The folder ``tf-ig2 demo`` writes to unless told otherwise.
+DEMO_OUTPUT_DIR: str = "tf_ig2_demo"
+
+#: The demo: training epochs on scikit-learn's digits, IG² steps, held-out digits explained
+#: (one per class while there are enough classes) and references (digits of other classes) each.
+DEMO_EPOCHS: int = 8
+DEMO_STEPS: int = 64
+DEMO_EXPLAINED: int = 10
+DEMO_REFERENCES: int = 4
+
+#: With an embedding ``input_layer``: the token id of padding positions, which get no attribution.
+PADDING_ID: int = 0
+
+#: Explaining datasets (tf_ig2.dataset): inputs explained per batch, inputs per result shard (the
+#: unit that is written to disk and never redone), and the most seconds between two progress log
+#: lines when stderr is not a terminal.
+DATASET_BATCH_SIZE: int = 32
+DATASET_SHARD_SIZE: int = 1024
+DATASET_LOG_INTERVAL: float = 10.0

@@ -18,6 +18,7 @@ round trip per step and the path is not stored unless asked for.
 from __future__ import annotations
 
 import collections
+import dataclasses
 from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 import numpy as np
@@ -51,6 +52,9 @@ def integrate_gradpath(
     step_size: Union[str, float] = defaults.AUTO,
     value_range: Bounds = None,
     return_path: bool = False,
+    model_inputs: Any = None,
+    reference_model_inputs: Any = None,
+    movable: Optional[tf.Tensor] = None,
 ) -> Dict[str, tf.Tensor]:
     """Searches the GradPath of each (input, reference) pair and integrates along it.
 
@@ -65,6 +69,12 @@ def integrate_gradpath(
         step_size: eta, or ``"auto"`` for ``AUTO_STEP_FACTOR * ||x - x_r||_2 / steps`` per pair.
         value_range: ``(low, high)`` arrays broadcastable to ``S``, or ``None`` for no clipping.
         return_path: Also return the ``(P, steps + 1, *S)`` path.
+        model_inputs: With a view that has an ``input_layer`` (e.g. an embedding), the raw
+            ``(P, ...)`` model inputs of the explained side; ``inputs`` and ``references`` are
+            then points in that layer's output space.
+        reference_model_inputs: The raw model inputs of the references, likewise.
+        movable: Optional ``(P, *S)`` (or broadcastable) 0/1 mask; features where it is 0 never
+            move (padding tokens), so they receive exactly zero attribution.
 
     Returns:
         A dict of tensors: ``attributions`` ``(P, *S)`` (one pair's sum, not yet averaged),
@@ -73,7 +83,7 @@ def integrate_gradpath(
         Euclidean distance to phi(x_r) at the start and the end, and ``path`` when asked for.
     """
     rank = len(inputs.shape) - 1
-    reference_representation, _ = view(references)
+    reference_representation, _ = view(references, model_inputs=reference_model_inputs)
     reference_representation = tf.stop_gradient(tf.cast(reference_representation, tf.float32))
     if step_size == defaults.AUTO:
         eta = defaults.AUTO_STEP_FACTOR * _per_pair_norm(inputs - references, rank) / steps
@@ -84,7 +94,7 @@ def integrate_gradpath(
         low, high = (tf.constant(bound, tf.float32) for bound in value_range)
 
     def distance_and_score(point: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
-        representation, outputs = view(point)
+        representation, outputs = view(point, model_inputs=model_inputs)
         return _squared_distance(representation, reference_representation), target_scores(outputs, targets)
 
     def step(j, point, total, first_score, first_distance, path):
@@ -94,6 +104,8 @@ def integrate_gradpath(
         distance_gradient = tape.gradient(distance, point, unconnected_gradients=tf.UnconnectedGradients.ZERO)
         score_gradient = tape.gradient(score, point, unconnected_gradients=tf.UnconnectedGradients.ZERO)
         del tape
+        if movable is not None:
+            distance_gradient = distance_gradient * movable
         direction = tf.math.divide_no_nan(distance_gradient, _per_pair_norm(distance_gradient, rank))
         following = point - eta * direction
         if low is not None:
@@ -145,6 +157,15 @@ class IG2(PairExplainer):
         value_range: ``(low, high)`` scalars or arrays broadcastable to one input; every path
             point is clipped to it. ``None`` for no clipping.
         batch_size: The most (input, reference) pairs processed at once; ``None`` for all.
+        input_layer: For inputs that cannot move along a gradient (token ids), the layer whose
+            output space the path lives in, typically an ``Embedding``: a name, an index, or the
+            layer. Inputs and references are then raw model inputs (e.g. ``(N, T)`` token ids),
+            ``value_range=None`` clips to the per-dimension range of the embedding table, and
+            the attribution of each token is the sum over the embedding axis.
+        padding_id: With ``input_layer``, the input value of padding positions, which never move
+            and get zero attribution (``None``: no padding).
+        output: For a model with several outputs (a list or a dict), the output to explain: a
+            name or an index.
 
     Example:
         >>> explainer = tf_ig2.IG2(model, steps=64, value_range=(0.0, 1.0))
@@ -156,12 +177,21 @@ class IG2(PairExplainer):
 
     def __init__(self, model: Any, *, representation_layer: LayerSpec = None, steps: int = defaults.IG2_STEPS,
                  step_size: Union[str, float] = defaults.AUTO, value_range: Any = None,
-                 batch_size: Optional[int] = None):
+                 batch_size: Optional[int] = None, input_layer: LayerSpec = None,
+                 padding_id: Optional[int] = defaults.PADDING_ID, output: Union[None, str, int] = None):
         self.steps = validation.positive_int("steps", steps)
         self.step_size = validation.step_size(step_size)
         self.value_range = validation.value_range(value_range)
+        if padding_id is not None and (isinstance(padding_id, bool) or not isinstance(padding_id, (int, np.integer))):
+            raise TypeError(f"`padding_id` must be None or an int. Received: padding_id={padding_id!r}")
+        self.padding_id = padding_id
         super().__init__(model, batch_size=batch_size, representation_layer=representation_layer,
-                         need_representation=True)
+                         need_representation=True, input_layer=input_layer, output=output)
+        if self._view.input_layer is not None and self.value_range is None:
+            table = getattr(self._view.input_layer, "embeddings", None)
+            if table is not None:
+                table = np.asarray(table)
+                self.value_range = (table.min(axis=0).astype(np.float32), table.max(axis=0).astype(np.float32))
 
     @property
     def representation(self) -> str:
@@ -169,17 +199,39 @@ class IG2(PairExplainer):
         return self._view.representation_description
 
     def _build(self, sample_shape, options, score):
-        (return_path,) = options
+        return_path, raw = options
         view, steps, step_size, bounds = self._view, self.steps, self.step_size, self.value_range
         spec = tf.TensorSpec([None, *sample_shape], tf.float32)
+        target_spec = tf.TensorSpec([None], tf.int32)
+        settings = dict(steps=steps, step_size=step_size, value_range=bounds, return_path=return_path)
+        if raw is None:
+            @tf.function(input_signature=[spec, spec, target_spec])
+            def search(inputs, references, targets):
+                return integrate_gradpath(view, inputs, references, score if callable(score) else targets, **settings)
+            return search
 
-        @tf.function(input_signature=[spec, spec, tf.TensorSpec([None], tf.int32)])
-        def search(inputs, references, targets):
+        raw_shape, raw_dtype = raw
+        raw_spec = tf.TensorSpec([None, *raw_shape], raw_dtype)
+        mask_spec = tf.TensorSpec([None, *raw_shape], tf.float32)
+
+        @tf.function(input_signature=[spec, spec, target_spec, raw_spec, mask_spec, raw_spec])
+        def search_embedded(inputs, references, targets, model_inputs, movable, reference_model_inputs):
+            movable = tf.reshape(movable, tf.concat([tf.shape(movable), [1] * (len(sample_shape) - len(raw_shape))], 0))
             return integrate_gradpath(view, inputs, references, score if callable(score) else targets,
-                                      steps=steps, step_size=step_size, value_range=bounds,
-                                      return_path=return_path)
+                                      model_inputs=model_inputs, reference_model_inputs=reference_model_inputs,
+                                      movable=movable, **settings)
+        return search_embedded
 
-        return search
+    def _embed(self, model_inputs: np.ndarray) -> np.ndarray:
+        """``input_layer`` outputs ``(M, *T, D)`` for raw inputs ``(M, *T)``, chunked and compiled."""
+        key = ("embed", model_inputs.shape[1:], model_inputs.dtype.str)
+        if key not in self._forward_functions:
+            spec = tf.TensorSpec([None, *model_inputs.shape[1:]], tf.as_dtype(model_inputs.dtype))
+            self._forward_functions[key] = tf.function(self._view.embed, input_signature=[spec])
+        embed = self._forward_functions[key]
+        size = self.batch_size or len(model_inputs)
+        return np.concatenate([embed(tf.constant(model_inputs[start:start + size])).numpy()
+                               for start in range(0, len(model_inputs), size)])
 
     def explain(self, inputs: Any, references: Any, targets: Targets = None, *,
                 return_path: bool = False) -> Explanation:
@@ -203,13 +255,45 @@ class IG2(PairExplainer):
         """
         if not isinstance(return_path, bool):
             raise TypeError(f"`return_path` must be a bool. Received: return_path={return_path!r}")
+        if self._view.input_layer is not None:
+            return self._explain_embedded(inputs, references, targets, return_path)
         inputs = self._check_inputs(inputs)
         references = validation.references_array("references", references, inputs.shape)
         validation.fits_value_range("inputs", inputs, self.value_range, inputs.shape[1:])
         validation.fits_value_range("references", references, self.value_range, inputs.shape[1:])
         class_indices, score = self._resolve_targets(targets, inputs)
-        function = self._function(tuple(inputs.shape[1:]), (return_path,), score)
+        function = self._function(tuple(inputs.shape[1:]), (return_path, None), score)
         results = self._run_pairs(function, inputs, references, class_indices)
+        return self._finish(results, class_indices)
+
+    def _explain_embedded(self, model_inputs: Any, references: Any, targets: Targets,
+                          return_path: bool) -> Explanation:
+        """IG² in ``input_layer``'s output space; attributions are summed over its last axis."""
+        model_inputs = validation.model_input_array("inputs", model_inputs)
+        validation.fits_model_input("inputs", model_inputs.shape, self._view.input_shape)
+        references = validation.references_array("references", references, model_inputs.shape, integer=True)
+        if references.dtype != model_inputs.dtype:
+            raise TypeError(f"`references` must have the dtype of `inputs` ({model_inputs.dtype}). "
+                            f"Received: {references.dtype}")
+        points = self._embed(model_inputs)
+        reference_points = self._embed(references.reshape((-1,) + references.shape[2:]))
+        reference_points = reference_points.reshape(references.shape[:2] + reference_points.shape[1:])
+        # Rows of the embedding table lie inside the table's range; a user range must hold them too.
+        validation.fits_value_range("inputs", points, self.value_range, points.shape[1:])
+        validation.fits_value_range("references", reference_points, self.value_range, points.shape[1:])
+        movable = np.ones(model_inputs.shape, np.float32)
+        if self.padding_id is not None:
+            movable[model_inputs == self.padding_id] = 0.0
+        class_indices, score = self._resolve_targets(targets, model_inputs)
+        raw = (tuple(model_inputs.shape[1:]), tf.as_dtype(model_inputs.dtype))
+        function = self._function(tuple(points.shape[1:]), (return_path, raw), score)
+        results = self._run_pairs(function, points, reference_points, class_indices,
+                                  input_extras=(model_inputs, movable), reference_extras=(references,))
+        explanation = self._finish(results, class_indices)
+        token_axis = explanation.attributions.ndim - 1
+        return dataclasses.replace(explanation, attributions=explanation.attributions.sum(axis=token_axis))
+
+    def _finish(self, results: Dict[str, np.ndarray], class_indices: Optional[np.ndarray]) -> Explanation:
         return self._explanation(
             results, class_indices,
             representation_distance=results["representation_distance"].astype(np.float32),

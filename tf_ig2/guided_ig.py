@@ -19,7 +19,7 @@ pairs untouched. The path bookkeeping is float64 (the model sees float32), as in
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Union
 
 import numpy as np
 import tensorflow as tf
@@ -159,6 +159,7 @@ class GuidedIG(PairExplainer):
         max_dist: Largest deviation from the straight line, in [0, 1] units of its alpha; 0 is
             straight-line IG, 1 is unbounded (default :data:`tf_ig2.defaults.GUIDED_IG_MAX_DIST`).
         batch_size: The most (input, baseline) pairs processed at once; ``None`` for all.
+        output: For a model with several outputs, the one to explain (a name or an index).
 
     Example:
         >>> explanation = tf_ig2.GuidedIG(model).explain(images, baselines=0.0)
@@ -169,11 +170,11 @@ class GuidedIG(PairExplainer):
 
     def __init__(self, model: Any, steps: int = defaults.GUIDED_IG_STEPS,
                  fraction: float = defaults.GUIDED_IG_FRACTION, max_dist: float = defaults.GUIDED_IG_MAX_DIST,
-                 *, batch_size: Optional[int] = None):
+                 *, batch_size: Optional[int] = None, output: Union[None, str, int] = None):
         self.steps = validation.positive_int("steps", steps)
         self.fraction = validation.fraction("fraction", fraction, low_open=True)
         self.max_dist = validation.fraction("max_dist", max_dist)
-        super().__init__(model, batch_size=batch_size)
+        super().__init__(model, batch_size=batch_size, output=output)
 
     def _build(self, sample_shape, options, score):
         view, steps, fraction, max_dist = self._view, self.steps, self.fraction, self.max_dist

@@ -8,7 +8,7 @@ come back as ``(N, R, ...)`` arrays and attributions are averaged over the R ref
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -32,9 +32,10 @@ class PairExplainer:
     method: str = ""
 
     def __init__(self, model: Any, *, batch_size: Optional[int], representation_layer: Any = None,
-                 need_representation: bool = False):
+                 need_representation: bool = False, input_layer: Any = None, output: Any = None):
         self.batch_size = validation.optional_positive_int("batch_size", batch_size)
-        self._view = ModelView(model, representation_layer, need_representation=need_representation)
+        self._view = ModelView(model, representation_layer, input_layer=input_layer, output=output,
+                               need_representation=need_representation)
         self._functions: Dict[Tuple[Any, ...], Any] = {}
         self._forward_functions: Dict[Tuple[int, ...], Any] = {}
 
@@ -64,10 +65,13 @@ class PairExplainer:
         sample_shape = tuple(inputs.shape[1:])
         if sample_shape not in self._forward_functions:
             view = self._view
-            spec = tf.TensorSpec([None, *sample_shape], tf.float32)
-            self._forward_functions[sample_shape] = tf.function(
-                lambda z: view(z, representation=False)[1], input_signature=[spec]
-            )
+            if view.input_layer is None:
+                spec = tf.TensorSpec([None, *sample_shape], tf.float32)
+                forward = lambda z: view(z, representation=False)[1]  # noqa: E731
+            else:
+                spec = tf.TensorSpec([None, *sample_shape], tf.as_dtype(inputs.dtype))
+                forward = lambda z: view(None, model_inputs=z, representation=False)[1]  # noqa: E731
+            self._forward_functions[sample_shape] = tf.function(forward, input_signature=[spec])
         forward = self._forward_functions[sample_shape]
         size = self.batch_size or len(inputs)
         chunks = [forward(tf.constant(inputs[start:start + size])) for start in range(0, len(inputs), size)]
@@ -100,8 +104,14 @@ class PairExplainer:
         return checked, "index"
 
     def _run_pairs(self, function: PairFunction, inputs: np.ndarray, references: np.ndarray,
-                   targets: Optional[np.ndarray]) -> Dict[str, np.ndarray]:
-        """Runs ``function`` over all N·R pairs; returns each output as ``(N, R, ...)``."""
+                   targets: Optional[np.ndarray], input_extras: Sequence[np.ndarray] = (),
+                   reference_extras: Sequence[np.ndarray] = ()) -> Dict[str, np.ndarray]:
+        """Runs ``function`` over all N·R pairs; returns each output as ``(N, R, ...)``.
+
+        ``function`` is called with ``(inputs, references, targets, *input_extras,
+        *reference_extras)`` for each chunk of pairs, where ``input_extras`` are ``(N, ...)``
+        arrays laid out like ``inputs`` and ``reference_extras`` like ``references``.
+        """
         n, r = len(inputs), references.shape[1]
         total = n * r
         size = self.batch_size or total
@@ -115,6 +125,8 @@ class PairExplainer:
                 tf.constant(inputs[input_index]),
                 tf.constant(references[owner, reference_index]),
                 tf.constant(pair_targets[input_index]),
+                *(tf.constant(extra[input_index]) for extra in input_extras),
+                *(tf.constant(extra[owner, reference_index]) for extra in reference_extras),
             )
             for name, value in chunk.items():
                 value = value.numpy()

@@ -12,7 +12,7 @@ rule over ``steps`` points, and averaged over the baselines b when several are g
 
 from __future__ import annotations
 
-from typing import Any, Optional, Tuple
+from typing import Any, Optional, Tuple, Union
 
 import numpy as np
 import tensorflow as tf
@@ -90,19 +90,20 @@ class IntegratedGradients(PairExplainer):
         steps: Number of quadrature points (default :data:`tf_ig2.defaults.IG_STEPS`).
         rule: ``"trapezoid"`` (default), ``"midpoint"`` or ``"uniform"``.
         batch_size: The most (input, baseline) pairs processed at once; ``None`` for all.
+        output: For a model with several outputs, the one to explain (a name or an index).
     """
 
     method = "ig"
 
     def __init__(self, model: Any, steps: int = defaults.IG_STEPS, *, rule: str = defaults.IG_RULE,
-                 batch_size: Optional[int] = None):
+                 batch_size: Optional[int] = None, output: Union[None, str, int] = None):
         self.steps = validation.positive_int("steps", steps)
         if rule not in RULES:
             raise ValueError(f"`rule` must be one of {RULES}. Received: rule={rule!r}")
         if rule == "trapezoid" and self.steps < 2:
             raise ValueError(f"`steps` must be >= 2 for the trapezoid rule. Received: steps={steps}")
         self.rule = rule
-        super().__init__(model, batch_size=batch_size)
+        super().__init__(model, batch_size=batch_size, output=output)
 
     def _build(self, sample_shape, options, score):
         view, steps, rule = self._view, self.steps, self.rule

@@ -59,15 +59,80 @@ def all_layers(model: Any) -> List[Any]:
     return found
 
 
-def _output_layer(model: Any) -> Optional[Any]:
-    outputs = getattr(model, "_outputs", None) or []
-    if len(outputs) == 1:
-        history = getattr(outputs[0], "_keras_history", None)
-        operation = getattr(history, "operation", None)
-        if isinstance(operation, keras.layers.Layer):
-            return operation
+def _pick(structure: Any, output: Union[None, str, int], names: List[str]) -> Any:
+    """The entry of a list/dict ``structure`` named or indexed by ``output`` (None if absent)."""
+    if isinstance(structure, dict):
+        if isinstance(output, int):
+            keys = names if len(names) == len(structure) else list(structure)
+            output = keys[output] if -len(keys) <= output < len(keys) else None
+        return structure.get(output)
+    if isinstance(structure, (list, tuple)):
+        if isinstance(output, str):
+            output = names.index(output) if output in names else None
+        if isinstance(output, int) and -len(structure) <= output < len(structure):
+            return structure[output]
+    return None
+
+
+def _output_layer(model: Any, output: Union[None, str, int] = None) -> Optional[Any]:
+    """The layer producing the explained output, when the model's graph tells it."""
+    structure = getattr(model, "_outputs", None)
+    flat = tf.nest.flatten(structure) if structure is not None else []
+    if len(flat) > 1:
+        if output is None:
+            return None
+        tensor = _pick(structure, output, output_names(model))
+    else:
+        tensor = flat[0] if flat else None
+    operation = getattr(getattr(tensor, "_keras_history", None), "operation", None)
+    if isinstance(operation, keras.layers.Layer):
+        return operation
+    if len(flat) > 1 or output is not None:
+        return None
     layers = [layer for layer in getattr(model, "layers", None) or [] if not isinstance(layer, keras.layers.InputLayer)]
     return layers[-1] if layers else None
+
+
+def output_names(model: Any) -> List[str]:
+    """Names of a functional model's outputs, in order (empty when unknown)."""
+    try:
+        return list(getattr(model, "output_names", None) or [])
+    except (AttributeError, ValueError):
+        return []
+
+
+def find_layer(model: Any, spec: Any, argument: str) -> Any:
+    """Returns the layer of ``model`` named, indexed (into ``model.layers``) or given by ``spec``."""
+    layers = all_layers(model)
+    if isinstance(spec, bool):
+        raise TypeError(f"`{argument}` must be a layer name, an index or a Keras layer. Received: {spec!r}")
+    if isinstance(spec, str):
+        by_name = {layer.name: layer for layer in layers}
+        if spec not in by_name:
+            extra = " (or 'output')" if argument == "representation_layer" else ""
+            raise ValueError(
+                f"`{argument}` names no layer of the model. Received: {spec!r}. "
+                f"Available layers: {', '.join(repr(name) for name in by_name)}{extra}"
+            )
+        return by_name[spec]
+    if isinstance(spec, (int, np.integer)):
+        top = [layer for layer in getattr(model, "layers", []) if not isinstance(layer, keras.layers.InputLayer)]
+        if not -len(top) <= int(spec) < len(top):
+            raise ValueError(
+                f"`{argument}` index must be in [{-len(top)}, {len(top) - 1}] for a model "
+                f"with {len(top)} layers. Received: {argument}={spec}"
+            )
+        return top[int(spec)]
+    if isinstance(spec, keras.layers.Layer):
+        if not any(layer is spec for layer in layers):
+            raise ValueError(
+                f"`{argument}` must be a layer of the model. Received: layer '{spec.name}', "
+                f"which is not among: {', '.join(repr(layer.name) for layer in layers)}"
+            )
+        return spec
+    raise TypeError(
+        f"`{argument}` must be a layer name, an index or a Keras layer. Received: {type(spec).__name__}"
+    )
 
 
 @contextlib.contextmanager
@@ -118,14 +183,17 @@ class ModelView:
         ValueError: If the named or indexed layer does not exist.
     """
 
-    def __init__(self, model: Any, representation_layer: LayerSpec = None, *, need_representation: bool = True):
+    def __init__(self, model: Any, representation_layer: LayerSpec = None, *, input_layer: LayerSpec = None,
+                 output: Union[None, str, int] = None, need_representation: bool = True):
         if not isinstance(model, keras.layers.Layer):
             raise TypeError(
                 f"`model` must be a Keras model or layer (keras.Model, keras.Sequential or a subclass). "
                 f"Received: {type(model).__name__}"
             )
         self.model = model
-        last = _output_layer(model)
+        self.input_layer = None if input_layer is None else find_layer(model, input_layer, "input_layer")
+        self.output = self._check_output(output)
+        last = _output_layer(model, self.output)
         self._softmax_activation_layer = None
         self._softmax_layer = None
         if last is not None and _activation_name(last) == "softmax" and not _is_softmax_layer(last):
@@ -139,6 +207,39 @@ class ModelView:
         self.representation_description = None
         if need_representation:
             self._resolve_representation(representation_layer, last)
+
+    def _check_output(self, output: Any) -> Union[None, str, int]:
+        if output is None:
+            return None
+        if isinstance(output, bool) or not isinstance(output, (str, int, np.integer)):
+            raise TypeError(f"`output` must be None, an output name or an index. Received: output={output!r}")
+        names = output_names(self.model)
+        if isinstance(output, str) and names and output not in names:
+            raise ValueError(f"`output` names no output of the model. Received: output={output!r}. "
+                             f"Available outputs: {', '.join(map(repr, names))}")
+        if not isinstance(output, str) and names and not -len(names) <= int(output) < len(names):
+            raise ValueError(f"`output` index must be in [{-len(names)}, {len(names) - 1}] for a model with "
+                             f"outputs {', '.join(map(repr, names))}. Received: output={output}")
+        return output if isinstance(output, str) else int(output)
+
+    def _select_output(self, outputs: Any) -> Any:
+        if self.output is None:
+            if isinstance(outputs, (list, tuple)) and len(outputs) == 1:
+                return outputs[0]
+            return outputs
+        if tf.is_tensor(outputs) and self.output in (0, -1):
+            return outputs
+        picked = _pick(outputs, self.output, output_names(self.model))
+        if picked is None:
+            available = list(outputs) if isinstance(outputs, dict) else f"{len(outputs)} outputs" \
+                if isinstance(outputs, (list, tuple)) else type(outputs).__name__
+            raise ValueError(f"`output` picks no output of the model. Received: output={self.output!r}; "
+                             f"the model returned {available}")
+        return picked
+
+    def embed(self, model_inputs: Any) -> tf.Tensor:
+        """``input_layer``'s output for raw model inputs (e.g. token ids ``(N, T)`` -> ``(N, T, D)``)."""
+        return tf.cast(self.input_layer(model_inputs), tf.float32)
 
     @property
     def input_shape(self) -> Optional[Tuple[Optional[int], ...]]:
@@ -162,10 +263,12 @@ class ModelView:
         if spec is None:
             layer = self._softmax_layer or last
             if layer is None:
+                several = len(tf.nest.flatten(getattr(model, "_outputs", None) or [])) > 1
+                reason = ("this model has several outputs: pass `output` to pick one" if several else
+                          f"this model ({type(model).__name__}) has no layers to inspect")
                 raise ValueError(
-                    "`representation_layer=None` means the input of the model's last layer, but this "
-                    f"model has no layers to inspect ({type(model).__name__}). Pass "
-                    "representation_layer='output' or a layer."
+                    f"`representation_layer=None` means the input of the layer producing the explained output, but "
+                    f"{reason}, or pass a `representation_layer` (a layer name or 'output')."
                 )
             if layer is self._softmax_layer:
                 # The input of a final softmax layer is the logits; go one layer further back.
@@ -176,46 +279,25 @@ class ModelView:
             self.representation_layer, self.representation_mode = layer, "input"
             self.representation_description = f"input of layer '{layer.name}'"
             return
-        layers = all_layers(model)
-        if isinstance(spec, bool):
-            raise TypeError(f"`representation_layer` must be None, 'output', a layer name, an index or a layer. Received: {spec!r}")
-        if isinstance(spec, str):
-            by_name = {layer.name: layer for layer in layers}
-            if spec not in by_name:
-                raise ValueError(
-                    f"`representation_layer` names no layer of the model. Received: {spec!r}. "
-                    f"Available layers: {', '.join(repr(name) for name in by_name)} (or 'output')"
-                )
-            layer = by_name[spec]
-        elif isinstance(spec, (int, np.integer)):
-            top = [layer for layer in getattr(model, "layers", []) if not isinstance(layer, keras.layers.InputLayer)]
-            if not -len(top) <= int(spec) < len(top):
-                raise ValueError(
-                    f"`representation_layer` index must be in [{-len(top)}, {len(top) - 1}] for a model "
-                    f"with {len(top)} layers. Received: representation_layer={spec}"
-                )
-            layer = top[int(spec)]
-        elif isinstance(spec, keras.layers.Layer):
-            if not any(layer is spec for layer in layers):
-                raise ValueError(
-                    f"`representation_layer` must be a layer of the model. Received: layer '{spec.name}', "
-                    f"which is not among: {', '.join(repr(layer.name) for layer in layers)}"
-                )
-            layer = spec
-        else:
+        if not isinstance(spec, (str, int, np.integer, keras.layers.Layer)) or isinstance(spec, bool):
             raise TypeError(
                 "`representation_layer` must be None, 'output', a layer name, an index or a Keras layer. "
-                f"Received: {type(spec).__name__}"
+                f"Received: {spec!r}"
             )
+        layer = find_layer(model, spec, "representation_layer")
         self.representation_layer, self.representation_mode = layer, "output"
         self.representation_description = f"output of layer '{layer.name}'"
 
     # -- forward -------------------------------------------------------------------------------
-    def __call__(self, inputs: tf.Tensor, *, representation: bool = True) -> Tuple[Optional[tf.Tensor], Any]:
+    def __call__(self, inputs: Optional[tf.Tensor], *, model_inputs: Any = None,
+                 representation: bool = True) -> Tuple[Optional[tf.Tensor], Any]:
         """Runs the model once in inference mode.
 
         Args:
-            inputs: ``(P, *S)`` float32 tensor.
+            inputs: ``(P, *S)`` float32 tensor: the points to score. With an ``input_layer``,
+                these are that layer's outputs, substituted for what it would compute from
+                ``model_inputs``; ``None`` runs the model on ``model_inputs`` unchanged.
+            model_inputs: The raw model inputs (e.g. ``(P, T)`` token ids), with an ``input_layer``.
             representation: Whether to record the representation.
 
         Returns:
@@ -232,13 +314,19 @@ class ModelView:
                 stack.enter_context(_patched(self._softmax_activation_layer, "activation", keras.activations.linear))
             if self._softmax_layer is not None:
                 stack.enter_context(_recording(self._softmax_layer, store, "logits", "input"))
-            outputs = self.model(inputs, training=False)
+            if self.input_layer is None:
+                outputs = self.model(inputs, training=False)
+            else:
+                if inputs is not None:
+                    dtype = self.input_layer.compute_dtype
+                    points = tf.cast(inputs, dtype)
+                    stack.enter_context(_patched(self.input_layer, "call", lambda *args, **kwargs: points))
+                outputs = self.model(model_inputs, training=False)
         if self._softmax_layer is not None:
             if "logits" not in store:
                 raise ValueError(f"The final softmax layer '{self._softmax_layer.name}' was not called by the model.")
             outputs = store["logits"]
-        if isinstance(outputs, (list, tuple)) and len(outputs) == 1:
-            outputs = outputs[0]
+        outputs = self._select_output(outputs)
         if not representation:
             return None, outputs
         if self.representation_mode == "model_output":

@@ -90,8 +90,30 @@ def fits_model_input(name: str, shape: Sequence[int], expected: Optional[Sequenc
         )
 
 
+def model_input_array(name: str, value: Any, *, min_rank: int = 2) -> np.ndarray:
+    """Returns raw model inputs (e.g. integer token ids) as a numpy array of rank >= ``min_rank``.
+
+    Raises:
+        TypeError: If ``value`` is not numeric.
+        ValueError: If its rank is too small, it is empty or (for floats) not finite.
+    """
+    array = _as_numpy(name, value)
+    if array.dtype == object or not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+        raise TypeError(f"`{name}` must hold numbers (e.g. integer token ids). Received: {_describe(array)}")
+    if np.issubdtype(array.dtype, np.floating):
+        return float_array(name, array, min_rank=min_rank)
+    if array.ndim < min_rank:
+        raise ValueError(
+            f"`{name}` must be batch-first with rank >= {min_rank} (a batch of inputs). Received: shape {array.shape}"
+        )
+    if array.size == 0:
+        raise ValueError(f"`{name}` must not be empty. Received: shape {array.shape}")
+    return array
+
+
 def references_array(
-    name: str, value: Any, inputs_shape: Sequence[int], *, allow_scalar: bool = False
+    name: str, value: Any, inputs_shape: Sequence[int], *, allow_scalar: bool = False,
+    integer: bool = False,
 ) -> np.ndarray:
     """Returns references (or baselines) laid out as ``(N or 1, R, *S)``.
 
@@ -101,6 +123,8 @@ def references_array(
     - ``(N, R, *S)``: R references per input;
     - ``S``-shaped (one reference for all) or a scalar, when ``allow_scalar``.
 
+    With ``integer=True`` the references are raw model inputs such as token ids.
+
     Raises:
         TypeError: If ``value`` is not floating-point.
         ValueError: If its shape fits none of the layouts, it is empty or not finite.
@@ -108,7 +132,10 @@ def references_array(
     n, sample_shape = int(inputs_shape[0]), tuple(int(d) for d in inputs_shape[1:])
     if allow_scalar and isinstance(value, numbers.Real) and not isinstance(value, bool):
         value = np.full(sample_shape, float(value), dtype=np.float32)
-    array = float_array(name, value, min_rank=0 if allow_scalar else len(sample_shape) + 1)
+    if integer:
+        array = model_input_array(name, value, min_rank=len(sample_shape) + 1)
+    else:
+        array = float_array(name, value, min_rank=0 if allow_scalar else len(sample_shape) + 1)
     if allow_scalar and array.ndim == 0:
         array = np.full(sample_shape, float(array), dtype=np.float32)
     if allow_scalar and array.shape == sample_shape:

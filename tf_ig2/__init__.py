@@ -5,7 +5,7 @@ IEEE TPAMI 2024 (arXiv:2406.10852). Straight-line Integrated Gradients and Guide
 for comparison, all returning the same :class:`Explanation`.
 """
 
-from . import defaults
+from . import defaults, metrics
 from .explanation import Explanation
 from .gradpath import IG2, ig2, integrate_gradpath
 from .guided_ig import GuidedIG, integrate_guided
@@ -23,5 +23,6 @@ __all__ = [
     "integrate_gradpath",
     "integrate_guided",
     "integrate_straight",
+    "metrics",
     "__version__",
 ]

@@ -1,0 +1,540 @@
+"""Faithfulness metrics for attributions: deletion, insertion, DiffID, completeness and stability.
+
+- Deletion and insertion curves (Petsiuk et al., "RISE", BMVC 2018): features are ranked by
+  decreasing attribution; the deletion curve scores the target as the top-ranked features of the
+  input are replaced by a fill, the insertion curve as they are put back into the fill. With
+  ``U`` features and ``K = steps`` the curve is sampled at ``k = 0 .. K``, after moving
+  ``round(k U / K)`` features::
+
+      deletion_k  = f_c(where(rank < n_k, fill, x))
+      insertion_k = f_c(where(rank < n_k, x, fill))
+
+  For images ``(N, H, W, C)`` a pixel is one feature, ranked by its attribution summed over the
+  channels, so its channels move together.
+- The area under a curve is the trapezoid rule over ``[0, 1]``; a faithful attribution has a
+  small deletion area and a large insertion area, and ``DiffID = insertion - deletion``
+  (the difference of the two areas, as reported in the IG² paper, Zhuo & Ge 2024).
+- Completeness error: ``|sum A(x) - (f_c(x) - f_c(x'))|`` (Sundararajan et al., 2017).
+- Stability: the relative L2 change of the attributions under small Gaussian input noise,
+  ``||A(x + e) - A(x)||_2 / ||A(x)||_2``, reduced over noisy copies by max (max-sensitivity,
+  Yeh et al., NeurIPS 2019) or mean.
+
+Scores are the explainers' target scores: the logit of the class when the model ends in a
+softmax (:class:`~tf_ig2.targets.ModelView`), or a callable's output. Every perturbed input is
+scored in compiled, batched forward passes; the compiled functions are cached per model, so
+repeated calls with inputs of the same shape do not retrace.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import numbers
+from typing import Any, Callable, Dict, Optional, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from . import defaults, validation
+from .explanation import Explanation
+from .pairs import PairExplainer
+from .targets import Targets, target_scores
+
+#: The fills a removed feature can be replaced by.
+FILLS = ("zero", "mean", "blur", "reference")
+
+#: The reductions :func:`stability` accepts over the noisy copies.
+STABILITY_REDUCTIONS = ("max", "mean")
+
+_MODES = ("deletion", "insertion")
+
+
+# -- Gaussian blur -------------------------------------------------------------------------------
+
+def _check_sigma(sigma: Any) -> float:
+    if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real):
+        raise TypeError(f"`sigma` must be a positive number. Received: sigma={sigma!r}")
+    if not math.isfinite(sigma) or sigma <= 0:
+        raise ValueError(f"`sigma` must be a positive number. Received: sigma={sigma!r}")
+    return float(sigma)
+
+
+def _gaussian_kernel(sigma: float) -> np.ndarray:
+    radius = max(1, int(math.ceil(defaults.METRIC_BLUR_TRUNCATE * sigma)))
+    offsets = np.arange(-radius, radius + 1, dtype=np.float64)
+    kernel = np.exp(-0.5 * (offsets / sigma) ** 2)
+    return (kernel / kernel.sum()).astype(np.float32)
+
+
+def _blur(images: tf.Tensor, sigma: float) -> tf.Tensor:
+    """Separable, edge-normalised Gaussian blur of ``(P, H, W, C)`` float32 images."""
+    kernel = tf.constant(_gaussian_kernel(sigma))
+    channels = images.shape[-1]
+    vertical = tf.tile(tf.reshape(kernel, [-1, 1, 1, 1]), [1, 1, channels, 1])
+    horizontal = tf.tile(tf.reshape(kernel, [1, -1, 1, 1]), [1, 1, channels, 1])
+
+    def smooth(values: tf.Tensor) -> tf.Tensor:
+        values = tf.nn.depthwise_conv2d(values, vertical, [1, 1, 1, 1], "SAME")
+        return tf.nn.depthwise_conv2d(values, horizontal, [1, 1, 1, 1], "SAME")
+
+    # Zero padding, then division by the blurred all-ones image: near the border the kernel is
+    # renormalised over the pixels inside the image, so a constant image stays constant.
+    weights = smooth(tf.ones_like(images[:1]))
+    return smooth(images) / weights
+
+
+def gaussian_blur(images: Any, sigma: float = defaults.METRIC_BLUR_SIGMA) -> tf.Tensor:
+    """Blurs a batch of images with a Gaussian kernel (TensorFlow ops; usable in ``tf.function``).
+
+    The kernel reaches ``ceil(METRIC_BLUR_TRUNCATE * sigma)`` pixels either side and is
+    renormalised at the borders over the pixels inside the image.
+
+    Args:
+        images: ``(N, H, W)`` or ``(N, H, W, C)`` float tensor or array.
+        sigma: Standard deviation of the kernel in pixels, > 0.
+
+    Returns:
+        ``images``' shape, float32.
+
+    Raises:
+        TypeError, ValueError: On a non-positive ``sigma`` or images of another rank.
+    """
+    sigma = _check_sigma(sigma)
+    images = tf.cast(tf.convert_to_tensor(images), tf.float32)
+    if len(images.shape) not in (3, 4):
+        raise ValueError(
+            f"`images` must have shape (N, H, W) or (N, H, W, C). Received: shape {tuple(images.shape)}"
+        )
+    if len(images.shape) == 3:
+        return _blur(images[..., None], sigma)[..., 0]
+    return _blur(images, sigma)
+
+
+# -- compiled scoring, cached per model ----------------------------------------------------------
+
+class _CurveScorer(PairExplainer):
+    """Holds a model's view and the compiled functions that score perturbed inputs."""
+
+    method = "curve"
+
+    def __init__(self, model: Any):
+        super().__init__(model, batch_size=None)
+        self._blur_functions: Dict[Tuple[Any, ...], Any] = {}
+
+    @property
+    def tracing_count(self) -> int:
+        blurs = sum(function.experimental_get_tracing_count() for function in self._blur_functions.values())
+        return super().tracing_count + blurs
+
+    def _build(self, sample_shape, options, score):
+        mode, grouped = options
+        view = self._view
+        unit_shape = list(sample_shape[:-1] if grouped else sample_shape)
+        units = int(np.prod(unit_shape))
+        spec = tf.TensorSpec([None, *sample_shape], tf.float32)
+        index_spec = tf.TensorSpec([None], tf.int32)
+
+        @tf.function(input_signature=[spec, spec, tf.TensorSpec([None, units], tf.int32), index_spec,
+                                      index_spec, index_spec])
+        def perturbed_scores(inputs, fills, ranks, owners, counts, targets):
+            # One row per evaluation: input ``owners[p]`` with its ``counts[p]`` top features moved.
+            moved = tf.gather(ranks, owners) < counts[:, None]
+            moved = tf.reshape(moved, [-1, *unit_shape] + ([1] if grouped else []))
+            originals, replacements = tf.gather(inputs, owners), tf.gather(fills, owners)
+            if mode == "deletion":
+                points = tf.where(moved, replacements, originals)
+            else:
+                points = tf.where(moved, originals, replacements)
+            outputs = view(points, representation=False)[1]
+            return target_scores(outputs, score if callable(score) else tf.gather(targets, owners))
+
+        return perturbed_scores
+
+    def blurred(self, inputs: np.ndarray, sigma: float) -> np.ndarray:
+        """``(N, *S)`` Gaussian-blurred inputs, in chunks of ``batch_size``."""
+        key = (tuple(inputs.shape[1:]), sigma)
+        if key not in self._blur_functions:
+            spec = tf.TensorSpec([None, *inputs.shape[1:]], tf.float32)
+            self._blur_functions[key] = tf.function(lambda images: gaussian_blur(images, sigma),
+                                                    input_signature=[spec])
+        function = self._blur_functions[key]
+        size = self.batch_size or len(inputs)
+        return np.concatenate([function(tf.constant(inputs[start:start + size])).numpy()
+                               for start in range(0, len(inputs), size)])
+
+    def curves(self, mode: str, grouped: bool, inputs: np.ndarray, fills: np.ndarray, ranks: np.ndarray,
+               counts: np.ndarray, class_indices: Optional[np.ndarray], score: Any) -> np.ndarray:
+        """``(N, K)`` scores of every input at every count, ``batch_size`` evaluations at a time."""
+        n, k = len(inputs), len(counts)
+        function = self._function(tuple(inputs.shape[1:]), (mode, grouped), score)
+        targets = np.zeros((n,), np.int32) if class_indices is None else class_indices.astype(np.int32)
+        total = n * k
+        size = self.batch_size or total
+        scores = np.empty((total,), np.float32)
+        for start in range(0, total, size):
+            evaluations = np.arange(start, min(start + size, total))
+            owners = evaluations // k
+            first, last = int(owners[0]), int(owners[-1]) + 1
+            scores[start:start + len(evaluations)] = function(
+                tf.constant(inputs[first:last]),
+                tf.constant(fills[first:last]),
+                tf.constant(ranks[first:last]),
+                tf.constant((owners - first).astype(np.int32)),
+                tf.constant(counts[evaluations % k]),
+                tf.constant(targets[first:last]),
+            ).numpy()
+        return scores.reshape(n, k)
+
+
+_SCORERS: "collections.OrderedDict[int, _CurveScorer]" = collections.OrderedDict()
+
+
+def _scorer(model: Any, batch_size: Optional[int]) -> _CurveScorer:
+    scorer = _SCORERS.get(id(model))
+    if scorer is None or scorer.model is not model:
+        scorer = _CurveScorer(model)
+    _SCORERS[id(model)] = scorer
+    _SCORERS.move_to_end(id(model))
+    while len(_SCORERS) > defaults.METRIC_CACHE_SIZE:
+        _SCORERS.popitem(last=False)
+    scorer.batch_size = batch_size
+    return scorer
+
+
+# -- argument handling ---------------------------------------------------------------------------
+
+def _attributions_and_targets(attributions: Any, targets: Targets) -> Tuple[Any, Targets]:
+    if isinstance(attributions, Explanation):
+        if targets is None and attributions.targets is not None:
+            targets = attributions.targets
+        return attributions.attributions, targets
+    return attributions, targets
+
+
+def _grouping(group_channels: Any, sample_shape: Tuple[int, ...]) -> bool:
+    if group_channels is None:
+        return len(sample_shape) == 3
+    if not isinstance(group_channels, bool):
+        raise TypeError(f"`group_channels` must be None or a bool. Received: group_channels={group_channels!r}")
+    if group_channels and len(sample_shape) < 2:
+        raise ValueError(
+            "`group_channels=True` needs inputs with a trailing channel axis, (N, ..., C) with at least one "
+            f"more axis. Received: input shape (N, {', '.join(map(str, sample_shape))})"
+        )
+    return group_channels
+
+
+def _fills(scorer: _CurveScorer, fill: Any, fill_values: Any, inputs: np.ndarray, sigma: float) -> np.ndarray:
+    sample_shape = tuple(inputs.shape[1:])
+    if not isinstance(fill, str):
+        raise TypeError(f"`fill` must be one of {FILLS}. Received: fill={fill!r}")
+    if fill not in FILLS:
+        raise ValueError(f"`fill` must be one of {FILLS}. Received: fill={fill!r}")
+    if fill in ("zero", "blur") and fill_values is not None:
+        raise ValueError(f"`fill_values` is only read by fill='mean' or fill='reference'; pass None with "
+                         f"fill={fill!r}. Received: fill_values of shape {np.shape(fill_values)}")
+    if fill == "zero":
+        return np.zeros_like(inputs)
+    if fill == "blur":
+        if len(sample_shape) not in (2, 3):
+            raise ValueError(
+                "fill='blur' needs images of shape (N, H, W) or (N, H, W, C). Received: input shape "
+                f"{inputs.shape}"
+            )
+        return scorer.blurred(inputs, sigma)
+    if fill_values is None:
+        expected = "an array broadcastable to one input" if fill == "mean" else "an (N, *input_shape) array"
+        raise ValueError(f"fill={fill!r} needs `fill_values`: {expected}. Received: fill_values=None")
+    if fill == "mean":
+        values = validation.float_array("fill_values", fill_values, min_rank=0)
+        try:
+            return np.ascontiguousarray(np.broadcast_to(values, inputs.shape), dtype=np.float32)
+        except ValueError as error:
+            raise ValueError(
+                f"`fill_values` for fill='mean' must broadcast to one input of shape {sample_shape} (e.g. the "
+                f"dataset mean). Received: shape {values.shape}"
+            ) from error
+    values = validation.float_array("fill_values", fill_values, min_rank=1)
+    if values.shape != inputs.shape:
+        raise ValueError(
+            f"`fill_values` for fill='reference' must hold one reference per input, shape {inputs.shape} like "
+            f"`inputs`. Received: shape {values.shape}"
+        )
+    return values
+
+
+def _ranks(attributions: np.ndarray, grouped: bool) -> np.ndarray:
+    """``(N, U)`` int32: each feature's position in the order of decreasing attribution."""
+    units = attributions.sum(axis=-1, dtype=np.float64) if grouped else attributions.astype(np.float64)
+    units = units.reshape(len(units), -1)
+    order = np.argsort(-units, axis=1, kind="stable")
+    ranks = np.empty(order.shape, np.int32)
+    np.put_along_axis(ranks, order, np.arange(units.shape[1], dtype=np.int32)[None], axis=1)
+    return ranks
+
+
+def feature_counts(units: int, steps: int) -> np.ndarray:
+    """``(steps + 1,)`` int32: how many of ``units`` features are moved at each curve point.
+
+    ``n_k = round(k * units / steps)`` (halves rounded up), from 0 to ``units``.
+    """
+    units = validation.positive_int("units", units)
+    steps = validation.positive_int("steps", steps)
+    k = np.arange(steps + 1, dtype=np.int64)
+    return ((2 * k * units + steps) // (2 * steps)).astype(np.int32)
+
+
+def _curve(mode: str, model: Any, inputs: Any, attributions: Any, targets: Targets, fill: Any,
+           fill_values: Any, steps: Any, sigma: Any, group_channels: Any, batch_size: Any) -> np.ndarray:
+    attributions, targets = _attributions_and_targets(attributions, targets)
+    batch_size = validation.optional_positive_int("batch_size", batch_size)
+    scorer = _scorer(model, batch_size)
+    inputs = scorer._check_inputs(inputs)
+    attributions = validation.float_array("attributions", attributions)
+    if attributions.shape != inputs.shape:
+        raise ValueError(
+            f"`attributions` must have the shape of `inputs` {inputs.shape}. Received: shape {attributions.shape}"
+        )
+    steps = validation.positive_int("steps", steps)
+    sigma = _check_sigma(sigma)
+    grouped = _grouping(group_channels, tuple(inputs.shape[1:]))
+    fills = _fills(scorer, fill, fill_values, inputs, sigma)
+    class_indices, score = scorer._resolve_targets(targets, inputs)
+    ranks = _ranks(attributions, grouped)
+    counts = feature_counts(ranks.shape[1], steps)
+    return scorer.curves(mode, grouped, inputs, fills, ranks, counts, class_indices, score)
+
+
+# -- public curves and areas ---------------------------------------------------------------------
+
+def deletion_curve(
+    model: Any,
+    inputs: Any,
+    attributions: Any,
+    targets: Targets = None,
+    *,
+    fill: str = defaults.METRIC_FILL,
+    fill_values: Any = None,
+    steps: int = defaults.METRIC_CURVE_STEPS,
+    sigma: float = defaults.METRIC_BLUR_SIGMA,
+    group_channels: Optional[bool] = None,
+    batch_size: Optional[int] = None,
+) -> np.ndarray:
+    """Target scores as the most-attributed features are replaced by a fill (lower is better).
+
+    Args:
+        model: A Keras model, as given to the explainers.
+        inputs: ``(N, *S)`` float array or tensor, the explained inputs.
+        attributions: ``(N, *S)`` attributions, or an :class:`~tf_ig2.Explanation` (whose
+            ``targets`` are used when ``targets`` is None).
+        targets: ``None`` (the class predicted for the original input), an int, ``(N,)`` ints or
+            a callable mapping the model output to ``(N,)`` scores.
+        fill: What removed features become: ``"zero"``; ``"mean"`` (``fill_values``, e.g. the
+            dataset mean, broadcastable to ``S``); ``"blur"`` (the input blurred with a Gaussian
+            of standard deviation ``sigma`` pixels; images only); ``"reference"``
+            (``fill_values`` of shape ``(N, *S)``, one reference per input, e.g. a counterfactual).
+        fill_values: See ``fill``; must be None for ``"zero"`` and ``"blur"``.
+        steps: K; the curve has ``K + 1`` points, after moving ``round(k U / K)`` of the U
+            features, ``k = 0 .. K``.
+        sigma: Blur standard deviation in pixels (``fill="blur"`` only).
+        group_channels: Rank pixels by the attribution summed over the last (channel) axis and
+            move their channels together. ``None``: only for ``(N, H, W, C)`` inputs.
+        batch_size: The most perturbed inputs scored in one forward pass; ``None`` for all
+            ``N (K + 1)`` at once.
+
+    Returns:
+        ``(N, steps + 1)`` float32 scores; column 0 is the score of the unchanged input.
+
+    Raises:
+        TypeError, ValueError: On malformed arguments.
+    """
+    return _curve("deletion", model, inputs, attributions, targets, fill, fill_values, steps, sigma,
+                  group_channels, batch_size)
+
+
+def insertion_curve(
+    model: Any,
+    inputs: Any,
+    attributions: Any,
+    targets: Targets = None,
+    *,
+    fill: str = defaults.METRIC_FILL,
+    fill_values: Any = None,
+    steps: int = defaults.METRIC_CURVE_STEPS,
+    sigma: float = defaults.METRIC_BLUR_SIGMA,
+    group_channels: Optional[bool] = None,
+    batch_size: Optional[int] = None,
+) -> np.ndarray:
+    """Target scores as the most-attributed features are put back into the fill (higher is better).
+
+    Starts from the fill (column 0) and ends at the unchanged input (column ``steps``). The
+    arguments are those of :func:`deletion_curve`.
+
+    Returns:
+        ``(N, steps + 1)`` float32 scores.
+
+    Raises:
+        TypeError, ValueError: On malformed arguments.
+    """
+    return _curve("insertion", model, inputs, attributions, targets, fill, fill_values, steps, sigma,
+                  group_channels, batch_size)
+
+
+def area_under_curve(curve: Any) -> np.ndarray:
+    """Trapezoid-rule area of curves sampled at equally spaced points of ``[0, 1]``.
+
+    Args:
+        curve: ``(N, K + 1)`` curves (or one ``(K + 1,)`` curve), ``K >= 1``.
+
+    Returns:
+        ``(N,)`` float32 areas (a 0-d array for one curve).
+    """
+    values = validation.float_array("curve", curve, min_rank=1).astype(np.float64)
+    if values.ndim > 2:
+        raise ValueError(f"`curve` must have shape (N, K + 1) or (K + 1,). Received: shape {values.shape}")
+    if values.shape[-1] < 2:
+        raise ValueError(f"`curve` needs at least 2 points to have an area. Received: shape {values.shape}")
+    intervals = values.shape[-1] - 1
+    area = (values.sum(axis=-1) - 0.5 * (values[..., 0] + values[..., -1])) / intervals
+    return np.asarray(area, dtype=np.float32)
+
+
+def deletion_score(model: Any, inputs: Any, attributions: Any, targets: Targets = None,
+                   **options: Any) -> np.ndarray:
+    """``(N,)`` float32 area under the deletion curve (lower is better).
+
+    Takes :func:`deletion_curve`'s arguments.
+    """
+    return area_under_curve(deletion_curve(model, inputs, attributions, targets, **options))
+
+
+def insertion_score(model: Any, inputs: Any, attributions: Any, targets: Targets = None,
+                    **options: Any) -> np.ndarray:
+    """``(N,)`` float32 area under the insertion curve (higher is better).
+
+    Takes :func:`insertion_curve`'s arguments.
+    """
+    return area_under_curve(insertion_curve(model, inputs, attributions, targets, **options))
+
+
+def diffid(model: Any, inputs: Any, attributions: Any, targets: Targets = None, **options: Any) -> np.ndarray:
+    """``(N,)`` float32 ``insertion_score - deletion_score`` (higher is better).
+
+    Takes :func:`deletion_curve`'s arguments; both curves use the same fill and targets.
+    """
+    attributions, targets = _attributions_and_targets(attributions, targets)
+    if targets is None:
+        # Resolve the predicted class once, so both curves explain the same class.
+        scorer = _scorer(model, validation.optional_positive_int("batch_size", options.get("batch_size")))
+        inputs = scorer._check_inputs(inputs)
+        targets, _ = scorer._resolve_targets(None, inputs)
+    return (insertion_score(model, inputs, attributions, targets, **options)
+            - deletion_score(model, inputs, attributions, targets, **options))
+
+
+# -- completeness and stability ------------------------------------------------------------------
+
+def completeness_error(explanation: Explanation, *, relative: bool = False) -> np.ndarray:
+    """How far the attributions are from summing to the score difference.
+
+    Args:
+        explanation: An :class:`~tf_ig2.Explanation` of N inputs.
+        relative: Return ``|delta| / |f_c(x) - f_c(x')|`` instead of ``|delta|``.
+
+    Returns:
+        ``(N,)`` float32: ``|sum A(x) - (f_c(x) - mean_r f_c(x'_r))|``, or its relative version.
+    """
+    if not isinstance(explanation, Explanation):
+        raise TypeError(f"`explanation` must be a tf_ig2.Explanation. Received: {type(explanation).__name__}")
+    if not isinstance(relative, bool):
+        raise TypeError(f"`relative` must be a bool. Received: relative={relative!r}")
+    values = explanation.relative_delta if relative else np.abs(explanation.delta)
+    return np.asarray(values, dtype=np.float32)
+
+
+def _explained(name: str, result: Any, shape: Tuple[int, ...]) -> np.ndarray:
+    if isinstance(result, Explanation):
+        result = result.attributions
+    values = validation.float_array(name, result)
+    if values.shape != shape:
+        raise ValueError(f"`explainer_fn` must return attributions of the inputs' shape {shape}. "
+                         f"Received: shape {values.shape}")
+    return values.reshape(shape[0], -1).astype(np.float64)
+
+
+def stability(
+    explainer_fn: Callable[[np.ndarray], Any],
+    inputs: Any,
+    *,
+    noise_scale: float = defaults.METRIC_STABILITY_NOISE_SCALE,
+    samples: int = defaults.METRIC_STABILITY_SAMPLES,
+    seed: Optional[int] = 0,
+    reduction: str = defaults.METRIC_STABILITY_REDUCTION,
+    value_range: Any = None,
+) -> np.ndarray:
+    """Relative change of the attributions under small Gaussian input noise (lower is better).
+
+    For every input x and noisy copy ``x + e``, ``e ~ N(0, noise_scale^2)`` per feature, the change
+    is ``||A(x + e) - A(x)||_2 / ||A(x)||_2``; ``reduction="max"`` keeps the largest change over
+    the ``samples`` copies (max-sensitivity), ``"mean"`` their average. ``explainer_fn`` is called
+    once on the inputs and once per copy, each time on the whole ``(N, *S)`` batch; fix the
+    explained class inside it (e.g. ``targets=labels``) so noise cannot change what is explained.
+
+    Args:
+        explainer_fn: Maps ``(N, *S)`` float32 inputs to ``(N, *S)`` attributions or an
+            :class:`~tf_ig2.Explanation`.
+        inputs: ``(N, *S)`` float array or tensor.
+        noise_scale: Noise standard deviation, in input units, > 0.
+        samples: Number of noisy copies per input.
+        seed: Seed of the noise (``None`` for fresh noise each call).
+        reduction: ``"max"`` or ``"mean"``.
+        value_range: ``None``, or ``(low, high)`` bounds the noisy inputs are clipped to (e.g.
+            the explainer's own ``value_range``).
+
+    Returns:
+        ``(N,)`` float32 changes (an all-zero ``A(x)`` counts as norm ``float32`` tiny).
+
+    Raises:
+        TypeError, ValueError: On malformed arguments or attributions of the wrong shape.
+    """
+    if not callable(explainer_fn):
+        raise TypeError(f"`explainer_fn` must be callable. Received: {type(explainer_fn).__name__}")
+    inputs = validation.float_array("inputs", inputs)
+    if isinstance(noise_scale, bool) or not isinstance(noise_scale, numbers.Real):
+        raise TypeError(f"`noise_scale` must be a positive number. Received: noise_scale={noise_scale!r}")
+    if not math.isfinite(noise_scale) or noise_scale <= 0:
+        raise ValueError(f"`noise_scale` must be a positive number. Received: noise_scale={noise_scale!r}")
+    samples = validation.positive_int("samples", samples)
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
+        raise TypeError(f"`seed` must be None or an int. Received: seed={seed!r}")
+    if reduction not in STABILITY_REDUCTIONS:
+        raise ValueError(f"`reduction` must be one of {STABILITY_REDUCTIONS}. Received: reduction={reduction!r}")
+    bounds = validation.value_range(value_range)
+    validation.fits_value_range("inputs", inputs, bounds, inputs.shape[1:])
+    generator = np.random.default_rng(seed)
+    original = _explained("explainer_fn(inputs)", explainer_fn(inputs), inputs.shape)
+    norms = np.maximum(np.linalg.norm(original, axis=1), np.finfo(np.float32).tiny)
+    changes = np.empty((samples, len(inputs)), np.float64)
+    for sample in range(samples):
+        noisy = inputs + generator.normal(0.0, noise_scale, size=inputs.shape).astype(np.float32)
+        if bounds is not None:
+            noisy = np.clip(noisy, bounds[0], bounds[1]).astype(np.float32)
+        moved = _explained("explainer_fn(noisy inputs)", explainer_fn(noisy), inputs.shape)
+        changes[sample] = np.linalg.norm(moved - original, axis=1) / norms
+    reduced = changes.max(axis=0) if reduction == "max" else changes.mean(axis=0)
+    return reduced.astype(np.float32)
+
+
+__all__ = [
+    "FILLS",
+    "area_under_curve",
+    "completeness_error",
+    "deletion_curve",
+    "deletion_score",
+    "diffid",
+    "feature_counts",
+    "gaussian_blur",
+    "insertion_curve",
+    "insertion_score",
+    "stability",
+]

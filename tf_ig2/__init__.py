@@ -5,15 +5,22 @@ IEEE TPAMI 2024 (arXiv:2406.10852). Straight-line Integrated Gradients and Guide
 for comparison, all returning the same :class:`Explanation`.
 """
 
-from . import defaults, metrics
+from . import callbacks, defaults, metrics, visualize
+from .callbacks import AttributionCallback, IG2Callback
 from .explanation import Explanation
 from .gradpath import IG2, ig2, integrate_gradpath
 from .guided_ig import GuidedIG, integrate_guided
 from .straight import IntegratedGradients, integrate_straight
+from .tf_explain_style import IG2Explainer
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AttributionCallback",
+    "IG2Callback",
+    "IG2Explainer",
+    "callbacks",
+    "visualize",
     "Explanation",
     "GuidedIG",
     "IG2",

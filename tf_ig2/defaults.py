@@ -36,8 +36,8 @@ HEATMAP_PERCENTILE: float = 99.0
 #: Number of explained inputs the callbacks log per epoch, at most.
 CALLBACK_MAX_OUTPUTS: int = 8
 
-#: Folder the callbacks write to, as in tf-explain's callbacks.
-CALLBACK_OUTPUT_DIR: str = "logs/ig2"
+#: Folder the callbacks write their run folders to (``logs/ig2`` for IG²), like Keras' TensorBoard callback.
+CALLBACK_OUTPUT_DIR: str = "logs"
 
 #: Faithfulness metrics (tf_ig2.metrics). Deletion and insertion curves are scored at
 #: ``METRIC_CURVE_STEPS + 1`` equally spaced fractions of the features, 0 to 1.

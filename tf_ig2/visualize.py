@@ -1,0 +1,446 @@
+"""Image maps of attributions: magnitude and signed maps, colour maps, overlays and grids.
+
+For an attribution ``A`` of shape ``(N, H, W, C)`` the magnitude map of image ``n`` is
+``M_n = clip(sum_c |A_n[..., c]| / P_q(sum_c |A_n|), 0, 1)``, where ``P_q`` is the per-image
+``q``-th percentile (linear interpolation between order statistics). Clipping at a high percentile
+instead of the maximum keeps one extreme pixel from washing the rest of the map out. The signed
+(diverging) map scales ``sum_c A_n`` symmetrically by ``P_q(|sum_c A_n|)`` into ``[-1, 1]``.
+
+Every scale is computed in float64 after dividing by the per-image maximum, so maps of all-negative,
+all-zero or very small (even subnormal) attributions are neither blank nor wrapped around: an
+all-zero map stays exactly zero. When the percentile itself is zero (a map with a few non-zero
+pixels) the maximum is used instead, so those pixels stay visible.
+
+All functions are pure: they take numpy arrays or tensors and return float32 ``tf.Tensor`` values
+in ``[0, 1]`` (``display_images``, for the callbacks, returns uint8 numpy arrays ready to encode);
+nothing is written anywhere. The work is done in numpy, where these small per-image operations are
+cheaper than eager TensorFlow ops.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any, Dict, Optional, Sequence, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from . import defaults, validation
+
+#: Colour maps as 17 RGB anchors at 0, 1/16, ..., 1, linearly interpolated in between (sampled
+#: from the standard definitions of these maps; within 0.03 of them everywhere).
+COLORMAPS: Dict[str, np.ndarray] = {
+    "inferno": np.array([
+        (0.000, 0.000, 0.016), (0.043, 0.027, 0.141), (0.129, 0.047, 0.290), (0.239, 0.035, 0.396),
+        (0.341, 0.063, 0.431), (0.443, 0.098, 0.431), (0.541, 0.133, 0.416), (0.639, 0.173, 0.380),
+        (0.737, 0.216, 0.329), (0.816, 0.271, 0.271), (0.890, 0.349, 0.200), (0.945, 0.443, 0.122),
+        (0.976, 0.549, 0.039), (0.988, 0.667, 0.059), (0.976, 0.788, 0.196), (0.949, 0.910, 0.396),
+        (0.988, 1.000, 0.643),
+    ], np.float32),
+    "viridis": np.array([
+        (0.267, 0.004, 0.329), (0.282, 0.094, 0.416), (0.278, 0.176, 0.482), (0.259, 0.251, 0.525),
+        (0.231, 0.322, 0.545), (0.200, 0.388, 0.553), (0.173, 0.447, 0.557), (0.149, 0.510, 0.557),
+        (0.129, 0.569, 0.549), (0.122, 0.624, 0.533), (0.153, 0.678, 0.506), (0.239, 0.737, 0.455),
+        (0.361, 0.784, 0.388), (0.506, 0.827, 0.302), (0.667, 0.863, 0.196), (0.835, 0.886, 0.102),
+        (0.992, 0.906, 0.145),
+    ], np.float32),
+    "jet": np.array([
+        (0.000, 0.000, 0.502), (0.000, 0.000, 0.753), (0.000, 0.000, 1.000), (0.000, 0.251, 1.000),
+        (0.000, 0.502, 1.000), (0.000, 0.753, 1.000), (0.008, 1.000, 0.996), (0.259, 1.000, 0.745),
+        (0.510, 1.000, 0.494), (0.745, 1.000, 0.259), (0.996, 1.000, 0.004), (1.000, 0.753, 0.000),
+        (1.000, 0.502, 0.000), (1.000, 0.251, 0.000), (1.000, 0.000, 0.000), (0.753, 0.000, 0.000),
+        (0.502, 0.000, 0.000),
+    ], np.float32),
+}
+
+
+# -- argument checks ----------------------------------------------------------------------------
+def _numeric_array(name: str, value: Any, ranks: tuple) -> np.ndarray:
+    """``value`` as a finite float64 numpy array whose rank is one of ``ranks``.
+
+    The work is done in numpy: the maps are small, and TensorFlow would flush subnormal float32
+    values to zero on the CPU, blanking maps of very small attributions.
+    """
+    if tf.is_tensor(value) and (value.dtype == tf.bool or not (value.dtype.is_floating or value.dtype.is_integer)):
+        raise TypeError(f"`{name}` must hold numbers. Received: tensor of dtype {value.dtype.name}")
+    array = validation._as_numpy(name, value)
+    if array.dtype == object or array.dtype == np.bool_ or not (
+            np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
+        raise TypeError(f"`{name}` must hold numbers. Received: {validation._describe(array)}")
+    if array.ndim not in ranks:
+        raise ValueError(
+            f"`{name}` must have rank {' or '.join(map(str, ranks))} (batch-first). "
+            f"Received: shape {array.shape}"
+        )
+    if array.size == 0:
+        raise ValueError(f"`{name}` must not be empty. Received: shape {array.shape}")
+    array = array.astype(np.float64)
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"`{name}` must hold finite values only. Received: NaN or inf in shape {array.shape}")
+    return array
+
+
+def _percentile_argument(percentile: Any) -> float:
+    if isinstance(percentile, bool) or not isinstance(percentile, numbers.Real):
+        raise TypeError(f"`percentile` must be a number in (0, 100]. Received: percentile={percentile!r}")
+    if not 0.0 < float(percentile) <= 100.0:
+        raise ValueError(f"`percentile` must be in (0, 100]. Received: percentile={percentile!r}")
+    return float(percentile)
+
+
+def _colormap_argument(colormap: Any) -> np.ndarray:
+    if not isinstance(colormap, str) or colormap not in COLORMAPS:
+        raise ValueError(f"`colormap` must be one of {sorted(COLORMAPS)}. Received: colormap={colormap!r}")
+    return COLORMAPS[colormap]
+
+
+def _tensor(array: np.ndarray) -> tf.Tensor:
+    return tf.constant(array.astype(np.float32))
+
+
+# -- numpy kernels (float64 in, float64 out) ------------------------------------------------------
+def _channel_sum(name: str, attributions: Any, *, absolute: bool) -> np.ndarray:
+    """``(N, H, W)`` sum over channels of ``(N, H, W, C)`` or ``(N, H, W)`` values."""
+    values = _numeric_array(name, attributions, (3, 4))
+    if absolute:
+        values = np.abs(values)
+    return values.sum(axis=-1) if values.ndim == 4 else values
+
+
+def _robust_scale(maps: np.ndarray, percentile: float) -> np.ndarray:
+    """``(N, H, W)`` maps divided by their per-image percentile of ``|maps|``, unclipped.
+
+    The maps are first divided by their maximum magnitude (so that the percentile is computed on
+    values in [0, 1] whatever their original scale); an all-zero map stays zero, and a map whose
+    percentile is zero is scaled by its maximum.
+    """
+    flat = maps.reshape(len(maps), -1)
+    peak = np.abs(flat).max(axis=1, keepdims=True)
+    normalized = flat / np.where(peak > 0.0, peak, 1.0)
+    level = np.percentile(np.abs(normalized), percentile, axis=1, keepdims=True)
+    return (normalized / np.where(level > 0.0, level, 1.0)).reshape(maps.shape)
+
+
+def _magnitude(attributions: Any, percentile: float) -> np.ndarray:
+    maps = _channel_sum("attributions", attributions, absolute=True)
+    return np.clip(_robust_scale(maps, percentile), 0.0, 1.0)
+
+
+def _colorize(values: np.ndarray, table: np.ndarray) -> np.ndarray:
+    table = table.astype(np.float64)
+    anchors = len(table)
+    position = np.clip(values, 0.0, 1.0) * (anchors - 1)
+    below = np.minimum(np.floor(position).astype(np.int64), anchors - 2)
+    weight = (position - below)[..., None]
+    return np.clip(table[below] * (1.0 - weight) + table[below + 1] * weight, 0.0, 1.0)
+
+
+def _rescale(images: Any) -> np.ndarray:
+    values = _numeric_array("images", images, (3, 4))
+    if values.ndim == 3:
+        values = values[..., None]
+    if values.shape[-1] not in (1, 3):
+        raise ValueError(
+            f"`images` must have 1 or 3 channels (N, H, W, 1 or 3), or be (N, H, W). "
+            f"Received: shape {values.shape}"
+        )
+    low = values.min(axis=(1, 2, 3), keepdims=True)
+    high = values.max(axis=(1, 2, 3), keepdims=True)
+    span = high - low
+    stretched = (values - low) / np.where(span > 0.0, span, 1.0)
+    values = np.where(span > 0.0, stretched, np.clip(values, 0.0, 1.0))
+    return np.repeat(values, 3, axis=-1) if values.shape[-1] == 1 else values
+
+
+def _resize(maps: np.ndarray, size: tuple) -> np.ndarray:
+    """Bilinear resize of ``(N, h, w)`` maps to ``(N, *size)`` (OpenCV), clipped to [0, 1]."""
+    import cv2  # only needed for maps of another size
+
+    resized = [cv2.resize(item.astype(np.float32), (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+               for item in maps]
+    return np.clip(np.stack(resized).astype(np.float64), 0.0, 1.0)
+
+
+def _overlay(images: Any, attributions: Any, alpha: float, percentile: float, colormap: str) -> np.ndarray:
+    alpha = validation.fraction("alpha", alpha)
+    percentile = _percentile_argument(percentile)
+    table = _colormap_argument(colormap)
+    background = _rescale(images)
+    maps = _magnitude(attributions, percentile)
+    if len(maps) != len(background):
+        raise ValueError(
+            f"`images` and `attributions` must hold the same number of items. Received: "
+            f"{len(background)} images and {len(maps)} attribution maps"
+        )
+    if maps.shape[1:3] != background.shape[1:3]:
+        maps = _resize(maps, background.shape[1:3])
+    return (1.0 - alpha) * background + alpha * _colorize(maps, table)
+
+
+# -- public maps --------------------------------------------------------------------------------
+def magnitude_map(attributions: Any, *, percentile: float = defaults.HEATMAP_PERCENTILE) -> tf.Tensor:
+    """Per-image magnitude of attributions, scaled to [0, 1].
+
+    Args:
+        attributions: ``(N, H, W, C)`` or ``(N, H, W)`` numbers (array or tensor).
+        percentile: The per-image percentile of ``sum_c |A|`` that maps to 1; larger values clip.
+
+    Returns:
+        ``(N, H, W)`` float32 tensor in [0, 1].
+
+    Raises:
+        TypeError, ValueError: On a malformed argument (wrong rank, empty, NaN or inf).
+    """
+    return _tensor(_magnitude(attributions, _percentile_argument(percentile)))
+
+
+def diverging_map(attributions: Any, *, percentile: float = defaults.HEATMAP_PERCENTILE) -> tf.Tensor:
+    """Signed attributions in colour: red for positive, blue for negative, white for zero.
+
+    The signed map ``s = sum_c A`` is divided by the per-image percentile of ``|s|`` (the same
+    scale for both signs) and clipped to [-1, 1]; ``v > 0`` becomes ``(1, 1 - v, 1 - v)`` and
+    ``v < 0`` becomes ``(1 - |v|, 1 - |v|, 1)``.
+
+    Args:
+        attributions: ``(N, H, W, C)`` or ``(N, H, W)`` numbers.
+        percentile: The per-image percentile of ``|s|`` that maps to full colour.
+
+    Returns:
+        ``(N, H, W, 3)`` float32 RGB tensor in [0, 1].
+    """
+    percentile = _percentile_argument(percentile)
+    maps = _channel_sum("attributions", attributions, absolute=False)
+    signed = np.clip(_robust_scale(maps, percentile), -1.0, 1.0)
+    positive, negative = np.maximum(signed, 0.0), np.maximum(-signed, 0.0)
+    return _tensor(np.stack([1.0 - negative, 1.0 - positive - negative, 1.0 - positive], axis=-1))
+
+
+def colorize(maps: Any, colormap: str = defaults.HEATMAP_COLORMAP) -> tf.Tensor:
+    """Maps values in [0, 1] to RGB through a colour map (values outside are clipped).
+
+    Args:
+        maps: ``(N, H, W)`` or ``(N, H, W, 1)`` numbers, e.g. a :func:`magnitude_map`.
+        colormap: ``"inferno"``, ``"viridis"`` or ``"jet"``.
+
+    Returns:
+        ``(N, H, W, 3)`` float32 RGB tensor in [0, 1].
+    """
+    table = _colormap_argument(colormap)
+    values = _numeric_array("maps", maps, (3, 4))
+    if values.ndim == 4:
+        if values.shape[-1] != 1:
+            raise ValueError(f"`maps` must be (N, H, W) or (N, H, W, 1). Received: shape {values.shape}")
+        values = values[..., 0]
+    return _tensor(_colorize(values, table))
+
+
+def rescale_images(images: Any) -> tf.Tensor:
+    """Per-image min-max rescaling to [0, 1], grey images repeated to RGB.
+
+    A constant image cannot be stretched and is clipped to [0, 1] instead.
+
+    Args:
+        images: ``(N, H, W)``, ``(N, H, W, 1)`` or ``(N, H, W, 3)`` numbers of any range.
+
+    Returns:
+        ``(N, H, W, 3)`` float32 tensor in [0, 1].
+    """
+    return _tensor(_rescale(images))
+
+
+def overlay(images: Any, attributions: Any, *, alpha: float = defaults.OVERLAY_ALPHA,
+            percentile: float = defaults.HEATMAP_PERCENTILE,
+            colormap: str = defaults.HEATMAP_COLORMAP) -> tf.Tensor:
+    """The input images blended with their coloured magnitude maps.
+
+    ``overlay = (1 - alpha) * rescale(image) + alpha * colorize(magnitude_map(attributions))``.
+    A map whose height and width differ from the image's is resized bilinearly first.
+
+    Args:
+        images: ``(N, H, W)``, ``(N, H, W, 1)`` or ``(N, H, W, 3)`` of any value range (each
+            image is rescaled to [0, 1] on its own).
+        attributions: ``(N, h, w, C)`` or ``(N, h, w)``, usually with ``(h, w) == (H, W)``.
+        alpha: Weight of the coloured map in [0, 1].
+        percentile: See :func:`magnitude_map`.
+        colormap: See :func:`colorize`.
+
+    Returns:
+        ``(N, H, W, 3)`` float32 RGB tensor in [0, 1].
+    """
+    return _tensor(_overlay(images, attributions, alpha, percentile, colormap))
+
+
+def upscale(images: Any, factor: int) -> tf.Tensor:
+    """Nearest-neighbour enlargement by an integer ``factor`` (pixels become blocks).
+
+    Args:
+        images: ``(N, H, W, C)`` numbers.
+        factor: Integer >= 1.
+
+    Returns:
+        ``(N, H * factor, W * factor, C)`` float32 tensor.
+    """
+    factor = validation.positive_int("factor", factor)
+    values = _numeric_array("images", images, (4,))
+    return _tensor(np.repeat(np.repeat(values, factor, axis=1), factor, axis=2))
+
+
+def _grid(values: np.ndarray, columns: Optional[int]) -> np.ndarray:
+    from tf_explain.utils.display import grid_display  # heavy (OpenCV); only needed here
+
+    if values.ndim == 3:
+        values = values[..., None]
+    if values.shape[-1] not in (1, 3):
+        raise ValueError(f"`images` must have 1 or 3 channels. Received: shape {values.shape}")
+    if values.shape[-1] == 1:
+        values = np.repeat(values, 3, axis=-1)
+    if columns is None:
+        columns = int(np.ceil(np.sqrt(len(values))))
+    return grid_display(values, num_columns=columns)
+
+
+def grid(images: Any, columns: Optional[int] = None) -> tf.Tensor:
+    """Tiles a batch of images into one image, row by row (tf-explain's ``grid_display``).
+
+    Empty cells at the end of the last row are black.
+
+    Args:
+        images: ``(N, H, W, 3)`` (or ``(N, H, W, 1)`` / ``(N, H, W)``, shown grey) numbers.
+        columns: Images per row; ``None`` for ``ceil(sqrt(N))``.
+
+    Returns:
+        ``(rows * H, columns * W, 3)`` float32 tensor with ``rows = ceil(N / columns)``.
+    """
+    columns = validation.optional_positive_int("columns", columns)
+    return _tensor(_grid(_numeric_array("images", images, (3, 4)), columns))
+
+
+def display_images(images: Any, attributions: Any, *, alpha: float = defaults.OVERLAY_ALPHA,
+                   percentile: float = defaults.HEATMAP_PERCENTILE, colormap: str = defaults.HEATMAP_COLORMAP,
+                   factor: int = 1, columns: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
+    """Overlays enlarged by ``factor`` and their grid, as uint8 RGB arrays ready to encode.
+
+    The same pictures as :func:`overlay`, :func:`upscale` and :func:`grid`, without the round
+    trips through tensors (for callbacks, which log them every few epochs).
+
+    Returns:
+        ``(overlays (N, H * factor, W * factor, 3), grid (rows * H * factor, columns * W * factor, 3))``,
+        both uint8.
+    """
+    factor = validation.positive_int("factor", factor)
+    columns = validation.optional_positive_int("columns", columns)
+    blended = _overlay(images, attributions, alpha, percentile, colormap)
+    blended = np.repeat(np.repeat(blended, factor, axis=1), factor, axis=2)
+    overlays = np.clip(np.round(blended * 255.0), 0, 255).astype(np.uint8)
+    return overlays, _grid(overlays, columns)
+
+
+# -- text and tabular ---------------------------------------------------------------------------
+def _signed_colours(values: np.ndarray) -> np.ndarray:
+    """``(K, 3)`` float colours in [0, 1]: red for positive, blue for negative, white for zero."""
+    values = np.asarray(values, np.float64)
+    scale = np.abs(values).max() if values.size else 0.0
+    signed = values / scale if scale > 0 else np.zeros_like(values)
+    red, blue = np.clip(signed, 0, 1), np.clip(-signed, 0, 1)
+    return np.stack([1 - blue, 1 - red - blue, 1 - red], axis=-1).clip(0, 1)
+
+
+def token_strip(tokens: Sequence[str], attributions: Any, *, height: int = 28,
+                font_scale: float = 0.5) -> tf.Tensor:
+    """A heat strip of tokens: each token on a box coloured by its attribution.
+
+    Args:
+        tokens: T token strings (padding tokens may be left out by passing fewer tokens).
+        attributions: ``(T,)`` per-token attributions (e.g. an IG² explanation through an
+            embedding); red is positive, blue negative, white zero, on one symmetric scale.
+        height: Pixel height of the strip.
+        font_scale: OpenCV font scale of the token text.
+
+    Returns:
+        ``(height, W, 3)`` float32 image in [0, 1], W growing with the tokens' lengths.
+    """
+    import cv2  # a dependency of tf-explain; imported lazily
+
+    values = np.asarray(attributions, np.float64).reshape(-1)
+    if len(tokens) != len(values):
+        raise ValueError(f"`tokens` and `attributions` must have the same length. Received: "
+                         f"{len(tokens)} tokens and {len(values)} attributions")
+    colours = _signed_colours(values)
+    font, thickness, pad = cv2.FONT_HERSHEY_SIMPLEX, 1, 6
+    widths = [cv2.getTextSize(str(token), font, font_scale, thickness)[0][0] + 2 * pad for token in tokens]
+    strip = np.full((height, max(sum(widths), 1), 3), 255, np.uint8)  # OpenCV draws text on uint8
+    left = 0
+    for token, width, colour in zip(tokens, widths, colours):
+        strip[:, left:left + width] = np.round(colour * 255)
+        strip[:, left + width - 1:left + width] = 217
+        baseline = height // 2 + int(cv2.getTextSize(str(token), font, font_scale, thickness)[0][1] / 2)
+        cv2.putText(strip, str(token), (left + pad, baseline), font, font_scale, (0, 0, 0), thickness, cv2.LINE_AA)
+        left += width
+    return tf.constant(strip.astype(np.float32) / 255.0)
+
+
+def token_html(tokens: Sequence[str], attributions: Any) -> str:
+    """An HTML snippet of the tokens on backgrounds coloured by their attributions.
+
+    Args:
+        tokens: T token strings.
+        attributions: ``(T,)`` per-token attributions.
+
+    Returns:
+        A ``<span>`` sequence, each with its attribution in the ``title`` (shown on hover).
+    """
+    import html
+
+    values = np.asarray(attributions, np.float64).reshape(-1)
+    if len(tokens) != len(values):
+        raise ValueError(f"`tokens` and `attributions` must have the same length. Received: "
+                         f"{len(tokens)} tokens and {len(values)} attributions")
+    spans = []
+    for token, value, colour in zip(tokens, values, _signed_colours(values)):
+        red, green, blue = (int(round(255 * c)) for c in colour)
+        spans.append(f'<span style="background-color: rgb({red}, {green}, {blue}); padding: 0 2px" '
+                     f'title="{value:+.4g}">{html.escape(str(token))}</span>')
+    return '<p style="font-family: monospace; line-height: 1.8">' + " ".join(spans) + "</p>"
+
+
+def feature_bars(names: Sequence[str], attributions: Any, *, top: Optional[int] = None,
+                 width: int = 480, row_height: int = 20, font_scale: float = 0.4) -> tf.Tensor:
+    """A horizontal bar chart of per-feature attributions (tabular inputs), largest first.
+
+    Args:
+        names: F feature names.
+        attributions: ``(F,)`` attributions of one input.
+        top: Show only the ``top`` features of largest magnitude (``None``: all).
+        width: Image width in pixels.
+        row_height: Pixels per bar.
+        font_scale: OpenCV font scale of the labels.
+
+    Returns:
+        ``(rows * row_height, width, 3)`` float32 image in [0, 1]: red bars right of the axis for
+        positive values, blue bars left of it for negative ones.
+    """
+    import cv2
+
+    values = np.asarray(attributions, np.float64).reshape(-1)
+    if len(names) != len(values):
+        raise ValueError(f"`names` and `attributions` must have the same length. Received: "
+                         f"{len(names)} names and {len(values)} attributions")
+    order = np.argsort(-np.abs(values), kind="stable")[: top or len(values)]
+    label_width = width * 2 // 5
+    axis = label_width + (width - label_width) // 2
+    half = (width - label_width) // 2 - 4
+    scale = np.abs(values[order]).max() if len(order) else 0.0
+    chart = np.full((max(len(order), 1) * row_height, width, 3), 255, np.uint8)  # OpenCV draws text on uint8
+    chart[:, axis:axis + 1] = 77
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    for row, index in enumerate(order):
+        top_edge = row * row_height
+        length = int(round(half * abs(values[index]) / scale)) if scale > 0 else 0
+        colour = (217, 51, 51) if values[index] >= 0 else (51, 89, 217)
+        if values[index] >= 0:
+            chart[top_edge + 3:top_edge + row_height - 3, axis + 1:axis + 1 + length] = colour
+        else:
+            chart[top_edge + 3:top_edge + row_height - 3, axis - length:axis] = colour
+        label = str(names[index])[:28]
+        cv2.putText(chart, label, (4, top_edge + row_height - 6), font, font_scale, (0, 0, 0), 1, cv2.LINE_AA)
+    return tf.constant(chart.astype(np.float32) / 255.0)

@@ -10,6 +10,7 @@ from .callbacks import AttributionCallback, IG2Callback
 from .explanation import Explanation
 from .gradpath import IG2, ig2, integrate_gradpath
 from .guided_ig import GuidedIG, integrate_guided
+from .saved_model import explain_saved_model, load_model
 from .straight import IntegratedGradients, integrate_straight
 from .tf_explain_style import IG2Explainer
 
@@ -30,6 +31,8 @@ __all__ = [
     "integrate_gradpath",
     "integrate_guided",
     "integrate_straight",
+    "explain_saved_model",
+    "load_model",
     "metrics",
     "__version__",
 ]

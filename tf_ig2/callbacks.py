@@ -1,12 +1,17 @@
-"""Keras callbacks that log attribution maps and their diagnostics to TensorBoard during training.
+"""Keras callbacks that log attributions and their diagnostics to TensorBoard during training.
 
-Every ``freq`` epochs the callback explains a fixed batch of validation images with IG² (Zhuo & Ge,
+Every ``freq`` epochs the callback explains a fixed batch of validation inputs with IG² (Zhuo & Ge,
 TPAMI 2024, Eqs. 7-10), straight-line Integrated Gradients (Sundararajan et al., 2017) or Guided IG
 (Kapishnikov et al., 2021) at the model's current weights, and writes with ``tf.summary`` at
 ``step=epoch``, in the run folder ``output_dir/<name>`` (``<name>`` defaults to the method):
 
-- ``<name>/overlay``: one image per explained input, the input blended with its magnitude map;
-- ``<name>/grid``: all overlays tiled into one image;
+- images ``(N, H, W[, C])``: ``<name>/overlay``, one image per explained input, the input blended
+  with its magnitude map;
+- tabular rows ``(N, F)``: ``<name>/bars``, one bar chart of the feature attributions per row;
+- token ids ``(N, T)`` (IG² with ``input_layer``, the path moving in the embedding space):
+  ``<name>/tokens``, one heat strip of the per-token attributions ``sum_d A[t, d]`` per sentence
+  (padding left out), and ``<name>/text``, the same as a Markdown table of tokens and values;
+- ``<name>/grid``: all the pictures of the epoch tiled into one image;
 - ``<name>/completeness_delta``: mean ``|sum(A) - (f_c(x) - f_c(x'))|`` over the inputs;
 - ``<name>/representation_distance``: mean distance ``||phi(GradCF) - phi(x_r)||`` left at the
   end of the GradPath (IG² only);
@@ -29,7 +34,7 @@ import re
 import time
 import uuid
 import warnings
-from typing import Any, Callable, Dict, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import keras
 import numpy as np
@@ -55,47 +60,100 @@ _OPTION_CHECKS: Dict[str, Callable[[Any], Any]] = {
     "value_range": validation.value_range,
     "fraction": lambda value: validation.fraction("fraction", value, low_open=True),
     "max_dist": lambda value: validation.fraction("max_dist", value),
+    "padding_id": lambda value: _padding_id(value),
 }
 
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]+$")
+
+#: Characters escaped in the Markdown of the text summaries (TensorBoard renders Markdown, then
+#: removes any HTML it does not allow, so ``<`` and ``&`` become entities).
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]|])")
 
 Method = Union[str, type, Callable[..., Any]]
 
 
 # -- validation data and targets (shared with the tf-explain style explainer) -------------------
-def split_validation_data(validation_data: Any) -> Tuple[np.ndarray, Optional[np.ndarray]]:
-    """Splits ``x`` or ``(x, y)`` (tf-explain's convention) into images and labels.
-
-    Args:
-        validation_data: An ``(N, H, W)``, ``(N, H, W, 1)`` or ``(N, H, W, 3)`` float array or
-            tensor, or a tuple ``(x,)``, ``(x, None)`` or ``(x, y)`` with ``y`` ``(N,)`` integer
-            labels or ``(N, C)`` one-hot (or probability) rows.
-
-    Returns:
-        ``(x, labels)``: ``x`` float32 ``(N, ...)`` and ``labels`` int64 ``(N,)`` or ``None``.
-
-    Raises:
-        TypeError, ValueError: On anything else.
-    """
+def _split_pair(validation_data: Any) -> Tuple[Any, Any]:
+    """``x`` or ``(x,)``, ``(x, None)``, ``(x, y)`` -> ``(x, y or None)``."""
     if isinstance(validation_data, tuple):
         if len(validation_data) not in (1, 2):
             raise ValueError(
                 "`validation_data` must be x or a tuple (x, y). "
                 f"Received: a tuple of {len(validation_data)} items"
             )
-        images, labels = validation_data[0], (validation_data[1] if len(validation_data) == 2 else None)
-    else:
-        images, labels = validation_data, None
-    if images is None:
-        raise TypeError("`validation_data` must hold images x. Received: x=None")
+        return validation_data[0], (validation_data[1] if len(validation_data) == 2 else None)
+    return validation_data, None
+
+
+def _check_images(images: Any) -> np.ndarray:
     images = validation.float_array("validation_data", images, min_rank=3)
     if not (images.ndim == 3 or (images.ndim == 4 and images.shape[-1] in (1, 3))):
         raise ValueError(
             "`validation_data` must hold images (N, H, W), (N, H, W, 1) or (N, H, W, 3). "
             f"Received: shape {images.shape}"
         )
+    return images
+
+
+def _check_rows(rows: Any) -> np.ndarray:
+    rows = validation.float_array("validation_data", rows, min_rank=2)
+    if rows.ndim != 2:
+        raise ValueError("`validation_data` must hold tabular rows (N, F) of floats. "
+                         f"Received: shape {rows.shape}")
+    return rows
+
+
+def _check_token_ids(token_ids: Any) -> np.ndarray:
+    token_ids = validation.model_input_array("validation_data", token_ids)
+    if token_ids.ndim != 2:
+        raise ValueError("`validation_data` must hold token ids (N, T). "
+                         f"Received: {validation._describe(token_ids)}")
+    if np.issubdtype(token_ids.dtype, np.floating) and np.any(np.mod(token_ids, 1) != 0):
+        raise ValueError("`validation_data` must hold whole token ids (integers, or floats without a fraction). "
+                         f"Received: {validation._describe(token_ids)} with fractional values")
+    if np.any(token_ids < 0):
+        raise ValueError(f"`validation_data` token ids must be >= 0. Received: minimum {token_ids.min()}")
+    return token_ids
+
+
+#: The kinds of inputs the callbacks can show: ``kind -> (input check, what one input is called)``.
+INPUT_KINDS: Dict[str, Tuple[Callable[[Any], np.ndarray], str]] = {
+    "images": (_check_images, "images"),
+    "tabular": (_check_rows, "rows"),
+    "tokens": (_check_token_ids, "sentences"),
+}
+
+
+def split_validation_data(validation_data: Any, input_kind: str = "images") -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    """Splits ``x`` or ``(x, y)`` (tf-explain's convention) into inputs and labels.
+
+    Args:
+        validation_data: ``x`` or a tuple ``(x,)``, ``(x, None)`` or ``(x, y)``, with ``y``
+            ``(N,)`` integer labels or ``(N, C)`` one-hot (or probability) rows, and ``x``, by
+            ``input_kind``:
+
+            - ``"images"``: ``(N, H, W)``, ``(N, H, W, 1)`` or ``(N, H, W, 3)`` floats;
+            - ``"tabular"``: ``(N, F)`` floats, one row of F features per input;
+            - ``"tokens"``: ``(N, T)`` token ids >= 0 (integers, or floats holding whole numbers
+              for models whose input is float-typed).
+        input_kind: ``"images"``, ``"tabular"`` or ``"tokens"``.
+
+    Returns:
+        ``(x, labels)``: ``x`` ``(N, ...)`` (float32 for images and rows; token ids keep their
+        dtype) and ``labels`` int64 ``(N,)`` or ``None``.
+
+    Raises:
+        TypeError, ValueError: On anything else.
+    """
+    if input_kind not in INPUT_KINDS:
+        raise ValueError(f"`input_kind` must be one of {sorted(INPUT_KINDS)}. Received: input_kind={input_kind!r}")
+    check, noun = INPUT_KINDS[input_kind]
+    inputs, labels = _split_pair(validation_data)
+    if inputs is None:
+        raise TypeError(f"`validation_data` must hold {noun} x. Received: x=None")
+    inputs = check(inputs)
     if labels is None:
-        return images, None
+        return inputs, None
     label_array = validation._as_numpy("validation_data[1]", labels)
     if label_array.dtype == object or label_array.dtype == np.bool_ or not (
             np.issubdtype(label_array.dtype, np.integer) or np.issubdtype(label_array.dtype, np.floating)):
@@ -110,14 +168,14 @@ def split_validation_data(validation_data: Any) -> Tuple[np.ndarray, Optional[np
             "`validation_data[1]` (labels) must be (N,) integer labels or (N, C) one-hot rows. "
             f"Received: {validation._describe(label_array)}"
         )
-    if len(label_array) != len(images):
+    if len(label_array) != len(inputs):
         raise ValueError(
-            f"`validation_data` must hold as many labels as images. Received: {len(images)} images and "
+            f"`validation_data` must hold as many labels as {noun}. Received: {len(inputs)} {noun} and "
             f"{len(label_array)} labels"
         )
     if np.any(label_array < 0):
         raise ValueError(f"`validation_data[1]` (labels) must be >= 0. Received: minimum {int(label_array.min())}")
-    return images, label_array.astype(np.int64)
+    return inputs, label_array.astype(np.int64)
 
 
 def choose_targets(class_index: Any, labels: Optional[np.ndarray], count: int) -> Optional[np.ndarray]:
@@ -168,6 +226,67 @@ def _reference_keyword(explain: Callable[..., Any]) -> Tuple[Optional[str], bool
     return None, False
 
 
+def _padding_id(value: Any) -> Optional[int]:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer))):
+        raise TypeError(f"`padding_id` must be None or an int. Received: padding_id={value!r}")
+    return None if value is None else int(value)
+
+
+def _markdown_text(text: str) -> str:
+    escaped = _MARKDOWN_SPECIAL.sub(r"\\\1", str(text))
+    return escaped.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\n", " ")
+
+
+def token_markdown(tokens: Sequence[str], attributions: Any, *,
+                   emphasis: float = defaults.CALLBACK_TEXT_EMPHASIS) -> str:
+    """A two-row Markdown table of tokens and their attributions, as TensorBoard's text tab shows it.
+
+    TensorBoard renders text summaries as Markdown (tables included) and strips raw HTML styling,
+    so the colours of :func:`tf_ig2.visualize.token_html` cannot be used there; instead each
+    attribution is written out (signed, 3 significant digits) and those whose magnitude is at
+    least ``emphasis`` times the largest in the sentence are bold.
+
+    Args:
+        tokens: T token strings.
+        attributions: ``(T,)`` per-token attributions.
+        emphasis: In [0, 1]; the fraction of the largest magnitude from which values are bold.
+
+    Returns:
+        Markdown text: a header row ``| token | t_1 | ... |`` and a row ``| attribution | a_1 | ... |``;
+        ``*(no tokens)*`` for an empty sentence.
+    """
+    values = np.asarray(attributions, np.float64).reshape(-1)
+    if len(tokens) != len(values):
+        raise ValueError(f"`tokens` and `attributions` must have the same length. Received: "
+                         f"{len(tokens)} tokens and {len(values)} attributions")
+    if not len(values):
+        return "*(no tokens)*"
+    largest = float(np.max(np.abs(values)))
+    cells = []
+    for value in values:
+        cell = f"{value:+.3g}"
+        cells.append(f"**{cell}**" if largest > 0 and abs(value) >= emphasis * largest else cell)
+    header = "| token | " + " | ".join(_markdown_text(token) for token in tokens) + " |"
+    rule = "| --- | " + " | ".join("---:" for _ in tokens) + " |"
+    row = "| attribution | " + " | ".join(cells) + " |"
+    return "\n".join([header, rule, row])
+
+
+def _tile(pictures: np.ndarray, columns: int, gap: int = 4, fill: int = 255, line: int = 217) -> np.ndarray:
+    """Tiles ``(k, H, W, 3)`` uint8 pictures row by row on a white sheet, ``gap`` grey pixels apart."""
+    count, height, width = pictures.shape[:3]
+    rows = math.ceil(count / columns)
+    sheet = np.full((rows * height + (rows - 1) * gap, columns * width + (columns - 1) * gap, 3), line, np.uint8)
+    for index in range(rows * columns):
+        top, left = (index // columns) * (height + gap), (index % columns) * (width + gap)
+        sheet[top:top + height, left:left + width] = pictures[index] if index < count else fill
+    return sheet
+
+
+def _to_uint8(picture: Any) -> np.ndarray:
+    return np.clip(np.round(np.asarray(picture) * 255.0), 0, 255).astype(np.uint8)
+
+
 def encode_images(images: np.ndarray) -> np.ndarray:
     """Encodes uint8 RGB images as the TensorBoard images plugin stores them.
 
@@ -194,45 +313,61 @@ def encode_images(images: np.ndarray) -> np.ndarray:
 
 
 class AttributionCallback(keras.callbacks.Callback):
-    """Logs attribution maps of a fixed batch of validation images to TensorBoard every few epochs.
+    """Logs attributions of a fixed batch of validation inputs to TensorBoard every few epochs.
 
-    The explainer (and its compiled function) is built once, when training begins, and reused
-    every epoch: it reads the model's live weights, runs it in inference mode and changes no
-    weight, optimizer slot or metric. A failure while logging becomes a warning and training
-    goes on.
+    Images, tabular rows and token ids are shown each in their own way (see the module
+    docstring for the tags). The explainer (and its compiled function) is built once, when
+    training begins, and reused every epoch: it reads the model's live weights, runs it in
+    inference mode and changes no weight, optimizer slot or metric. A failure while logging
+    becomes a warning and training goes on.
 
     Args:
         method: ``"ig2"``, ``"ig"`` or ``"guided_ig"``; an explainer class taking
             ``(model, **explainer_options)``; or a factory ``factory(model, **explainer_options)``
             returning an object with an ``explain(inputs, references or baselines, targets)``
             method returning an :class:`~tf_ig2.Explanation`.
-        validation_data: Images ``x`` or ``(x, y)``: ``x`` ``(N, H, W)``, ``(N, H, W, 1)`` or
-            ``(N, H, W, 3)`` floats, ``y`` ``(N,)`` int labels or ``(N, C)`` one-hot rows. The
-            first ``max_outputs`` images are explained.
-        references: IG² references ``(R, H, W[, C])`` shared by all images or ``(N, R, H, W[, C])``
-            per image (required for IG²); the baselines of IG and Guided IG (a scalar, one
-            image, ``(R, ...)`` or ``(N, R, ...)``; ``None`` for the explainer's default).
+        validation_data: Inputs ``x`` or ``(x, y)``, ``y`` ``(N,)`` int labels or ``(N, C)``
+            one-hot rows; ``x`` is ``(N, H, W)``, ``(N, H, W, 1)`` or ``(N, H, W, 3)`` float
+            images, ``(N, F)`` float tabular rows, or ``(N, T)`` token ids (see ``input_kind``).
+            The first ``max_outputs`` inputs are explained.
+        references: IG² references ``(R, *S)`` shared by all inputs or ``(N, R, *S)`` per input
+            (required for IG²; token ids for token inputs); the baselines of IG and Guided IG (a
+            scalar, one input, ``(R, ...)`` or ``(N, R, ...)``; ``None`` for the explainer's
+            default).
         class_index: The explained class: one int or ``N`` ints. ``None``: the labels ``y`` if
             given, else the predicted class.
         output_dir: Log folder; the callback writes to the run folder ``output_dir/<name>``, so
             the log folder of ``keras.callbacks.TensorBoard`` shows both side by side.
         freq: Log at the end of every epoch whose index is a multiple of ``freq`` (0, freq, ...).
-        max_outputs: The most images explained and logged per epoch.
+        max_outputs: The most inputs explained and logged per epoch.
         name: The run folder and tag prefix; defaults to the method's name (``"ig2"``, ...).
             Give two callbacks of the same method different names.
-        alpha: Weight of the coloured map in the overlays, in [0, 1].
+        alpha: Weight of the coloured map in the image overlays, in [0, 1].
         percentile: Per-image percentile of the magnitude that saturates the colour map.
         colormap: ``"inferno"``, ``"viridis"`` or ``"jet"``.
-        columns: Images per row of the grid; ``None`` for ``ceil(sqrt(n))``.
+        columns: Pictures per row of the grid; ``None`` for ``ceil(sqrt(n))`` (one column of
+            token strips for token inputs).
         min_display_size: Small images are enlarged (integer factor, nearest neighbour) until
             their shorter side is at least this many pixels; 1 keeps them as they are.
+        input_kind: ``"images"``, ``"tabular"`` or ``"tokens"``; ``None`` infers it: tabular
+            when ``feature_names`` or ``top`` is given; tokens when ``vocabulary`` is given, or
+            ``x`` is ``(N, T)`` integers, or ``(N, T)`` with an ``input_layer`` option; else images.
+            Rank-2 floats are not taken for tabular rows unless told (pass ``feature_names``).
+        feature_names: Tabular inputs: F names for the bar charts; ``None`` for ``"x0"``, ...,
+            ``"x{F-1}"``.
+        top: Tabular inputs: show the ``top`` features of largest attribution magnitude in each
+            bar chart; ``None`` shows all.
+        vocabulary: Token inputs: the token of each id, as a sequence (``vocabulary[id]``, e.g.
+            ``TextVectorization.get_vocabulary()``) or a mapping ``{id: token}``; ``None`` shows
+            the ids. Padding positions (``padding_id``, an IG² option, default 0) are not shown.
         **explainer_options: Settings of the explainer, e.g. IG²'s ``steps``, ``step_size``,
-            ``value_range``, ``representation_layer``, ``batch_size``.
+            ``value_range``, ``representation_layer``, ``batch_size``, ``input_layer``,
+            ``padding_id``, ``output``.
 
     Raises:
         TypeError, ValueError: In the constructor, on any malformed argument; when training
             begins, if the explainer cannot be built for the model (e.g. an unknown
-            ``representation_layer``).
+            ``representation_layer`` or ``input_layer``).
 
     Example:
         >>> callbacks = [
@@ -240,6 +375,10 @@ class AttributionCallback(keras.callbacks.Callback):
         ...     tf_ig2.callbacks.AttributionCallback("ig", (x_val, y_val), references=0.0, steps=32),
         ...     keras.callbacks.TensorBoard("logs"),
         ... ]
+        >>> text = tf_ig2.callbacks.IG2Callback((ids_val, y_val), references=other_ids, input_layer="embedding",
+        ...                                     vocabulary=vectorizer.get_vocabulary(), steps=64)
+        >>> rows = tf_ig2.callbacks.IG2Callback((rows_val, y_val), references=rows_other, top=10,
+        ...                                     feature_names=data.feature_names, value_range=(low, high))
     """
 
     def __init__(self, method: Method, validation_data: Any, references: Any = None, class_index: Any = None,
@@ -247,7 +386,9 @@ class AttributionCallback(keras.callbacks.Callback):
                  max_outputs: int = defaults.CALLBACK_MAX_OUTPUTS, *, name: Optional[str] = None,
                  alpha: float = defaults.OVERLAY_ALPHA, percentile: float = defaults.HEATMAP_PERCENTILE,
                  colormap: str = defaults.HEATMAP_COLORMAP, columns: Optional[int] = None,
-                 min_display_size: int = defaults.CALLBACK_MIN_DISPLAY_SIZE, **explainer_options: Any):
+                 min_display_size: int = defaults.CALLBACK_MIN_DISPLAY_SIZE, input_kind: Optional[str] = None,
+                 feature_names: Optional[Sequence[str]] = None, top: Optional[int] = None,
+                 vocabulary: Union[None, Sequence[str], Mapping[int, str]] = None, **explainer_options: Any):
         super().__init__()
         self._factory, default_name, explain = self._resolve_method(method, explainer_options)
         self.name = self._check_name(name if name is not None else default_name)
@@ -263,28 +404,159 @@ class AttributionCallback(keras.callbacks.Callback):
         self.colormap = colormap
         self.columns = validation.optional_positive_int("columns", columns)
         self.min_display_size = validation.positive_int("min_display_size", min_display_size)
+        self.top = validation.optional_positive_int("top", top)
+        self.padding_id = _padding_id(explainer_options.get("padding_id", defaults.PADDING_ID))
 
-        images, labels = split_validation_data(validation_data)
-        total = len(images)
-        self.images = images[:self.max_outputs]
-        count = len(self.images)
+        self.input_kind = self._resolve_input_kind(input_kind, validation_data, explainer_options,
+                                                   feature_names=feature_names, top=top, vocabulary=vocabulary)
+        inputs, labels = split_validation_data(validation_data, self.input_kind)
+        total = len(inputs)
+        self.inputs = inputs[:self.max_outputs]
+        count = len(self.inputs)
+        self.feature_names = (self._check_feature_names(feature_names, inputs.shape[1])
+                              if self.input_kind == "tabular" else None)
+        self.vocabulary = self._check_vocabulary(vocabulary) if self.input_kind == "tokens" else None
+        if self.input_kind == "tokens":
+            self._check_token_explainer(explainer_options)
+            for row in range(count):
+                self.token_texts(row)  # every shown id has a token
         targets = choose_targets(class_index, labels, total)
         self.class_index = class_index
         self.targets = None if targets is None else targets[:count]
         self._reference_keyword, required = _reference_keyword(explain) if explain is not None else (None, False)
-        self.references = self._check_references(references, images.shape, required)
-        bounds = validation.value_range(explainer_options.get("value_range"))
-        validation.fits_value_range("validation_data", self.images, bounds, images.shape[1:])
-        if self.references is not None and self.references.ndim > 0:
-            validation.fits_value_range("references", self.references, bounds, images.shape[1:])
+        self.references = self._check_references(references, inputs.shape, required)
+        if self.input_kind != "tokens":  # for token ids, value_range bounds the embedding space
+            bounds = validation.value_range(explainer_options.get("value_range"))
+            validation.fits_value_range("validation_data", self.inputs, bounds, inputs.shape[1:])
+            if self.references is not None and self.references.ndim > 0:
+                validation.fits_value_range("references", self.references, bounds, inputs.shape[1:])
         self.explainer_options = dict(explainer_options)
         self._explainer = None
         self._writer = None
         self._events_file: Optional[str] = None
-        self._summary_functions: Dict[Tuple[Tuple[str, ...], Tuple[str, ...]], Callable[..., Any]] = {}
+        self._summary_functions: Dict[Tuple[Tuple[str, ...], ...], Callable[..., Any]] = {}
         self._training = False
 
+    @property
+    def images(self) -> np.ndarray:
+        """The explained inputs ``(n, ...)`` (the name dates from when only images were shown)."""
+        return self.inputs
+
     # -- constructor helpers ---------------------------------------------------------------------
+    @staticmethod
+    def _resolve_input_kind(input_kind: Any, validation_data: Any, options: Dict[str, Any], *,
+                            feature_names: Any, top: Any, vocabulary: Any) -> str:
+        """The kind of the inputs: given, or inferred from the arguments and ``x``'s rank and dtype."""
+        tabular_arguments = [name for name, value in (("feature_names", feature_names), ("top", top))
+                             if value is not None]
+        if input_kind is None:
+            if tabular_arguments and vocabulary is not None:
+                raise ValueError(f"`vocabulary` (token inputs) and {', '.join(f'`{name}`' for name in tabular_arguments)} "
+                                 "(tabular inputs) exclude each other. Received: both")
+            inputs = _split_pair(validation_data)[0]
+            dtype = getattr(inputs, "dtype", None)
+            if dtype is None or not hasattr(inputs, "shape"):
+                inputs = validation._as_numpy("validation_data", inputs)
+                dtype = inputs.dtype
+            dtype = np.dtype(getattr(dtype, "as_numpy_dtype", dtype))
+            rank = len(inputs.shape)
+            integer = np.issubdtype(dtype, np.integer)
+            if tabular_arguments:
+                return "tabular"
+            if vocabulary is not None or (rank == 2 and (integer or options.get("input_layer") is not None)):
+                return "tokens"
+            if rank == 2 and not integer:
+                raise ValueError(
+                    f"`validation_data` holds rank-2 floats of shape {tuple(inputs.shape)}: pass `feature_names` (or "
+                    "`input_kind='tabular'`) to log them as tabular rows (N, F), or `input_layer` for token ids; "
+                    "images must be (N, H, W), (N, H, W, 1) or (N, H, W, 3)"
+                )
+            return "images"
+        if not isinstance(input_kind, str):
+            raise TypeError(f"`input_kind` must be None or one of {sorted(INPUT_KINDS)}. "
+                            f"Received: input_kind={input_kind!r}")
+        if input_kind not in INPUT_KINDS:
+            raise ValueError(f"`input_kind` must be None or one of {sorted(INPUT_KINDS)}. "
+                             f"Received: input_kind={input_kind!r}")
+        if tabular_arguments and input_kind != "tabular":
+            raise ValueError(f"{', '.join(f'`{name}`' for name in tabular_arguments)} apply to tabular inputs only. "
+                             f"Received: input_kind={input_kind!r}")
+        if vocabulary is not None and input_kind != "tokens":
+            raise ValueError(f"`vocabulary` applies to token inputs only. Received: input_kind={input_kind!r}")
+        return input_kind
+
+    @staticmethod
+    def _check_feature_names(feature_names: Any, count: int) -> List[str]:
+        if feature_names is None:
+            return [f"x{index}" for index in range(count)]
+        if isinstance(feature_names, (str, bytes)) or not isinstance(feature_names, (Sequence, np.ndarray)):
+            raise TypeError("`feature_names` must be a sequence of F names (one per column). "
+                            f"Received: {validation._describe(feature_names)}")
+        if len(feature_names) != count:
+            raise ValueError(f"`feature_names` must name each of the {count} features of `validation_data`. "
+                             f"Received: {len(feature_names)} names")
+        return [str(item) for item in feature_names]
+
+    @staticmethod
+    def _check_vocabulary(vocabulary: Any) -> Union[None, List[str], Dict[int, str]]:
+        if vocabulary is None:
+            return None
+        if isinstance(vocabulary, Mapping):
+            keys = list(vocabulary)
+            if not all(isinstance(key, (numbers.Integral, np.integer)) and not isinstance(key, bool) for key in keys):
+                hint = (" (it maps tokens to ids; pass {index: token for token, index in vocabulary.items()})"
+                        if all(isinstance(key, str) for key in keys) else "")
+                raise TypeError(f"`vocabulary` as a mapping must map int token ids to tokens{hint}. "
+                                f"Received: keys such as {keys[:3]!r}")
+            return {int(key): str(value) for key, value in vocabulary.items()}
+        if isinstance(vocabulary, (str, bytes)) or not isinstance(vocabulary, (Sequence, np.ndarray)):
+            raise TypeError("`vocabulary` must be None, a sequence of tokens (indexed by id) or a mapping "
+                            f"{{id: token}}. Received: {validation._describe(vocabulary)}")
+        return [item.decode("utf-8", "replace") if isinstance(item, bytes) else str(item) for item in vocabulary]
+
+    def _check_token_explainer(self, options: Dict[str, Any]) -> None:
+        """An explainer class must explain through an ``input_layer``, and be told which."""
+        explainer_class = self._factory if isinstance(self._factory, type) else None
+        if explainer_class is None:
+            return  # a factory: its needs are unknown until it is called
+        parameters = dict(inspect.signature(explainer_class.__init__).parameters)
+        if "input_layer" not in parameters:
+            raise ValueError(f"`method` {explainer_class.__name__} cannot explain token ids: it has no `input_layer` "
+                             "to move in the embedding space; use 'ig2' with input_layer=<the Embedding layer>. "
+                             f"Received: validation_data of token ids")
+        if options.get("input_layer") is None:
+            raise ValueError("`input_layer` is required to explain token ids (N, T): name the model's Embedding "
+                             "layer (its output space is where the path moves). Received: input_layer=None")
+
+    def token_texts(self, index: int) -> Tuple[List[str], np.ndarray]:
+        """The shown tokens of logged sentence ``index`` and their positions (padding left out).
+
+        Returns:
+            ``(tokens, positions)``: the token strings and the ``(T',)`` int positions in the
+            sentence they come from.
+
+        Raises:
+            ValueError: If the vocabulary has no token for one of the ids.
+        """
+        ids = self.inputs[index]
+        keep = np.ones(ids.shape, bool) if self.padding_id is None else ids != self.padding_id
+        positions = np.flatnonzero(keep)
+        tokens = []
+        for token_id in (int(value) for value in ids[positions]):
+            if self.vocabulary is None:
+                tokens.append(str(token_id))
+            elif isinstance(self.vocabulary, dict):
+                if token_id not in self.vocabulary:
+                    raise ValueError(f"`vocabulary` has no token for id {token_id} (in sentence {index} of "
+                                     f"`validation_data`). Received: a mapping of {len(self.vocabulary)} ids")
+                tokens.append(self.vocabulary[token_id])
+            else:
+                if token_id >= len(self.vocabulary):
+                    raise ValueError(f"`vocabulary` has no token for id {token_id} (in sentence {index} of "
+                                     f"`validation_data`). Received: {len(self.vocabulary)} tokens")
+                tokens.append(self.vocabulary[token_id])
+        return tokens, positions
+
     @staticmethod
     def _resolve_method(method: Method, options: Dict[str, Any]) -> Tuple[Callable[..., Any], str, Any]:
         """Returns ``(factory, default name, explain function or None if unknown yet)``."""
@@ -342,11 +614,24 @@ class AttributionCallback(keras.callbacks.Callback):
                                  "e.g. a few training images of other classes. Received: references=None")
             return None
         per_input = np.ndim(references) == len(inputs_shape) + 1
-        array = validation.references_array("references", references, inputs_shape,
-                                            allow_scalar=keyword != "references")
+        if self.input_kind == "tokens":
+            array = self._token_references(references, inputs_shape)
+        else:
+            array = validation.references_array("references", references, inputs_shape,
+                                                allow_scalar=keyword != "references")
         if per_input:
             return array[:len(self.images)]
         return array[0]
+
+    def _token_references(self, references: Any, inputs_shape: Tuple[int, ...]) -> np.ndarray:
+        """Token-id references ``(1 or N, R, T)`` as whole ids >= 0 of the inputs' dtype."""
+        array = validation.references_array("references", references, inputs_shape, integer=True)
+        if np.issubdtype(array.dtype, np.floating) and np.any(np.mod(array, 1) != 0):
+            raise ValueError("`references` must hold whole token ids like `validation_data`. "
+                             f"Received: {validation._describe(array)} with fractional values")
+        if np.any(array < 0):
+            raise ValueError(f"`references` token ids must be >= 0. Received: minimum {array.min()}")
+        return array.astype(self.inputs.dtype, copy=False)
 
     # -- the explainer ---------------------------------------------------------------------------
     @property
@@ -372,11 +657,12 @@ class AttributionCallback(keras.callbacks.Callback):
         return self._explainer
 
     def explain(self) -> Explanation:
-        """Explains the logged images at the model's current weights.
+        """Explains the logged inputs at the model's current weights.
 
         Returns:
-            The :class:`~tf_ig2.Explanation` of the first ``max_outputs`` validation images
-            (``(n, H, W[, C])`` attributions).
+            The :class:`~tf_ig2.Explanation` of the first ``max_outputs`` validation inputs:
+            attributions ``(n, H, W[, C])`` for images, ``(n, F)`` for tabular rows, ``(n, T)``
+            per token for token ids.
         """
         explainer = self._ensure_explainer()
         arguments: Dict[str, Any] = {"targets": self.targets}
@@ -389,7 +675,9 @@ class AttributionCallback(keras.callbacks.Callback):
 
     # -- what is logged --------------------------------------------------------------------------
     def display_factor(self) -> int:
-        """The integer enlargement applied to the logged images."""
+        """The integer enlargement applied to the logged images (1 for tabular and token inputs)."""
+        if self.input_kind != "images":
+            return 1
         shorter = min(int(self.images.shape[1]), int(self.images.shape[2]))
         return max(1, math.ceil(self.min_display_size / shorter))
 
@@ -397,13 +685,24 @@ class AttributionCallback(keras.callbacks.Callback):
         """The images and scalars logged for one explanation.
 
         Returns:
-            ``(images, scalars)``: ``{tag: (k, H', W', 3) uint8 RGB}`` (the enlarged overlays,
-            and their grid as ``k = 1``) and ``{tag: float}``.
+            ``(images, scalars)``: ``{tag: (k, H', W', 3) uint8 RGB}`` and ``{tag: float}``.
+            Images: the enlarged overlays (``<name>/overlay``); tabular rows: one bar chart per
+            row (``<name>/bars``); token ids: one heat strip per sentence, padded with white to
+            the widest (``<name>/tokens``); and, for all, their grid as ``k = 1`` (``<name>/grid``).
         """
-        overlays, tiles = visualize.display_images(
-            self.images, explanation.attributions, alpha=self.alpha, percentile=self.percentile,
-            colormap=self.colormap, factor=self.display_factor(), columns=self.columns)
-        images = {f"{self.name}/overlay": overlays, f"{self.name}/grid": tiles[None]}
+        if self.input_kind == "images":
+            overlays, tiles = visualize.display_images(
+                self.images, explanation.attributions, alpha=self.alpha, percentile=self.percentile,
+                colormap=self.colormap, factor=self.display_factor(), columns=self.columns)
+            images = {f"{self.name}/overlay": overlays, f"{self.name}/grid": tiles[None]}
+        elif self.input_kind == "tabular":
+            charts = np.stack([_to_uint8(visualize.feature_bars(self.feature_names, row, top=self.top))
+                               for row in np.asarray(explanation.attributions)])
+            columns = self.columns or math.ceil(math.sqrt(len(charts)))
+            images = {f"{self.name}/bars": charts, f"{self.name}/grid": _tile(charts, columns)[None]}
+        else:
+            strips = self.token_strips(explanation.attributions)
+            images = {f"{self.name}/tokens": strips, f"{self.name}/grid": _tile(strips, self.columns or 1)[None]}
         scalars = {
             f"{self.name}/completeness_delta": float(np.mean(np.abs(explanation.delta))),
             f"{self.name}/target_score": float(np.mean(explanation.target_scores)),
@@ -412,6 +711,46 @@ class AttributionCallback(keras.callbacks.Callback):
             scalars[f"{self.name}/representation_distance"] = float(
                 np.mean(explanation.representation_distance[..., -1]))
         return images, scalars
+
+    def token_strips(self, attributions: Any) -> np.ndarray:
+        """Token heat strips of the logged sentences, padding left out, all as wide as the widest.
+
+        Args:
+            attributions: ``(n, T)`` per-token attributions of the logged sentences.
+
+        Returns:
+            ``(n, H, W, 3)`` uint8 RGB strips (:func:`tf_ig2.visualize.token_strip`), each padded
+            on the right with white.
+        """
+        attributions = np.asarray(attributions)
+        strips = []
+        for index in range(len(self.inputs)):
+            tokens, positions = self.token_texts(index)
+            strips.append(_to_uint8(visualize.token_strip(tokens, attributions[index][positions])))
+        width = max(strip.shape[1] for strip in strips)
+        return np.stack([np.pad(strip, ((0, 0), (0, width - strip.shape[1]), (0, 0)), constant_values=255)
+                         for strip in strips])
+
+    def text_summaries(self, explanation: Explanation) -> Dict[str, str]:
+        """The Markdown text logged for one explanation: ``{"<name>/text": ...}`` for token inputs.
+
+        One section per logged sentence: its index, explained class, score ``f_c(x)``,
+        counterfactual score and completeness delta, then :func:`token_markdown`'s table of the
+        tokens (padding left out) and their attributions. Empty for images and tabular rows.
+        """
+        if self.input_kind != "tokens":
+            return {}
+        attributions = np.asarray(explanation.attributions)
+        sections = []
+        for index in range(len(self.inputs)):
+            tokens, positions = self.token_texts(index)
+            target = "" if explanation.targets is None else f"class {int(explanation.targets[index])}, "
+            sections.append(
+                f"**Sentence {index}**: {target}score {float(explanation.target_scores[index]):.4g}, "
+                f"counterfactual score {float(explanation.counterfactual_scores[index]):.4g}, "
+                f"completeness delta {float(explanation.delta[index]):+.3g}\n\n"
+                + token_markdown(tokens, attributions[index][positions]))
+        return {f"{self.name}/text": "\n\n".join(sections)}
 
     def _open_writer(self) -> None:
         """Creates the summary writer and remembers the events file it writes to."""
@@ -429,22 +768,27 @@ class AttributionCallback(keras.callbacks.Callback):
             writer.flush()
             writer.close()
 
-    def _summary_function(self, image_tags: Tuple[str, ...], scalar_tags: Tuple[str, ...]) -> Callable[..., Any]:
+    def _summary_function(self, image_tags: Tuple[str, ...], scalar_tags: Tuple[str, ...],
+                          text_tags: Tuple[str, ...] = ()) -> Callable[..., Any]:
         """One compiled function writing every summary of an epoch (one call instead of many eager ops)."""
-        key = (image_tags, scalar_tags)
+        key = (image_tags, scalar_tags, text_tags)
         if key not in self._summary_functions:
             from tensorboard.plugins.image import metadata
 
             image_metadata = metadata.create_summary_metadata(display_name=None, description=None)
             signature = ([tf.TensorSpec([], tf.int64)] + [tf.TensorSpec([None], tf.string)] * len(image_tags)
-                         + [tf.TensorSpec([len(scalar_tags)], tf.float32)])
+                         + [tf.TensorSpec([len(scalar_tags)], tf.float32)]
+                         + [tf.TensorSpec([], tf.string)] * len(text_tags))
 
             @tf.function(input_signature=signature)
             def write(step, *values):
-                for tag, encoded in zip(image_tags, values[:-1]):
+                images, scalars, texts = values[:len(image_tags)], values[len(image_tags)], values[len(image_tags) + 1:]
+                for tag, encoded in zip(image_tags, images):
                     tf.summary.write(tag, encoded, step=step, metadata=image_metadata)
                 for index, tag in enumerate(scalar_tags):
-                    tf.summary.scalar(tag, values[-1][index], step=step)
+                    tf.summary.scalar(tag, scalars[index], step=step)
+                for tag, text in zip(text_tags, texts):
+                    tf.summary.text(tag, text, step=step)
 
             self._summary_functions[key] = write
         return self._summary_functions[key]
@@ -455,7 +799,7 @@ class AttributionCallback(keras.callbacks.Callback):
         logger.debug("Logged %s attributions for epoch %d in %.3f s", self.name, epoch, time.perf_counter() - start)
 
     def log_explanation(self, explanation: Explanation, epoch: int) -> None:
-        """Writes the images and scalars of ``explanation`` at ``step=epoch`` and flushes.
+        """Writes the images, scalars and texts of ``explanation`` at ``step=epoch`` and flushes.
 
         Called by :meth:`on_epoch_end` with :meth:`explain`'s result; opens the summary writer if
         none is open.
@@ -465,12 +809,13 @@ class AttributionCallback(keras.callbacks.Callback):
             Exception: Whatever TensorFlow raises when the folder cannot be written.
         """
         images, scalars = self.summaries(explanation)
+        texts = self.text_summaries(explanation)
         if self._writer is None:
             self._open_writer()
-        write = self._summary_function(tuple(images), tuple(scalars))
+        write = self._summary_function(tuple(images), tuple(scalars), tuple(texts))
         with self._writer.as_default():
             write(tf.constant(epoch, tf.int64), *[tf.constant(encode_images(value)) for value in images.values()],
-                  tf.constant(list(scalars.values()), tf.float32))
+                  tf.constant(list(scalars.values()), tf.float32), *[tf.constant(text) for text in texts.values()])
         self._writer.flush()
         if self._events_file is not None and not os.path.isfile(self._events_file):
             # The folder was removed or replaced: the open file handle writes nowhere visible.
@@ -517,20 +862,22 @@ class AttributionCallback(keras.callbacks.Callback):
 
 
 class IG2Callback(AttributionCallback):
-    """Logs IG² attribution maps to TensorBoard; tf-explain's ``IntegratedGradientsCallback`` for IG².
+    """Logs IG² attributions to TensorBoard; tf-explain's ``IntegratedGradientsCallback`` for IG².
 
     Args:
-        validation_data: Images ``x`` or ``(x, y)`` (see :class:`AttributionCallback`).
-        references: ``(R, H, W[, C])`` references shared by all images, or
-            ``(N, R, H, W[, C])`` per image.
+        validation_data: Images, tabular rows or token ids ``x``, or ``(x, y)`` (see
+            :class:`AttributionCallback`).
+        references: ``(R, *S)`` references shared by all inputs, or ``(N, R, *S)`` per input
+            (token ids for token inputs).
         class_index: One int or ``N`` ints; ``None`` for the labels, else the predicted class.
         output_dir: Log folder; the run folder is ``output_dir/ig2`` (or ``output_dir/<name>``).
         freq: Log every ``freq`` epochs.
-        max_outputs: The most images explained and logged per epoch.
+        max_outputs: The most inputs explained and logged per epoch.
         **options: IG² settings (``steps``, ``step_size``, ``value_range``,
-            ``representation_layer``, ``batch_size``) and the display settings of
-            :class:`AttributionCallback` (``name``, ``alpha``, ``percentile``, ``colormap``,
-            ``columns``, ``min_display_size``).
+            ``representation_layer``, ``batch_size``, ``input_layer``, ``padding_id``,
+            ``output``) and the display settings of :class:`AttributionCallback` (``name``,
+            ``alpha``, ``percentile``, ``colormap``, ``columns``, ``min_display_size``,
+            ``input_kind``, ``feature_names``, ``top``, ``vocabulary``).
 
     Example:
         >>> model.fit(x, y, epochs=5, callbacks=[

@@ -97,3 +97,7 @@ PADDING_ID: int = 0
 DATASET_BATCH_SIZE: int = 32
 DATASET_SHARD_SIZE: int = 1024
 DATASET_LOG_INTERVAL: float = 10.0
+
+#: Text summaries of token attributions (the callbacks' ``<name>/text``): values whose magnitude is
+#: at least this fraction of the sentence's largest are shown in bold.
+CALLBACK_TEXT_EMPHASIS: float = 0.5

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import inspect
 from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 import numpy as np
@@ -333,15 +334,17 @@ def ig2(model: Any, inputs: Any, references: Any, targets: Targets = None, *, re
         targets: ``None``, an int, ``(N,)`` ints or a callable (see :meth:`IG2.explain`).
         return_path: Also return the ``(N, R, steps + 1, *S)`` path.
         **options: Any of :class:`IG2`'s settings (``representation_layer``, ``steps``,
-            ``step_size``, ``value_range``, ``batch_size``).
+            ``step_size``, ``value_range``, ``batch_size``, ``input_layer``, ``padding_id``,
+            ``output``).
 
     Returns:
         An :class:`~tf_ig2.Explanation`.
     """
-    unknown = set(options) - {"representation_layer", "steps", "step_size", "value_range", "batch_size"}
+    settings = [name for name in inspect.signature(IG2.__init__).parameters if name not in ("self", "model")]
+    unknown = set(options) - set(settings)
     if unknown:
         raise TypeError(f"ig2() got unknown option(s) {sorted(unknown)}; expected IG2's settings "
-                        "representation_layer, steps, step_size, value_range, batch_size")
+                        f"{', '.join(settings)}")
     key = (id(model),) + _options_key(options)
     explainer = _EXPLAINERS.get(key)
     if explainer is None or explainer.model is not model:

@@ -1,0 +1,355 @@
+"""The ``tf-ig2`` command line: results equal to the Python API, outputs, errors and --overwrite."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import cv2
+import keras
+import numpy as np
+import pytest
+
+import tf_ig2
+from tf_ig2 import cli, saved_model
+from conftest import small_cnn
+
+STEPS = 8
+TOLERANCE = dict(rtol=1e-5, atol=1e-6)
+REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+#: TensorFlow's own start-up lines, written by its C++ runtime whatever the log level.
+TENSORFLOW_NOISE = re.compile(r"^(WARNING: All log messages before absl|[IWEF]\d{4} |To enable the following)")
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """A seeded CNN saved as .keras, .h5 and a SavedModel, a dense model, and input arrays."""
+    folder = tmp_path_factory.mktemp("cli")
+    model = small_cnn(seed=2)
+    paths = {name: str(folder / name) for name in ("cnn.keras", "cnn.h5", "cnn_saved_model", "dense.keras")}
+    model.save(paths["cnn.keras"])
+    model.save(paths["cnn.h5"])
+    small_cnn(softmax=False, seed=2).export(paths["cnn_saved_model"], verbose=False)
+    keras.utils.set_random_seed(0)
+    dense = keras.Sequential([keras.Input((5,)), keras.layers.Dense(6, activation="tanh", name="hidden"),
+                              keras.layers.Dense(3, name="scores")])
+    dense.save(paths["dense.keras"])
+    rng = np.random.default_rng(5)
+    arrays = {
+        "inputs.npy": rng.random((3, 8, 8, 1)).astype(np.float32),
+        "references.npy": rng.random((2, 8, 8, 1)).astype(np.float32),
+        "wrong.npy": rng.random((3, 9, 9, 1)).astype(np.float32),
+        "vectors.npy": rng.random((4, 5)).astype(np.float32),
+        "vector_references.npy": rng.random((2, 5)).astype(np.float32),
+    }
+    for name, values in arrays.items():
+        paths[name] = str(folder / name)
+        np.save(paths[name], values)
+    paths["both.npz"] = str(folder / "both.npz")
+    np.savez(paths["both.npz"], inputs=arrays["inputs.npy"], references=arrays["references.npy"])
+    paths["notes.txt"] = str(folder / "notes.txt")
+    with open(paths["notes.txt"], "w") as handle:
+        handle.write("not a model")
+    return {"paths": paths, "arrays": arrays, "model": model, "folder": folder}
+
+
+def explain_arguments(files, model, output, *extra):
+    paths = files["paths"]
+    return ["explain", paths[model], "--inputs", paths["inputs.npy"], "--references", paths["references.npy"],
+            "--steps", str(STEPS), "--output", str(output), *extra]
+
+
+def run(arguments, capsys):
+    status = cli.main([str(argument) for argument in arguments])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def png_shape(path):
+    """(height, width, channels) of a PNG file, read back independently of the writer."""
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    assert image is not None, f"{path} is not a readable image"
+    return image.shape
+
+
+def entries(folder):
+    """Every file and folder below ``folder``, as relative paths."""
+    found = set()
+    for root, folders, names in os.walk(folder):
+        found.update(os.path.relpath(os.path.join(root, name), folder) for name in folders + names)
+    return found
+
+
+def listing(folder):
+    """Every file below ``folder`` with its bytes."""
+    found = {}
+    for root, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(root, name)
+            with open(path, "rb") as handle:
+                found[os.path.relpath(path, folder)] = handle.read()
+    return found
+
+
+@pytest.mark.parametrize("model", ["cnn.keras", "cnn.h5"])
+def test_explain_matches_the_python_api(files, model, tmp_path, capsys):
+    output = tmp_path / "out"
+    status, out, err = run(explain_arguments(files, model, output, "--target", "1"), capsys)
+    assert status == 0, err
+    assert "Explained 3 input(s)" in out
+    attributions = np.load(output / "attributions.npy")
+    inputs, references = files["arrays"]["inputs.npy"], files["arrays"]["references.npy"]
+    api = saved_model.explain_saved_model(files["paths"][model], inputs, references, targets=1, steps=STEPS)
+    np.testing.assert_allclose(attributions, api.attributions, rtol=0, atol=1e-7)
+    independent = tf_ig2.ig2(files["model"], inputs, references, targets=1, steps=STEPS)
+    np.testing.assert_allclose(attributions, independent.attributions, **TOLERANCE)
+    np.testing.assert_allclose(np.load(output / "counterfactuals.npy"), api.counterfactuals, rtol=0, atol=1e-7)
+    summary = json.loads((output / "summary.json").read_text())
+    assert summary["tf_ig2_version"] == tf_ig2.__version__
+    assert summary["settings"]["steps"] == STEPS and summary["settings"]["target"] == 1
+    assert summary["representation"] == "input of layer 'logits'"
+    assert len(summary["inputs"]) == 3
+    for index, record in enumerate(summary["inputs"]):
+        assert record["target"] == 1
+        assert record["score"] == pytest.approx(float(api.target_scores[index]), rel=1e-5, abs=1e-6)
+        assert record["gradcf_score"] == pytest.approx(float(api.counterfactual_scores[index]), rel=1e-5, abs=1e-6)
+        assert record["completeness_delta"] == pytest.approx(float(api.delta[index]), rel=1e-4, abs=1e-6)
+        distances = [[item["start"], item["end"]] for item in record["representation_distance"]]
+        np.testing.assert_allclose(distances, api.representation_distance[index], rtol=1e-5, atol=1e-6)
+    assert sorted(os.listdir(output)) == sorted(
+        ["attributions.npy", "counterfactuals.npy", "summary.json", "grid.png",
+         "overlay_000.png", "overlay_001.png", "overlay_002.png"])
+    assert not [name for name in os.listdir(tmp_path) if name != "out"], "a temporary folder was left behind"
+
+
+def test_explain_saved_model_folder(files, tmp_path, capsys):
+    output = tmp_path / "out"
+    status, out, err = run(explain_arguments(files, "cnn_saved_model", output, "--batch-size", "2"), capsys)
+    assert status == 0, err
+    attributions = np.load(output / "attributions.npy")
+    counterfactuals = np.load(output / "counterfactuals.npy")
+    assert attributions.shape == (3, 8, 8, 1) and attributions.dtype == np.float32
+    assert counterfactuals.shape == (3, 2, 8, 8, 1)
+    assert np.all(np.isfinite(attributions)) and np.any(attributions != 0)
+    summary = json.loads((output / "summary.json").read_text())
+    assert summary["representation"].startswith("model output: SavedModel signature 'serving_default'")
+    assert summary["settings"]["model_format"] == "saved_model"
+    # Completeness: sum(A) = f(x) - f(GradCF) up to the reported delta.
+    for index, record in enumerate(summary["inputs"]):
+        gap = record["score"] - record["gradcf_score"]
+        assert float(attributions[index].sum()) - gap == pytest.approx(record["completeness_delta"], abs=1e-4)
+
+
+def test_npz_archive_and_vector_inputs_write_no_pngs(files, tmp_path, capsys):
+    paths = files["paths"]
+    output = tmp_path / "vectors"
+    status, _, err = run(["explain", paths["dense.keras"], "--inputs", paths["vectors.npy"], "--references",
+                          paths["vector_references.npy"], "--steps", STEPS, "--representation-layer", "hidden",
+                          "--output", output], capsys)
+    assert status == 0, err
+    assert sorted(os.listdir(output)) == ["attributions.npy", "counterfactuals.npy", "summary.json"]
+    assert np.load(output / "attributions.npy").shape == (4, 5)
+    output = tmp_path / "archive"
+    status, _, err = run(["explain", paths["cnn.keras"], "--inputs", paths["both.npz"], "--references",
+                          paths["both.npz"], "--steps", STEPS, "--output", output], capsys)
+    assert status == 0, err
+    assert np.load(output / "attributions.npy").shape == (3, 8, 8, 1)
+
+
+def test_images_in_and_pngs_out(files, tmp_path, capsys):
+    images, references = tmp_path / "images", tmp_path / "references"
+    images.mkdir()
+    references.mkdir()
+    rng = np.random.default_rng(0)
+    for index in range(3):
+        assert cv2.imwrite(str(images / f"image_{index}.png"), rng.integers(0, 256, (12, 10, 3), dtype=np.uint8))
+    assert cv2.imwrite(str(references / "reference.jpg"), rng.integers(0, 256, (16, 16), dtype=np.uint8))
+    output = tmp_path / "out"
+    status, _, err = run(["explain", files["paths"]["cnn.keras"], "--inputs", images, "--references", references,
+                          "--scale", "1/255", "--value-range", "0", "1", "--steps", STEPS, "--output", output],
+                         capsys)
+    assert status == 0, err
+    summary = json.loads((output / "summary.json").read_text())
+    assert [record["name"] for record in summary["inputs"]] == ["image_0.png", "image_1.png", "image_2.png"]
+    assert summary["settings"]["image_size"] == [8, 8] and summary["settings"]["scale"] == pytest.approx(1 / 255)
+    # 8x8 inputs are enlarged by ceil(64 / 8) = 8; the grid holds 2 x 2 cells for 3 overlays.
+    for index in range(3):
+        assert png_shape(output / f"overlay_00{index}.png") == (64, 64, 3)
+    assert png_shape(output / "grid.png") == (128, 128, 3)
+    # The model's own input size is the default; a single image file works too.
+    output = tmp_path / "small"
+    status, _, err = run(["explain", files["paths"]["cnn.keras"], "--inputs", images / "image_1.png",
+                          "--references", references, "--image-size", "8", "8", "--min-display-size", "1",
+                          "--steps", STEPS, "--output", output], capsys)
+    assert status == 0, err
+    assert png_shape(output / "overlay_000.png") == (8, 8, 3)
+
+
+def test_image_values_follow_resize_and_scale(tmp_path):
+    from tf_ig2 import io
+
+    assert cv2.imwrite(str(tmp_path / "flat.png"), np.full((4, 6, 3), 200, np.uint8))
+    values, names = io.read_inputs(tmp_path / "flat.png", "inputs", image_size=(2, 3), channels=3, scale=0.5)
+    assert names == ["flat.png"] and values.shape == (1, 2, 3, 3) and values.dtype == np.float32
+    np.testing.assert_allclose(values, 100.0, atol=1e-3)
+    assert io.parse_scale("1/255") == pytest.approx(1 / 255)
+    assert io.parse_scale("0.00392156862745098") == pytest.approx(1 / 255)
+
+
+def bad_cases(files, tmp_path):
+    paths = files["paths"]
+    unreadable = tmp_path / "broken.keras"
+    unreadable.write_bytes(b"PK\x03\x04 truncated")
+    not_saved_model = tmp_path / "empty_folder"
+    not_saved_model.mkdir()
+    base = ["--inputs", paths["inputs.npy"], "--references", paths["references.npy"], "--steps", STEPS]
+    keras_model = paths["cnn.keras"]
+    return {
+        "missing model": ([tmp_path / "missing.keras", *base], "does not exist"),
+        "unknown format": ([paths["notes.txt"], *base], "Unknown model format"),
+        "folder without SavedModel": ([not_saved_model, *base], "not a SavedModel"),
+        "unreadable model": ([unreadable, *base], "Could not load the Keras model"),
+        "shapes that do not fit": ([keras_model, "--inputs", paths["wrong.npy"], "--references",
+                                    paths["references.npy"]], r"expects inputs of shape \(N, 8, 8, 1\)"),
+        "unknown layer": ([keras_model, *base, "--representation-layer", "nope"],
+                          "Available layers: 'conv', 'flatten', 'features', 'logits'"),
+        "missing inputs": ([keras_model, "--inputs", tmp_path / "none.npy", "--references",
+                            paths["references.npy"]], "file not found"),
+        "steps zero": ([keras_model, *base[:4], "--steps", "0"], "--steps: must be an integer >= 1"),
+        "negative step size": ([keras_model, *base, "--step-size", "-1"], "--step-size"),
+        "reversed value range": ([keras_model, *base, "--value-range", "1", "0"], "LO must be <= HI"),
+        "inputs outside value range": ([keras_model, *base, "--value-range", "0", "0.5"], "inside `value_range`"),
+        "bad batch size": ([keras_model, *base, "--batch-size", "x"], "--batch-size"),
+        "bad scale": ([keras_model, *base, "--scale", "0"], "--scale"),
+        "negative target": ([keras_model, *base, "--target", "-1"], "--target"),
+        "target out of range": ([keras_model, *base, "--target", "7"], r"class indices in \[0, 2\]"),
+        "missing option": ([keras_model, "--inputs", paths["inputs.npy"]], "required"),
+        "references that do not fit": ([keras_model, "--inputs", paths["inputs.npy"], "--references",
+                                        paths["wrong.npy"]], "`references` must match the shape of one input"),
+        "output is a file": ([keras_model, *base], "exists and is not a folder"),
+    }
+
+
+CASES = ["missing model", "unknown format", "folder without SavedModel", "unreadable model",
+         "shapes that do not fit", "unknown layer", "missing inputs", "steps zero", "negative step size",
+         "reversed value range", "inputs outside value range", "bad batch size", "bad scale", "negative target",
+         "target out of range", "missing option", "references that do not fit", "output is a file"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(files, tmp_path, capsys, case):
+    arguments, message = bad_cases(files, tmp_path)[case]
+    output = tmp_path / "out"
+    if case == "output is a file":
+        output = tmp_path / "out.txt"
+        output.write_text("mine")
+    before = listing(tmp_path), entries(tmp_path)
+    status, out, err = run(["explain", *arguments, "--output", output], capsys)
+    assert status == 2
+    assert err.count("\n") == 1 and err.startswith("tf-ig2: error: "), err
+    assert re.search(message, err), err
+    assert "Traceback" not in err and out == ""
+    assert (listing(tmp_path), entries(tmp_path)) == before, "something was written or changed"
+    assert not (tmp_path / "out").exists()
+
+
+def test_non_empty_output_needs_overwrite_and_keeps_other_files(files, tmp_path, capsys):
+    output = tmp_path / "out"
+    output.mkdir()
+    (output / "notes.txt").write_text("mine")
+    (output / "attributions.npy").write_bytes(b"old")
+    (output / "overlay_999.png").write_bytes(b"old overlay")
+    before = listing(output)
+    status, out, err = run(explain_arguments(files, "cnn.keras", output), capsys)
+    assert status == 2 and err.count("\n") == 1 and "--overwrite" in err
+    assert listing(output) == before
+    status, _, err = run(explain_arguments(files, "cnn.keras", output, "--overwrite"), capsys)
+    assert status == 0, err
+    after = listing(output)
+    assert after["notes.txt"] == b"mine" and after["overlay_999.png"] == b"old overlay"
+    assert np.load(output / "attributions.npy").shape == (3, 8, 8, 1)
+    assert {"summary.json", "grid.png", "overlay_000.png", "counterfactuals.npy"} <= set(after)
+    assert sorted(os.listdir(tmp_path)) == ["out"]
+
+
+def test_a_failure_late_in_the_run_leaves_the_output_untouched(files, tmp_path, capsys, monkeypatch):
+    from tf_ig2 import io
+
+    output = tmp_path / "out"
+    output.mkdir()
+    (output / "attributions.npy").write_bytes(b"old")
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(io, "write_images", disk_full)
+    status, _, err = run(explain_arguments(files, "cnn.keras", output, "--overwrite"), capsys)
+    assert status == 2 and "No space left on device" in err and err.count("\n") == 1
+    assert listing(output) == {"attributions.npy": b"old"}
+    assert sorted(os.listdir(tmp_path)) == ["out"]
+
+
+def test_progress_bar_and_warnings_use_single_stderr_lines(files, tmp_path, capsys, monkeypatch):
+    class Terminal:
+        def __init__(self):
+            self.text = ""
+
+        def write(self, text):
+            self.text += text
+
+        def flush(self):
+            pass
+
+        def isatty(self):
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    bar = cli.ProgressBar("Explaining", enabled=True, width=4)
+    bar(1, 2)
+    bar(2, 2)
+    bar.close()
+    assert terminal.text == "\rExplaining [==..] 1/2\rExplaining [====] 2/2\n"
+    quiet = cli.ProgressBar("Explaining", enabled=False)
+    quiet(1, 2)
+    quiet.close()
+    assert terminal.text.count("\n") == 1
+    monkeypatch.undo()
+    # A SavedModel ending in a softmax: the probabilities are explained and a one-line warning says so.
+    exported = tmp_path / "softmax_saved_model"
+    files["model"].export(str(exported), verbose=False)
+    paths = files["paths"]
+    status, _, err = run(["explain", exported, "--inputs", paths["inputs.npy"], "--references",
+                          paths["references.npy"], "--steps", STEPS, "--output", tmp_path / "out"], capsys)
+    assert status == 0
+    assert err.startswith("tf-ig2: warning: ") and err.count("\n") == 1 and "probabilities" in err
+
+
+def test_help_documents_every_option(capsys):
+    status, out, _ = run(["explain", "--help"], capsys)
+    assert status == 0
+    for option in ("--inputs", "--references", "--target", "--representation-layer", "--steps", "--step-size",
+                   "--value-range", "--batch-size", "--image-size", "--scale", "--output", "--overwrite",
+                   "--signature", "--output-name", "--unsafe-deserialization", "--min-display-size", "--quiet",
+                   "Exit status"):
+        assert option in out
+    status, out, _ = run(["demo", "--help"], capsys)
+    assert status == 0 and "--output" in out and "--overwrite" in out
+
+
+def python_module(*arguments):
+    environment = dict(os.environ, PYTHONPATH=REPOSITORY + os.pathsep + os.environ.get("PYTHONPATH", ""),
+                       TF_CPP_MIN_LOG_LEVEL="2")
+    completed = subprocess.run([sys.executable, "-m", "tf_ig2", *map(str, arguments)], capture_output=True,
+                               text=True, env=environment, cwd=REPOSITORY, timeout=300)
+    lines = [line for line in completed.stderr.splitlines() if not TENSORFLOW_NOISE.match(line)]
+    return completed.returncode, completed.stdout, lines
+
+
+def test_python_dash_m_reports_errors_in_one_line(tmp_path):
+    status, out, lines = python_module("explain", tmp_path / "missing.keras", "--inputs", "x.npy", "--references",
+                                       "r.npy", "--output", tmp_path / "out")
+    assert status == 2 and out == ""
+    assert len(lines) == 1 and lines[0].startswith("tf-ig2: error: No model found"), lines
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,89 @@
+"""The ``tf-ig2 demo`` command: training with the IG² callback, saving, explaining, writing."""
+
+import glob
+import json
+import os
+
+import cv2
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tf_ig2 import cli, demo, saved_model
+
+
+def event_tags(folder):
+    tags = set()
+    for path in glob.glob(os.path.join(folder, "events.out.tfevents.*")):
+        for record in tf.data.TFRecordDataset(path):
+            event = tf.compat.v1.Event.FromString(record.numpy())
+            tags.update(value.tag for value in event.summary.value)
+    return tags
+
+
+@pytest.mark.slow
+def test_demo_runs_end_to_end(tmp_path, capsys):
+    output = tmp_path / "demo"
+    status = cli.main(["demo", "--output", str(output), "--quiet"])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    assert f"tensorboard --logdir {output / 'logs'}" in captured.out
+    assert str(output / "model.keras") in captured.out
+    assert sorted(os.listdir(output)) == ["explanation", "logs", "model.keras"]
+    assert sorted(os.listdir(tmp_path)) == ["demo"], "a temporary folder was left behind"
+
+    # TensorBoard: the IG² run holds overlays, grids and diagnostics; Keras' runs hold the losses.
+    tags = event_tags(output / "logs" / "ig2")
+    assert {"ig2/overlay", "ig2/grid", "ig2/completeness_delta", "ig2/representation_distance"} <= tags
+    assert glob.glob(str(output / "logs" / "train" / "events.out.tfevents.*"))
+
+    explanation = output / "explanation"
+    summary = json.loads((explanation / "summary.json").read_text())
+    records = summary["inputs"]
+    assert len(records) == 10
+    assert sorted(record["target"] for record in records) == list(range(10))
+    assert summary["settings"]["held_out_accuracy"] > 0.8
+    attributions = np.load(explanation / "attributions.npy")
+    assert attributions.shape == (10, 8, 8, 1)
+    assert np.load(explanation / "counterfactuals.npy").shape == (10, 4, 8, 8, 1)
+    # Completeness of IG²: the attributions sum to f(x) - f(GradCF) up to a small delta.
+    gaps = np.array([record["score"] - record["gradcf_score"] for record in records])
+    deltas = np.array([record["completeness_delta"] for record in records])
+    np.testing.assert_allclose(attributions.reshape(10, -1).sum(axis=1) - gaps, deltas, atol=1e-3)
+    assert np.all(np.abs(deltas) <= 0.1 * np.abs(gaps))
+    # GradPath moves towards the references' representation.
+    for record in records:
+        for distance in record["representation_distance"]:
+            assert distance["end"] < distance["start"]
+    for index in range(10):
+        assert cv2.imread(str(explanation / f"overlay_{index:03d}.png")).shape == (64, 64, 3)
+    assert cv2.imread(str(explanation / "grid.png")).shape == (3 * 64, 4 * 64, 3)
+
+    # The saved model loads and classifies as the summary says.
+    model = saved_model.load_model(output / "model.keras")
+    assert model.output_shape == (None, 10)
+
+
+def test_demo_refuses_a_non_empty_folder_before_training(tmp_path, capsys, monkeypatch):
+    def fail(*args, **kwargs):
+        raise AssertionError("the demo started working before checking its output folder")
+
+    monkeypatch.setattr(demo, "load_digits_data", fail)
+    (tmp_path / "mine.txt").write_text("keep")
+    status = cli.main(["demo", "--output", str(tmp_path)])
+    captured = capsys.readouterr()
+    assert status == 2
+    assert captured.err.count("\n") == 1 and captured.err.startswith("tf-ig2: error: ")
+    assert "--overwrite" in captured.err
+    assert sorted(os.listdir(tmp_path)) == ["mine.txt"]
+
+
+def test_references_are_digits_of_other_classes():
+    images = np.arange(12, dtype=np.float32).reshape(12, 1, 1, 1)
+    labels = np.array([0, 1, 2] * 4)
+    chosen = demo.pick_one_per_class(labels, 5)
+    assert list(labels[chosen]) == [0, 1, 2, 0, 1]
+    references = demo.other_class_references(images, labels, labels[chosen], 3, np.random.default_rng(0))
+    assert references.shape == (5, 3, 1, 1, 1)
+    for target, rows in zip(labels[chosen], references):
+        assert np.all(labels[rows.reshape(-1).astype(int)] != target)

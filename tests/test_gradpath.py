@@ -17,7 +17,7 @@ def reference_ig2(model, x, references, target, steps, step_size=None, value_ran
     The representation is the input of the last Dense layer, taken from a functional sub-model;
     the target score is that layer's pre-activation computed by hand from its weights.
     """
-    features = keras.Model(model.inputs, model.get_layer("features").output)
+    features = keras.Model(model.inputs[0], model.get_layer("features").output)
     kernel, bias = (w.numpy() for w in model.get_layer("logits").weights)
 
     def logit(z):
@@ -123,7 +123,7 @@ def test_path_axioms(model, data):
     assert path.min() >= 0.0 and path.max() <= 1.0
     start, end = explanation.representation_distance[..., 0], explanation.representation_distance[..., 1]
     assert np.all(end < start)
-    features = keras.Model(model.inputs, model.get_layer("features").output)
+    features = keras.Model(model.inputs[0], model.get_layer("features").output)
     along = np.stack([
         np.linalg.norm(features(path[:, r, j]).numpy() - features(references[r:r + 1]).numpy(), axis=1)
         for r in range(4) for j in (0, 10, 20, 30)

@@ -7,6 +7,7 @@ for comparison, all returning the same :class:`Explanation`.
 
 from . import callbacks, defaults, metrics, visualize
 from .callbacks import AttributionCallback, IG2Callback
+from .dataset import DatasetResult, explain_dataset, load_results
 from .explanation import Explanation
 from .gradpath import IG2, ig2, integrate_gradpath
 from .guided_ig import GuidedIG, integrate_guided
@@ -32,6 +33,9 @@ __all__ = [
     "integrate_guided",
     "integrate_straight",
     "explain_saved_model",
+    "DatasetResult",
+    "explain_dataset",
+    "load_results",
     "load_model",
     "metrics",
     "__version__",

@@ -38,6 +38,9 @@ class PairExplainer:
                                need_representation=need_representation)
         self._functions: Dict[Tuple[Any, ...], Any] = {}
         self._forward_functions: Dict[Tuple[int, ...], Any] = {}
+        #: Optional ``wrapper(function) -> function`` applied to every compiled per-pair function
+        #: before it runs, e.g. to spread it over a ``tf.distribute`` strategy's replicas.
+        self.pair_wrapper: Optional[Callable[[PairFunction], PairFunction]] = None
 
     @property
     def model(self) -> Any:
@@ -112,6 +115,8 @@ class PairExplainer:
         *reference_extras)`` for each chunk of pairs, where ``input_extras`` are ``(N, ...)``
         arrays laid out like ``inputs`` and ``reference_extras`` like ``references``.
         """
+        if self.pair_wrapper is not None:
+            function = self.pair_wrapper(function)
         n, r = len(inputs), references.shape[1]
         total = n * r
         size = self.batch_size or total

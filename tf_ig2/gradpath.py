@@ -243,8 +243,9 @@ class IG2(PairExplainer):
             references: ``(R, *S)`` shared by all inputs, or ``(N, R, *S)`` per input.
             targets: ``None`` (the predicted class), an int, ``(N,)`` ints, or a callable mapping
                 the model output to ``(N,)`` scores.
-            return_path: Also return the whole ``(N, R, steps + 1, *S)`` path (memory grows with
-                ``steps``).
+            return_path: Also return the whole ``(N, R, steps + 1, *S)`` path. Memory then grows
+                with ``steps``: the peak is about 3 to 5 times the path's own size (the compiled
+                loop's buffer, its stacked copy and the result); use ``batch_size`` to bound it.
 
         Returns:
             An :class:`~tf_ig2.Explanation` with ``attributions`` ``(N, *S)``, ``counterfactuals``

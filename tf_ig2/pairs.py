@@ -135,6 +135,9 @@ class PairExplainer:
             )
             for name, value in chunk.items():
                 value = value.numpy()
+                if len(index) == total:  # a single chunk: keep the array, no copy
+                    results[name] = value
+                    continue
                 if name not in results:
                     results[name] = np.empty((total,) + value.shape[1:], value.dtype)
                 results[name][start:start + len(index)] = value

@@ -66,20 +66,12 @@ def main() -> None:
               f"logit {explanation.target_scores[n]:.2f} -> GradCF {explanation.counterfactual_scores[n]:.2f}, "
               f"completeness error {explanation.delta[n]:+.4f}")
 
-    # One row per digit: the input, one GradCF, and the attribution (red positive, blue negative).
-    attributions = explanation.attributions[..., 0]
-    scale = np.abs(attributions).max(axis=(1, 2), keepdims=True) + 1e-12
-    signed = attributions / scale
-    red = np.clip(signed, 0, 1)
-    blue = np.clip(-signed, 0, 1)
-    heat = np.stack([1 - blue, 1 - red - blue, 1 - red], axis=-1)
-    gray = lambda a: np.repeat(a, 3, axis=-1)  # noqa: E731
-    rows = [np.concatenate([gray(inputs[n]), gray(explanation.counterfactuals[n, 0]), heat[n]], axis=1)
-            for n in range(len(inputs))]
-    picture = np.concatenate(rows, axis=0)
-    picture = np.kron(picture, np.ones((16, 16, 1)))  # enlarge 8x8 pixels for viewing
-    png = tf.io.encode_png(tf.constant(np.clip(picture * 255, 0, 255).astype(np.uint8)))
-    tf.io.write_file(args.output, png)
+    # One row per digit: the input, its first GradCF, and the attribution (red positive, blue negative).
+    gray = lambda images: np.repeat(images, 3, axis=-1)  # noqa: E731
+    signed = tf_ig2.visualize.diverging_map(explanation.attributions).numpy()
+    tiles = np.stack([gray(inputs), gray(explanation.counterfactuals[:, 0]), signed], axis=1).reshape(-1, 8, 8, 3)
+    picture = tf_ig2.visualize.grid(tf_ig2.visualize.upscale(tiles, 16), columns=3)
+    tf.io.write_file(args.output, tf.io.encode_png(tf.cast(tf.round(picture * 255), tf.uint8)))
     print(f"saved {args.output}")
 
 

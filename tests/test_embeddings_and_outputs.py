@@ -122,3 +122,19 @@ def test_regression_linear_model_closed_form():
     assert list(explanation.targets) == [0] * 5
     straight = tf_ig2.IntegratedGradients(model, steps=2).explain(x, references)
     np.testing.assert_allclose(straight.attributions, weights * (x - references.mean(0)), atol=1e-5)
+
+
+def test_embedding_range_follows_the_live_table_without_retracing():
+    model, _ = text_model()
+    explainer = tf_ig2.IG2(model, input_layer="embedding", steps=10)
+    explainer.explain(TOKENS, REFERENCES)
+    count = explainer.tracing_count
+    table = model.get_layer("embedding").embeddings
+    table.assign(table * 3.0)  # as training would move it
+    explanation = explainer.explain(TOKENS, REFERENCES)
+    assert explainer.tracing_count == count
+    values = table.numpy()
+    assert explanation.counterfactuals.max() <= values.max() + 1e-6
+    assert explanation.counterfactuals.min() >= values.min() - 1e-6
+    # The paths now reach beyond the old (three times narrower) range.
+    assert np.abs(explanation.counterfactuals).max() > np.abs(values / 3.0).max()

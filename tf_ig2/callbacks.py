@@ -451,8 +451,9 @@ class AttributionCallback(keras.callbacks.Callback):
                              if value is not None]
         if input_kind is None:
             if tabular_arguments and vocabulary is not None:
-                raise ValueError(f"`vocabulary` (token inputs) and {', '.join(f'`{name}`' for name in tabular_arguments)} "
-                                 "(tabular inputs) exclude each other. Received: both")
+                named = ", ".join(f"`{name}`" for name in tabular_arguments)
+                raise ValueError(f"`vocabulary` (token inputs) and {named} (tabular inputs) exclude each other. "
+                                 "Received: both")
             inputs = _split_pair(validation_data)[0]
             dtype = getattr(inputs, "dtype", None)
             if dtype is None or not hasattr(inputs, "shape"):
@@ -520,10 +521,11 @@ class AttributionCallback(keras.callbacks.Callback):
         if explainer_class is None:
             return  # a factory: its needs are unknown until it is called
         parameters = dict(inspect.signature(explainer_class.__init__).parameters)
-        if "input_layer" not in parameters:
+        accepts_any = any(item.kind is inspect.Parameter.VAR_KEYWORD for item in parameters.values())
+        if "input_layer" not in parameters and not accepts_any:
             raise ValueError(f"`method` {explainer_class.__name__} cannot explain token ids: it has no `input_layer` "
                              "to move in the embedding space; use 'ig2' with input_layer=<the Embedding layer>. "
-                             f"Received: validation_data of token ids")
+                             "Received: validation_data of token ids")
         if options.get("input_layer") is None:
             raise ValueError("`input_layer` is required to explain token ids (N, T): name the model's Embedding "
                              "layer (its output space is where the path moves). Received: input_layer=None")

@@ -101,3 +101,8 @@ DATASET_LOG_INTERVAL: float = 10.0
 #: Text summaries of token attributions (the callbacks' ``<name>/text``): values whose magnitude is
 #: at least this fraction of the sentence's largest are shown in bold.
 CALLBACK_TEXT_EMPHASIS: float = 0.5
+
+#: ``tf-ig2 explain --stream`` lists one record per input in summary.json only up to this many
+#: inputs; beyond it the summary holds counts and completeness statistics, and the per-input
+#: values stay in the result shards (tf_ig2.dataset.load_results).
+CLI_SUMMARY_MAX_INPUTS: int = 1000

@@ -68,7 +68,8 @@ def integrate_gradpath(
         targets: ``(P,)`` int32 class indices, or a callable mapping outputs to ``(P,)`` scores.
         steps: k, the number of path steps.
         step_size: eta, or ``"auto"`` for ``AUTO_STEP_FACTOR * ||x - x_r||_2 / steps`` per pair.
-        value_range: ``(low, high)`` arrays broadcastable to ``S``, or ``None`` for no clipping.
+        value_range: ``(low, high)`` arrays or tensors broadcastable to ``S``, or ``None`` for no
+            clipping.
         return_path: Also return the ``(P, steps + 1, *S)`` path.
         model_inputs: With a view that has an ``input_layer`` (e.g. an embedding), the raw
             ``(P, ...)`` model inputs of the explained side; ``inputs`` and ``references`` are
@@ -92,7 +93,7 @@ def integrate_gradpath(
         eta = tf.constant(float(step_size), tf.float32)
     low = high = None
     if value_range is not None:
-        low, high = (tf.constant(bound, tf.float32) for bound in value_range)
+        low, high = (tf.convert_to_tensor(bound, tf.float32) for bound in value_range)
 
     def distance_and_score(point: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
         representation, outputs = view(point, model_inputs=model_inputs)
@@ -188,11 +189,12 @@ class IG2(PairExplainer):
         self.padding_id = padding_id
         super().__init__(model, batch_size=batch_size, representation_layer=representation_layer,
                          need_representation=True, input_layer=input_layer, output=output)
+        #: With an embedding ``input_layer`` and no ``value_range``, the path is clipped to the
+        #: per-dimension range of the embedding table, read inside the compiled graph so that it
+        #: follows the table as training changes it.
+        self._table = None
         if self._view.input_layer is not None and self.value_range is None:
-            table = getattr(self._view.input_layer, "embeddings", None)
-            if table is not None:
-                table = np.asarray(table)
-                self.value_range = (table.min(axis=0).astype(np.float32), table.max(axis=0).astype(np.float32))
+            self._table = getattr(self._view.input_layer, "embeddings", None)
 
     @property
     def representation(self) -> str:
@@ -215,12 +217,18 @@ class IG2(PairExplainer):
         raw_spec = tf.TensorSpec([None, *raw_shape], raw_dtype)
         mask_spec = tf.TensorSpec([None, *raw_shape], tf.float32)
 
+        table = self._table
+
         @tf.function(input_signature=[spec, spec, target_spec, raw_spec, mask_spec, raw_spec])
         def search_embedded(inputs, references, targets, model_inputs, movable, reference_model_inputs):
             movable = tf.reshape(movable, tf.concat([tf.shape(movable), [1] * (len(sample_shape) - len(raw_shape))], 0))
+            options = dict(settings)
+            if table is not None:
+                values = tf.cast(table, tf.float32)
+                options["value_range"] = (tf.reduce_min(values, axis=0), tf.reduce_max(values, axis=0))
             return integrate_gradpath(view, inputs, references, score if callable(score) else targets,
                                       model_inputs=model_inputs, reference_model_inputs=reference_model_inputs,
-                                      movable=movable, **settings)
+                                      movable=movable, **options)
         return search_embedded
 
     def _embed(self, model_inputs: np.ndarray) -> np.ndarray:

@@ -325,3 +325,13 @@ def test_images_are_still_images():
     callback = AttributionCallback("ig", _IMAGES, steps=4)
     assert callback.input_kind == "images" and callback.feature_names is None and callback.vocabulary is None
     assert callback.images is callback.inputs
+
+
+def test_encoded_png_decodes_to_the_same_pixels():
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    for shape in ((1, 1, 3), (7, 13, 3), (64, 64, 3)):
+        image = rng.integers(0, 256, size=shape, dtype=np.uint8)
+        decoded = tf.io.decode_png(tf_ig2.callbacks.encode_png(image)).numpy()
+        np.testing.assert_array_equal(decoded, image)

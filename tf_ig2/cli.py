@@ -7,8 +7,14 @@
 ``tf-ig2 demo`` trains a small CNN on scikit-learn's digits and explains it
 (:mod:`tf_ig2.demo`).
 
+With ``--stream``, inputs larger than memory are opened lazily (:func:`tf_ig2.io.open_stream`)
+and explained a batch at a time by :func:`tf_ig2.dataset.explain_dataset` into result shards in
+``DIR/shards``, so that a stopped run continues where it stopped when the same command is run
+again; :func:`tf_ig2.io.finish_stream` then writes ``DIR/attributions.npy`` and ``DIR/summary.json``.
+
 Exit status: 0 on success; 2 on a usage or input error, reported as one line
-``tf-ig2: error: ...`` on stderr, with the output folder left untouched; 130 when interrupted.
+``tf-ig2: error: ...`` on stderr, with the output folder left untouched (in stream mode, finished
+shards are kept); 130 when interrupted.
 """
 
 from __future__ import annotations
@@ -16,11 +22,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import hashlib
 import math
 import os
+import re
+import shutil
 import sys
 import warnings
-from typing import Any, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from . import defaults
 
@@ -34,6 +43,10 @@ EXIT_INTERRUPTED = 130
 
 class UsageError(Exception):
     """A problem with the command line's arguments or inputs; reported in one line."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a streamed run; its text says what was kept."""
 
 
 def _one_line(text: str) -> str:
@@ -116,8 +129,16 @@ everything succeeded. A non-empty DIR is refused unless --overwrite is given; th
 files listed above replace the files of the same names in DIR and every other file in DIR
 (e.g. overlays of an earlier run with more inputs) is left as it is.
 
+With --stream, inputs larger than memory are read from disk a batch at a time (a .npy
+array memory-mapped, images one file at a time) and the results go to DIR/shards/ as they
+come, one shard of --shard-size inputs at a time; at the end DIR/attributions.npy and
+DIR/summary.json are written (no counterfactuals.npy and no PNGs). A stopped run continues
+where it stopped when the same command is run again: an unfinished streamed run in DIR needs
+no --overwrite (other settings are refused once a shard is finished); a finished one does,
+and --overwrite always starts over.
+
 Exit status: 0 on success, 2 on a usage or input error (one line on stderr, nothing
-written), 130 when interrupted."""
+written; with --stream, finished shards are kept), 130 when interrupted."""
 
 _DEMO_DESCRIPTION = """\
 Train a small CNN on scikit-learn's digits (8x8, scaled to [0, 1]) for a few epochs
@@ -192,6 +213,13 @@ def build_parser() -> argparse.ArgumentParser:
                          help="allow a non-empty DIR: replace the files this command writes (attributions.npy, "
                               "counterfactuals.npy, summary.json, overlay_*.png for these inputs, grid.png) and "
                               "keep every other file")
+    explain.add_argument("--stream", action="store_true",
+                         help="for inputs larger than memory: read them a batch at a time (a .npy memory-mapped, "
+                              "images one by one), write results to DIR/shards/ as they come and continue a "
+                              "stopped run when run again; writes attributions.npy and summary.json, no PNGs")
+    explain.add_argument("--shard-size", type=_positive_int, metavar="N",
+                         help=f"with --stream: inputs per result shard, the unit written to disk and kept when a "
+                              f"run stops (default: {defaults.DATASET_SHARD_SIZE}, or the unfinished run's)")
     explain.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
 
     demo = commands.add_parser(
@@ -244,6 +272,11 @@ def _one_line_warnings() -> Iterator[None]:
         yield
 
 
+def _without_resume_note(record: logging.LogRecord) -> bool:
+    """Drops the dataset module's own note on continuing a run: the command line says it in its words."""
+    return not (record.name == "tf_ig2.dataset" and str(record.msg).startswith("continuing in "))
+
+
 @contextlib.contextmanager
 def _logging_to_stderr(enabled: bool) -> Iterator[None]:
     """Sends the package's INFO messages to stderr for the duration of the command."""
@@ -253,6 +286,7 @@ def _logging_to_stderr(enabled: bool) -> Iterator[None]:
     logger = logging.getLogger("tf_ig2")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(f"{PROGRAM}: %(message)s"))
+    handler.addFilter(_without_resume_note)
     previous_level, previous_propagate = logger.level, logger.propagate
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
@@ -278,6 +312,34 @@ def _image_layout(expected: Optional[Sequence[Optional[int]]]) -> Dict[str, Any]
     return layout
 
 
+def _ig2_options(args: argparse.Namespace) -> Dict[str, Any]:
+    return dict(representation_layer=args.representation_layer, steps=args.steps, step_size=args.step_size,
+                value_range=None if args.value_range is None else tuple(args.value_range),
+                batch_size=args.batch_size)
+
+
+def _settings(args: argparse.Namespace, image_size: Optional[Sequence[int]]) -> Dict[str, Any]:
+    """The settings stored in summary.json."""
+    from . import saved_model
+
+    return {
+        "model": args.model,
+        "model_format": saved_model.model_format(args.model),
+        "inputs": args.inputs,
+        "references": args.references,
+        "target": args.target,
+        "representation_layer": args.representation_layer,
+        "steps": args.steps,
+        "step_size": args.step_size,
+        "value_range": None if args.value_range is None else tuple(args.value_range),
+        "batch_size": args.batch_size,
+        "image_size": list(image_size) if image_size else None,
+        "scale": args.scale,
+        "signature": args.signature,
+        "output_name": args.output_name,
+    }
+
+
 def run_explain(args: argparse.Namespace) -> Dict[str, Any]:
     """Runs ``tf-ig2 explain``; returns what was written. Raises ``UsageError`` on bad input."""
     from . import io, saved_model
@@ -285,6 +347,11 @@ def run_explain(args: argparse.Namespace) -> Dict[str, Any]:
     if args.value_range is not None and args.value_range[0] > args.value_range[1]:
         raise UsageError(f"argument --value-range: LO must be <= HI. Received: {args.value_range[0]:g} "
                          f"{args.value_range[1]:g}")
+    if args.shard_size is not None and not args.stream:
+        raise UsageError(f"argument --shard-size: only applies with --stream. Received: --shard-size "
+                         f"{args.shard_size} without --stream")
+    if args.stream:
+        return run_explain_stream(args)
     try:
         io.check_output(args.output, args.overwrite)
         model = saved_model.load_model(args.model, safe_mode=not args.unsafe_deserialization,
@@ -295,32 +362,14 @@ def run_explain(args: argparse.Namespace) -> Dict[str, Any]:
         read = dict(image_size=image_size, channels=layout["channels"], scale=args.scale)
         inputs, names = io.read_inputs(args.inputs, "inputs", **read)
         references, _ = io.read_inputs(args.references, "references", **read)
-        options: Dict[str, Any] = dict(
-            representation_layer=args.representation_layer, steps=args.steps, step_size=args.step_size,
-            value_range=None if args.value_range is None else tuple(args.value_range),
-            batch_size=args.batch_size)
+        options = _ig2_options(args)
         progress = ProgressBar("Explaining", enabled=not args.quiet)
         try:
             explanation = saved_model.explain_model(model, inputs, references, args.target, progress=progress,
                                                     **options)
         finally:
             progress.close()
-        settings = {
-            "model": args.model,
-            "model_format": saved_model.model_format(args.model),
-            "inputs": args.inputs,
-            "references": args.references,
-            "target": args.target,
-            "representation_layer": args.representation_layer,
-            "steps": args.steps,
-            "step_size": args.step_size,
-            "value_range": options["value_range"],
-            "batch_size": args.batch_size,
-            "image_size": list(image_size) if image_size else None,
-            "scale": args.scale,
-            "signature": args.signature,
-            "output_name": args.output_name,
-        }
+        settings = _settings(args, image_size)
         with io.staged_output(args.output, overwrite=args.overwrite) as staging:
             written = io.write_explanation(staging, explanation, inputs, names=names, settings=settings,
                                            min_display_size=args.min_display_size)
@@ -328,6 +377,167 @@ def run_explain(args: argparse.Namespace) -> Dict[str, Any]:
         raise UsageError(str(error)) from error
     return {"output": args.output, "files": written, "count": len(inputs),
             "representation": explanation.representation}
+
+
+# -- explain --stream ------------------------------------------------------------------------------
+#: The settings that decide a streamed run's results: a stopped run is continued only when they
+#: agree (tf_ig2.dataset.explain_dataset then also compares the model's weights, the references,
+#: the targets and the first shard's inputs).
+_RESUME_SETTINGS = ("target", "representation_layer", "steps", "step_size", "value_range", "image_size", "scale",
+                    "signature", "output_name")
+
+
+def _prepare_explainer(model: Any, options: Dict[str, Any]) -> Tuple[Any, str]:
+    """An IG² explainer set up as :func:`tf_ig2.saved_model.explain_model` sets it up.
+
+    Returns:
+        ``(explainer, description of the representation GradPath moves in)``.
+    """
+    from . import saved_model
+
+    try:
+        return saved_model.ig2_explainer(model, options)
+    except ValueError as error:
+        raise ValueError(str(error).replace("pass batch_size=1", "pass --batch-size 1")) from error
+
+
+def _check_stream_references(references: Any, count: int, sample_shape: Tuple[int, ...], explainer: Any) -> None:
+    """Checks references ``(R, *S)`` or ``(N, R, *S)`` before any work, reading per-input ones lazily."""
+    from . import validation
+
+    if references.ndim == len(sample_shape) + 2:
+        if references.shape[0] != count:
+            raise ValueError(f"`references` given per input as (N, R, *input_shape) must have N={count} rows like "
+                             f"`inputs`. Received: shape {tuple(references.shape)}")
+        validation.references_array("references", references[:1], (1, *sample_shape))
+        return
+    checked = validation.references_array("references", references, (count, *sample_shape))
+    validation.fits_value_range("references", checked, explainer.value_range, sample_shape)
+
+
+def _read_batch(batch_size: Optional[int], references_per_input: int) -> int:
+    """Inputs read and explained at a time: whole batches of ``batch_size`` pairs, as in explain_model."""
+    if batch_size is None:
+        return defaults.DATASET_BATCH_SIZE
+    group = batch_size // math.gcd(references_per_input, batch_size)
+    return group * max(1, defaults.DATASET_BATCH_SIZE // group)
+
+
+def _files_sha1(path: str) -> str:
+    """sha1 of a SavedModel folder's files (whose weights the results folder cannot see)."""
+    folder = path if os.path.isdir(path) else (os.path.dirname(path) or ".")
+    digest = hashlib.sha1()
+    for root, folders, names in os.walk(folder):
+        folders.sort()
+        for name in sorted(names):
+            file_path = os.path.join(root, name)
+            digest.update(os.path.relpath(file_path, folder).encode())
+            with open(file_path, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+    return digest.hexdigest()
+
+
+def _command_line_wording(text: str) -> str:
+    """Messages of the Python API name keyword arguments; the command line names its options."""
+    return re.sub(r"\boverwrite=True\b", "--overwrite", str(text))
+
+
+def _forget_unstarted_run(output: str, created_output: bool, created_shards: bool) -> int:
+    """Removes what a streamed run created when it finished no shard; returns the inputs kept."""
+    from . import io
+
+    kept = io.stream_explained(output)
+    if kept == 0 and created_shards:
+        shutil.rmtree(os.path.join(output, io.STREAM_FOLDER), ignore_errors=True)
+        if created_output and os.path.isdir(output) and not os.listdir(output):
+            os.rmdir(output)
+    return kept
+
+
+def run_explain_stream(args: argparse.Namespace) -> Dict[str, Any]:
+    """Runs ``tf-ig2 explain --stream``; returns what was written. Raises ``UsageError`` on bad input.
+
+    Nothing is written before the model, the inputs' shape and the references have been checked.
+    An error or an interruption while explaining keeps the finished shards in ``DIR/shards``
+    (the same command continues from there), or removes what it created when no shard was
+    finished.
+    """
+    from . import dataset, io, saved_model
+
+    output = args.output
+    try:
+        record = io.check_stream_output(output, args.overwrite)
+        model = saved_model.load_model(args.model, safe_mode=not args.unsafe_deserialization,
+                                       signature=args.signature, output_name=args.output_name)
+        layout = _image_layout(saved_model.expected_input_shape(model))
+        image_size = tuple(args.image_size) if args.image_size else layout["image_size"]
+        read = dict(image_size=image_size, channels=layout["channels"], scale=args.scale)
+        inputs = io.open_stream(args.inputs, "inputs", **read)
+        saved_model.check_input_shape(model, (inputs.count, *inputs.sample_shape), "inputs")
+        references = io.read_stream_references(args.references, "references", **read)
+        options = _ig2_options(args)
+        explainer, representation = _prepare_explainer(model, options)
+        _check_stream_references(references, inputs.count, inputs.sample_shape, explainer)
+        settings = _settings(args, image_size)
+        wanted: Dict[str, Any] = {key: settings[key] for key in _RESUME_SETTINGS}
+        wanted["value_range"] = None if args.value_range is None else list(args.value_range)
+        if settings["model_format"] == "saved_model":
+            wanted["model_sha1"] = _files_sha1(args.model)
+        resuming = record is not None and not args.overwrite
+        explained = io.stream_explained(output) if resuming else 0
+        if resuming:
+            wanted["shard_size"] = args.shard_size or record["settings"].get("shard_size")
+            differences = io.stream_differences(record["settings"], wanted)
+            if differences and explained:
+                shown = "; ".join(differences[:6]) + ("; ..." if len(differences) > 6 else "")
+                raise ValueError(
+                    f"Output folder {output!r} holds an unfinished streamed run of other settings ({shown}); run "
+                    "the command with its settings to continue it, pass --overwrite to start over, or choose "
+                    "another folder."
+                )
+            resuming = not differences
+            if resuming and explained > inputs.count:
+                raise ValueError(
+                    f"Output folder {output!r} holds an unfinished streamed run that explained {explained} inputs, "
+                    f"more than the {inputs.count} inputs given; pass --overwrite to start over, or choose another "
+                    "folder."
+                )
+        if not resuming:
+            wanted["shard_size"] = args.shard_size or defaults.DATASET_SHARD_SIZE
+            explained = 0
+    except (ValueError, TypeError, OSError) as error:
+        raise UsageError(_command_line_wording(str(error))) from error
+
+    settings.update(stream=True, shard_size=wanted["shard_size"])
+    shards = os.path.join(output, io.STREAM_FOLDER)
+    created_output, created_shards = not os.path.exists(output), not os.path.exists(shards)
+    if resuming:
+        sys.stderr.write(f"{PROGRAM}: continuing the unfinished streamed run in {output}: {explained} of "
+                         f"{inputs.count} inputs were explained earlier\n")
+    per_input = references.shape[1] if references.ndim == len(inputs.sample_shape) + 2 else references.shape[0]
+    try:
+        io.write_stream_record(output, wanted, finished=False)
+        result = dataset.explain_dataset(
+            explainer, inputs.values, references, shards, targets=args.target,
+            batch_size=_read_batch(args.batch_size, int(per_input)), shard_size=wanted["shard_size"],
+            progress=not args.quiet, overwrite=not resuming)
+        written = io.finish_stream(output, settings=settings, names=inputs.names, representation=representation,
+                                   method=explainer.method, resumed=result.resumed)
+        io.write_stream_record(output, wanted, finished=True)
+    except KeyboardInterrupt:
+        kept = _forget_unstarted_run(output, created_output, created_shards)
+        raise Interrupted(f"the {kept} inputs explained so far are kept in {shards}: run the same command again to "
+                          "continue" if kept else "") from None
+    except (ValueError, TypeError, OSError) as error:
+        kept = _forget_unstarted_run(output, created_output, created_shards)
+        note = f" (the {kept} inputs explained so far are kept in {shards})" if kept else ""
+        raise UsageError(_command_line_wording(str(error)) + note) from error
+    except BaseException:
+        _forget_unstarted_run(output, created_output, created_shards)
+        raise
+    return {"output": output, "files": written, "count": result.count, "resumed": result.resumed,
+            "shards": result.shards, "shards_folder": shards, "representation": representation, "stream": True}
 
 
 def run_demo_command(args: argparse.Namespace) -> Dict[str, Any]:
@@ -352,11 +562,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     except SystemExit as exit_request:
         return int(exit_request.code or 0) if not isinstance(exit_request.code, str) else EXIT_USAGE
     try:
-        with _one_line_warnings(), _logging_to_stderr(args.command == "demo" and not args.quiet):
+        streaming = args.command == "explain" and args.stream
+        with _one_line_warnings(), _logging_to_stderr((args.command == "demo" or streaming) and not args.quiet):
             if args.command == "explain":
                 result = run_explain(args)
-                print(f"Explained {result['count']} input(s); wrote {len(result['files'])} files to "
-                      f"{os.path.abspath(result['output'])}")
+                folder = os.path.abspath(result["output"])
+                if result.get("stream"):
+                    earlier = f" ({result['resumed']} of them by an earlier run)" if result["resumed"] else ""
+                    print(f"Explained {result['count']} input(s){earlier}; wrote {', '.join(result['files'])} to "
+                          f"{folder} and {result['shards']} result shard(s) to "
+                          f"{os.path.abspath(result['shards_folder'])}")
+                else:
+                    print(f"Explained {result['count']} input(s); wrote {len(result['files'])} files to {folder}")
                 print(f"Representation: {result['representation']}")
             else:
                 result = run_demo_command(args)
@@ -368,8 +585,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except UsageError as error:
         sys.stderr.write(f"{PROGRAM}: error: {_one_line(str(error))}\n")
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        sys.stderr.write(f"{PROGRAM}: interrupted\n")
+    except KeyboardInterrupt as interruption:
+        note = _one_line(str(interruption))
+        sys.stderr.write(f"{PROGRAM}: interrupted{'; ' + note if note else ''}\n")
         return EXIT_INTERRUPTED
     return EXIT_OK
 

@@ -9,18 +9,25 @@ scale. An :class:`~tf_ig2.Explanation` is written as ``attributions.npy``,
 Nothing of the user's is touched until everything is ready: outputs are written to a temporary
 folder beside the destination (:func:`staged_output`) and only then moved into place, each
 written entry replacing the entry of the same name and nothing else.
+
+For inputs larger than memory (``tf-ig2 explain --stream``), :func:`open_stream` opens them lazily
+(a ``.npy`` file as a memory map, images one file at a time) for
+:func:`tf_ig2.dataset.explain_dataset`, whose result shards go to ``DIR/shards``; then
+:func:`finish_stream` concatenates the attributions into ``DIR/attributions.npy`` through a
+memory map, shard by shard, and writes ``DIR/summary.json``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fractions
 import json
 import math
 import os
 import shutil
 import tempfile
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -183,10 +190,34 @@ def read_inputs(path: PathLike, name: str, *, image_size: Optional[Sequence[int]
                 f"Unknown `{name}` format: expected a .npy or .npz array, an image "
                 f"({', '.join(IMAGE_EXTENSIONS)}) or a folder of images. Received: {path!r}"
             )
+    return _scaled(values, scale), names
+
+
+def _scaled(values: np.ndarray, scale: float) -> np.ndarray:
+    """``values`` as float32, multiplied by ``scale`` (in float32)."""
     values = values.astype(np.float32)
     if scale != 1.0:
         values = (values * np.float32(scale)).astype(np.float32)
-    return values, names
+    return values
+
+
+def read_image(path: PathLike, name: str = "inputs", *, image_size: Optional[Sequence[int]] = None,
+               channels: Optional[int] = None, scale: float = 1.0) -> np.ndarray:
+    """Reads one image file as ``(H, W, C)`` float32, exactly as :func:`read_inputs` reads each image.
+
+    Args:
+        path: An image file (see :data:`IMAGE_EXTENSIONS`).
+        name: What is read, used in messages.
+        image_size: ``(H, W)`` to resize to (bilinear, antialiased); ``None`` keeps its size.
+        channels: Colour channels to decode to (1, 3 or 4); ``None`` for 3.
+        scale: Every value is multiplied by it.
+
+    Raises:
+        ValueError: If the file cannot be decoded.
+    """
+    path = os.fspath(path)
+    size = None if image_size is None else tuple(int(side) for side in image_size)
+    return _scaled(_resize([_decode_image(name, path, channels)], size, name, [path])[0], scale)
 
 
 # -- writing -------------------------------------------------------------------------------------
@@ -323,6 +354,31 @@ def _floats(values: Any) -> Any:
     return np.asarray(values, np.float64).tolist()
 
 
+def _records(count: int, *, targets: Optional[np.ndarray], scores: np.ndarray, gradcf_scores: np.ndarray,
+             deltas: np.ndarray, distances: Optional[np.ndarray], names: Optional[List[str]] = None,
+             overlays: Optional[List[str]] = None) -> List[Dict[str, Any]]:
+    """One JSON-ready record per input (see :func:`summary`); arrays are ``(N,)`` or ``(N, R, 2)``."""
+    records = []
+    for index in range(count):
+        record: Dict[str, Any] = {
+            "index": index,
+            "name": names[index] if names is not None else None,
+            "target": None if targets is None else int(targets[index]),
+            "score": float(scores[index]),
+            "gradcf_score": float(gradcf_scores[index]),
+            "completeness_delta": float(deltas[index]),
+        }
+        if distances is not None:
+            record["representation_distance"] = [
+                {"reference": reference, "start": float(start), "end": float(end)}
+                for reference, (start, end) in enumerate(np.asarray(distances[index], np.float64))
+            ]
+        if overlays is not None:
+            record["overlay"] = overlays[index]
+        records.append(record)
+    return records
+
+
 def summary(explanation: Any, *, names: Optional[List[str]] = None, overlays: Optional[List[str]] = None,
             settings: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """The JSON-ready summary of an explanation: settings, version and one record per input.
@@ -334,26 +390,10 @@ def summary(explanation: Any, *, names: Optional[List[str]] = None, overlays: Op
     """
     from . import __version__
 
-    count = len(explanation.attributions)
-    records = []
-    for index in range(count):
-        record: Dict[str, Any] = {
-            "index": index,
-            "name": names[index] if names is not None else None,
-            "target": None if explanation.targets is None else int(explanation.targets[index]),
-            "score": float(explanation.target_scores[index]),
-            "gradcf_score": float(explanation.counterfactual_scores[index]),
-            "completeness_delta": float(explanation.delta[index]),
-        }
-        distances = explanation.representation_distance
-        if distances is not None:
-            record["representation_distance"] = [
-                {"reference": reference, "start": float(start), "end": float(end)}
-                for reference, (start, end) in enumerate(np.asarray(distances[index], np.float64))
-            ]
-        if overlays is not None:
-            record["overlay"] = overlays[index]
-        records.append(record)
+    records = _records(len(explanation.attributions), targets=explanation.targets,
+                       scores=explanation.target_scores, gradcf_scores=explanation.counterfactual_scores,
+                       deltas=explanation.delta, distances=explanation.representation_distance, names=names,
+                       overlays=overlays)
     return {
         "tf_ig2_version": __version__,
         "method": explanation.method,
@@ -400,3 +440,354 @@ def write_explanation(folder: str, explanation: Any, inputs: np.ndarray, *, name
         json.dump(summary(explanation, names=names, overlays=overlays, settings=settings), handle, indent=2)
         handle.write("\n")
     return written + [SUMMARY_FILE]
+
+
+# -- streaming: tf-ig2 explain --stream ------------------------------------------------------------
+#: In the output folder of a streamed run: the :func:`tf_ig2.dataset.explain_dataset` results
+#: folder, and the record of the run's settings inside it (whether the run finished).
+STREAM_FOLDER = "shards"
+STREAM_RECORD = "run.json"
+
+#: Rows of a stored array converted to float32 (and scaled) at a time while streaming it.
+_CONVERT_ROWS = 256
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamInputs:
+    """Inputs opened for :func:`tf_ig2.dataset.explain_dataset` without reading them all.
+
+    Attributes:
+        values: A read-only memory map ``(N, *S)`` float32, or a re-iterable of ``(B, *S)``
+            float32 batches read from disk as they are needed.
+        count: N, the number of inputs.
+        sample_shape: S, the shape of one input.
+        names: The image file names, or ``None`` for arrays.
+    """
+
+    values: Any
+    count: int
+    sample_shape: Tuple[int, ...]
+    names: Optional[List[str]]
+
+
+class _ConvertedRows:
+    """The rows of a stored ``(N, *S)`` array as float32 times ``scale``, ``(B, *S)`` at a time.
+
+    Re-iterable, so that :func:`tf_ig2.dataset.explain_dataset` can compare the first inputs
+    with those of an earlier run; ``num_inputs`` feeds its progress bar.
+    """
+
+    def __init__(self, array: np.ndarray, scale: float):
+        self.array = array
+        self.scale = scale
+        self.num_inputs = int(array.shape[0])
+
+    def __len__(self) -> int:
+        return self.num_inputs
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for low in range(0, self.num_inputs, _CONVERT_ROWS):
+            yield _scaled(np.asarray(self.array[low:low + _CONVERT_ROWS]), self.scale)
+
+
+class _ImageLoader:
+    """Reads one image file as a batch of one ``(1, H, W, C)``, exactly as :func:`read_inputs` does.
+
+    Without an image size every image must have the size of the first one, as in
+    :func:`read_inputs`.
+    """
+
+    def __init__(self, name: str, image_size: Optional[Tuple[int, int]], channels: Optional[int], scale: float,
+                 first_size: Optional[Tuple[int, int]] = None):
+        self.name = name
+        self.image_size = image_size
+        self.channels = channels
+        self.scale = scale
+        self.first_size = first_size
+
+    def __call__(self, path: str) -> np.ndarray:
+        image = read_image(path, self.name, image_size=self.image_size, channels=self.channels, scale=self.scale)
+        size = tuple(image.shape[:2])
+        if self.image_size is None:
+            if self.first_size is None:
+                self.first_size = size
+            elif size != self.first_size:
+                raise ValueError(
+                    f"`{self.name}` images have different sizes ({self.first_size} for the first, {size}); give an "
+                    f"image size (--image-size H W) to resize them to. Received: {path!r}"
+                )
+        return image[None]
+
+
+def _open_npy(name: str, path: str) -> np.ndarray:
+    """A read-only memory map of a ``.npy`` file holding numbers (:func:`tf_ig2.dataset.open_inputs`)."""
+    from .dataset import open_inputs
+
+    try:
+        array = open_inputs(path)
+    except Exception as error:  # noqa: BLE001 - any failure to read is reported the same way
+        raise ValueError(f"Could not read `{name}` from {path!r}: {_one_line(error)}") from error
+    return _numeric(name, array, path)
+
+
+def open_stream(path: PathLike, name: str = "inputs", *, image_size: Optional[Sequence[int]] = None,
+                channels: Optional[int] = None, scale: float = 1.0) -> StreamInputs:
+    """Opens inputs for streaming: nothing but one image (or the array's header) is read now.
+
+    Values are those :func:`read_inputs` would return for the same arguments, read as they
+    are needed: a ``.npy`` file stored as float32 with ``scale`` 1 is memory-mapped as it is;
+    another dtype or scale is converted ``256`` rows at a time; images are decoded, resized
+    and scaled one file at a time (via :class:`tf_ig2.dataset.ArrayFiles`).
+
+    Args:
+        path: A ``.npy`` file ``(N, *S)``, an image file, or a folder of images (name order).
+        name: What is read, used in messages.
+        image_size: ``(H, W)`` images are resized to; ``None`` keeps the first image's size,
+            which every image must then have.
+        channels: Colour channels images are decoded to (1, 3 or 4); ``None`` for 3.
+        scale: Every value read is multiplied by it.
+
+    Returns:
+        A :class:`StreamInputs`.
+
+    Raises:
+        ValueError: If ``path`` is missing or unreadable, a ``.npz`` archive (which cannot be
+            memory-mapped), of an unknown format, a folder without images, or holds no input.
+    """
+    from .dataset import ArrayFiles
+
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise ValueError(f"`{name}` file not found. Received: {path!r}")
+    size = None if image_size is None else tuple(int(side) for side in image_size)
+    if channels not in (None, 1, 3, 4):
+        raise ValueError(f"`channels` must be None, 1, 3 or 4. Received: channels={channels!r}")
+    lower = path.lower()
+    if os.path.isdir(path) or lower.endswith(IMAGE_EXTENSIONS):
+        files = image_files(path) if os.path.isdir(path) else [path]
+        if not files:
+            raise ValueError(f"`{name}` folder holds no images ({', '.join(IMAGE_EXTENSIONS)}). Received: {path!r}")
+        loader = _ImageLoader(name, size, channels, scale)
+        sample_shape = tuple(int(side) for side in loader(files[0]).shape[1:])
+        return StreamInputs(ArrayFiles(files, load=loader, num_inputs=len(files)), len(files), sample_shape,
+                            [os.path.basename(file) for file in files])
+    if lower.endswith(".npz"):
+        raise ValueError(
+            f"`{name}` in a .npz archive cannot be streamed (an archive cannot be memory-mapped): save the array "
+            f"with numpy.save as a .npy file, or explain it without --stream. Received: {path!r}"
+        )
+    if not lower.endswith(".npy"):
+        raise ValueError(
+            f"Unknown `{name}` format for streaming: expected a .npy array, an image "
+            f"({', '.join(IMAGE_EXTENSIONS)}) or a folder of images. Received: {path!r}"
+        )
+    array = _open_npy(name, path)
+    if array.ndim < 2 or array.shape[0] == 0:
+        raise ValueError(f"`{name}` must be a batch-first array (N, *S) holding at least one input. "
+                         f"Received: {path!r} of shape {array.shape}")
+    values = array if array.dtype == np.float32 and scale == 1.0 else _ConvertedRows(array, scale)
+    return StreamInputs(values, int(array.shape[0]), tuple(int(side) for side in array.shape[1:]), None)
+
+
+def read_stream_references(path: PathLike, name: str = "references", *,
+                           image_size: Optional[Sequence[int]] = None, channels: Optional[int] = None,
+                           scale: float = 1.0) -> np.ndarray:
+    """References for a streamed run: ``(R, *S)`` shared, or ``(N, R, *S)`` per input.
+
+    A ``.npy`` file stored as float32 read with ``scale`` 1 stays on disk (a read-only memory
+    map: per-input references are read a batch at a time); anything else is read into memory
+    by :func:`read_inputs`, with the same values.
+
+    Raises:
+        ValueError: As :func:`read_inputs`.
+    """
+    path = os.fspath(path)
+    if os.path.isfile(path) and path.lower().endswith(".npy") and scale == 1.0:
+        array = _open_npy(name, path)
+        if array.dtype == np.float32:
+            return array
+    return read_inputs(path, name, image_size=image_size, channels=channels, scale=scale)[0]
+
+
+def _read_json(path: str) -> Optional[Dict[str, Any]]:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            value = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _write_json(path: str, value: Dict[str, Any]) -> None:
+    """Writes ``value`` under a temporary name and renames it: the file is whole or absent."""
+    temporary = path + ".tmp"
+    with open(temporary, "w", encoding="utf-8") as handle:
+        json.dump(value, handle, indent=2)
+        handle.write("\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def stream_record(output: PathLike) -> Optional[Dict[str, Any]]:
+    """The record of the streamed run in ``output`` (``settings``, ``finished``), or ``None``."""
+    record = _read_json(os.path.join(os.fspath(output), STREAM_FOLDER, STREAM_RECORD))
+    if record is None or not isinstance(record.get("settings"), dict) or not isinstance(record.get("finished"), bool):
+        return None
+    return record
+
+
+def write_stream_record(output: PathLike, settings: Dict[str, Any], *, finished: bool) -> None:
+    """Records a streamed run's settings, and whether it finished, in ``output/shards/run.json``."""
+    from . import __version__
+
+    folder = os.path.join(os.fspath(output), STREAM_FOLDER)
+    os.makedirs(folder, exist_ok=True)
+    _write_json(os.path.join(folder, STREAM_RECORD),
+                {"tf_ig2_version": __version__, "settings": settings, "finished": finished})
+
+
+def _stream_index(output: str) -> Optional[Dict[str, Any]]:
+    from .dataset import INDEX_NAME
+
+    return _read_json(os.path.join(output, STREAM_FOLDER, INDEX_NAME))
+
+
+def stream_explained(output: PathLike) -> int:
+    """How many inputs the streamed run in ``output`` has explained in finished shards."""
+    index = _stream_index(os.fspath(output))
+    return int(index.get("count", 0)) if index is not None else 0
+
+
+def check_stream_output(output: PathLike, overwrite: bool) -> Optional[Dict[str, Any]]:
+    """Checks that ``output`` may receive a streamed run; returns the record of one to continue.
+
+    An unfinished streamed run in ``output`` may always be continued (the caller compares its
+    settings). Otherwise the folder must be missing or empty, or ``overwrite`` true.
+
+    Returns:
+        The :func:`stream_record` of the unfinished run in ``output``, or ``None``.
+
+    Raises:
+        ValueError: If ``output`` or ``output/shards`` is a file, or ``output`` is a non-empty
+            folder without an unfinished streamed run and ``overwrite`` is false.
+    """
+    output = os.fspath(output)
+    if os.path.exists(output) and not os.path.isdir(output):
+        raise ValueError(f"Output path {output!r} exists and is not a folder.")
+    shards = os.path.join(output, STREAM_FOLDER)
+    if os.path.lexists(shards) and not os.path.isdir(shards):
+        raise ValueError(f"{shards!r} exists and is not a folder; the streamed results are written there. Move it "
+                         "away or choose another output folder.")
+    record = stream_record(output)
+    if record is not None and not record["finished"]:
+        return record
+    if record is not None and not overwrite:
+        raise ValueError(f"Output folder {output!r} holds a finished streamed run; pass --overwrite to explain "
+                         "again from the start (files this command does not write are left as they are).")
+    check_output(output, overwrite)
+    return None
+
+
+def stream_differences(stored: Dict[str, Any], wanted: Dict[str, Any]) -> List[str]:
+    """The settings that differ between two runs, as ``"name: stored -> wanted"``."""
+    return [f"{key}: {stored.get(key)!r} -> {wanted.get(key)!r}"
+            for key in sorted(set(stored) | set(wanted)) if stored.get(key) != wanted.get(key)]
+
+
+def _concatenated(paths: Iterable[str]) -> np.ndarray:
+    parts = [np.load(path) for path in paths]
+    return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+
+def finish_stream(output: PathLike, *, settings: Dict[str, Any], names: Optional[List[str]], representation: str,
+                  method: str, resumed: int, max_listed: Optional[int] = None) -> List[str]:
+    """Writes ``attributions.npy`` and ``summary.json`` of the finished streamed run in ``output``.
+
+    The attributions ``(N, *S)`` float32 are copied shard by shard into a memory-mapped
+    ``.npy`` file, so memory stays bounded by one shard; both files are written beside
+    ``output`` first and moved in at the end (:func:`staged_output`).
+
+    ``summary.json`` holds the settings, the tf_ig2 version, the counts (inputs, shards,
+    inputs explained by earlier runs), the mean and largest ``|completeness_delta|`` and,
+    when N is at most ``max_listed``, one record per input as :func:`summary` writes them
+    (else ``"inputs": null``: the per-input values stay in ``output/shards``, read by
+    :func:`tf_ig2.dataset.load_results`).
+
+    Args:
+        output: The output folder, holding the finished results in ``shards/``.
+        settings: The settings used, stored in the summary.
+        names: The inputs' names (image file names), or ``None``.
+        representation: The description of the representation GradPath moved in.
+        method: The explainer's method (``"ig2"``).
+        resumed: Inputs that earlier runs had explained.
+        max_listed: The most inputs listed one by one; ``None`` for
+            :data:`tf_ig2.defaults.CLI_SUMMARY_MAX_INPUTS` (1000).
+
+    Returns:
+        The names of the files written.
+
+    Raises:
+        ValueError: If ``output/shards`` holds no finished results.
+    """
+    from . import __version__
+    from .dataset import _shard_name
+
+    output = os.fspath(output)
+    shards = os.path.join(output, STREAM_FOLDER)
+    index = _stream_index(output)
+    if index is None or not index.get("complete") or "attributions" not in index.get("arrays", {}):
+        raise ValueError(f"{shards!r} holds no finished streamed results.")
+    numbers = [int(shard["shard"]) for shard in index["shards"]]
+    count = int(index["count"])
+
+    def paths(array: str) -> List[str]:
+        return [os.path.join(shards, _shard_name(array, number)) for number in numbers]
+
+    sample_shape = [int(side) for side in index["arrays"]["attributions"]["shape"]]
+    with staged_output(output, overwrite=True) as staging:
+        target = np.lib.format.open_memmap(os.path.join(staging, ATTRIBUTIONS_FILE), mode="w+", dtype=np.float32,
+                                           shape=(count, *sample_shape))
+        low = 0
+        for path in paths("attributions"):
+            part = np.load(path, mmap_mode="r")
+            target[low:low + len(part)] = part
+            low += len(part)
+        target.flush()
+        del target
+        absolute_sum, largest = 0.0, 0.0
+        for path in paths("delta"):
+            magnitudes = np.abs(np.load(path).astype(np.float64))
+            absolute_sum += float(magnitudes.sum())
+            largest = max(largest, float(magnitudes.max(initial=0.0)))
+        records = None
+        if count <= (defaults.CLI_SUMMARY_MAX_INPUTS if max_listed is None else max_listed):
+            stored = set(index["arrays"])
+            records = _records(
+                count,
+                targets=_concatenated(paths("targets")) if "targets" in stored else None,
+                scores=_concatenated(paths("target_scores")),
+                gradcf_scores=_concatenated(paths("counterfactual_scores")),
+                deltas=_concatenated(paths("delta")),
+                distances=(_concatenated(paths("representation_distance"))
+                           if "representation_distance" in stored else None),
+                names=names)
+        document = {
+            "tf_ig2_version": __version__,
+            "method": method,
+            "representation": representation,
+            "stream": True,
+            "inputs_shape": [count, *sample_shape],
+            "counterfactuals_shape": None,
+            "settings": settings,
+            "counts": {"inputs": count, "shards": len(numbers), "shard_size": int(index["shard_size"]),
+                       "explained_earlier": int(resumed), "explained_now": count - int(resumed)},
+            "completeness_delta": {"mean_abs": absolute_sum / count if count else 0.0, "max_abs": largest},
+            "files": {"attributions": ATTRIBUTIONS_FILE, "counterfactuals": None, "grid": None, "overlays": [],
+                      "shards": STREAM_FOLDER},
+            "inputs": records,
+        }
+        with open(os.path.join(staging, SUMMARY_FILE), "w", encoding="utf-8") as handle:
+            json.dump(document, handle, indent=2)
+            handle.write("\n")
+    return [ATTRIBUTIONS_FILE, SUMMARY_FILE]

@@ -380,6 +380,40 @@ def _saved_model_setup(model: SavedModelFunction, options: Dict[str, Any]) -> Tu
     return model, options
 
 
+def ig2_explainer(model: Any, options: Dict[str, Any]) -> Tuple[IG2, str]:
+    """The IG² explainer for a loaded model, set up as :func:`explain_model` sets it up.
+
+    A :class:`SavedModelFunction` defaults to ``representation_layer="output"`` (or the named
+    signature output), serves its scores output, and must accept free batch sizes.
+
+    Args:
+        model: A Keras model or a :class:`SavedModelFunction`.
+        options: :class:`~tf_ig2.IG2` settings.
+
+    Returns:
+        ``(explainer, description of the representation GradPath moves in)``.
+
+    Raises:
+        TypeError, ValueError: On unknown or malformed options, or a SavedModel signature with a
+            fixed batch size.
+    """
+    if not isinstance(model, SavedModelFunction):
+        explainer = IG2(model, **options)
+        return explainer, explainer.representation
+    model, options = _saved_model_setup(model, options)
+    fixed = model.input_shape_expected[0]
+    if fixed is not None and not (fixed == 1 and options.get("batch_size") == 1):
+        advice = ", or pass batch_size=1." if fixed == 1 else "."
+        raise ValueError(
+            f"The SavedModel's signature only accepts batches of exactly {fixed} rows, while IG² evaluates it "
+            f"on batches of (input, reference) pairs; export it with a free batch size (None){advice} "
+            f"Received: batch_size={options.get('batch_size')}"
+        )
+    explainer = IG2(model, **options)
+    layer = explainer._view.representation_layer
+    return explainer, ("model output: " + model.describe() if layer is None else model.describe(layer.name))
+
+
 def explain_model(model: Any, inputs: Any, references: Any, targets: Targets = None, *,
                   return_path: bool = False, progress: Optional[Progress] = None, **options: Any) -> Explanation:
     """Explains ``inputs`` of a loaded model with IG², checking shapes first.
@@ -419,19 +453,8 @@ def explain_model(model: Any, inputs: Any, references: Any, targets: Targets = N
     else:
         inputs = validation.float_array("inputs", inputs)
     check_input_shape(model, inputs.shape, "inputs")
-    saved_model = isinstance(model, SavedModelFunction)
-    if saved_model:
-        model, options = _saved_model_setup(model, options)
-        fixed = model.input_shape_expected[0]
-        if fixed is not None and not (fixed == 1 and options.get("batch_size") == 1):
-            advice = ", or pass batch_size=1." if fixed == 1 else "."
-            raise ValueError(
-                f"The SavedModel's signature only accepts batches of exactly {fixed} rows, while IG² evaluates it "
-                f"on batches of (input, reference) pairs; export it with a free batch size (None){advice} "
-                f"Received: batch_size={options.get('batch_size')}"
-            )
+    explainer, description = ig2_explainer(model, options)
     references = validation.references_array("references", references, inputs.shape, integer=embedded)
-    explainer = IG2(model, **options)
     if not embedded:
         validation.fits_value_range("inputs", inputs, explainer.value_range, inputs.shape[1:])
         validation.fits_value_range("references", references, explainer.value_range, inputs.shape[1:])
@@ -451,12 +474,7 @@ def explain_model(model: Any, inputs: Any, references: Any, targets: Targets = N
         logger.info("Explained %d of %d inputs", stop, count)
         if progress is not None:
             progress(stop, count)
-    explanation = _merge(parts)
-    if saved_model:
-        layer = explainer._view.representation_layer
-        description = "model output: " + model.describe() if layer is None else model.describe(layer.name)
-        explanation = dataclasses.replace(explanation, representation=description)
-    return explanation
+    return dataclasses.replace(_merge(parts), representation=description)
 
 
 def explain_saved_model(path: PathLike, inputs: Any, references: Any, targets: Targets = None, *,

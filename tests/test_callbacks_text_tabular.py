@@ -1,6 +1,5 @@
 """The TensorBoard callbacks on token ids and tabular rows: tiny models trained, event files read back."""
 
-import os
 import re
 import warnings
 

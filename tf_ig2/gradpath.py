@@ -20,7 +20,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import inspect
-from typing import Any, Callable, Dict, Optional, Tuple, Union
+from typing import Any, Dict, Optional, Tuple, Union
 
 import numpy as np
 import tensorflow as tf

@@ -25,10 +25,9 @@ import numpy as np
 import tensorflow as tf
 
 from . import defaults, validation
-from .explanation import Explanation
-from .pairs import PairExplainer
+from .pairs import BaselineExplainer
 from .straight import score_gradient
-from .targets import ModelView, Targets, target_scores
+from .targets import ModelView, target_scores
 
 #: Relative and absolute tolerance at which a step's L1 distance counts as reached.
 _L1_TOLERANCE = 1e-9
@@ -147,7 +146,7 @@ def integrate_guided(view: ModelView, inputs: tf.Tensor, baselines: tf.Tensor, t
             "counterfactual_scores": baseline_scores}
 
 
-class GuidedIG(PairExplainer):
+class GuidedIG(BaselineExplainer):
     """Guided Integrated Gradients with the same targets, batching and result as IG².
 
     Args:
@@ -176,38 +175,7 @@ class GuidedIG(PairExplainer):
         self.max_dist = validation.fraction("max_dist", max_dist)
         super().__init__(model, batch_size=batch_size, output=output)
 
-    def _build(self, sample_shape, options, score):
-        view, steps, fraction, max_dist = self._view, self.steps, self.fraction, self.max_dist
-        spec = tf.TensorSpec([None, *sample_shape], tf.float32)
+    def _integrate(self, inputs, baselines, targets):
+        return integrate_guided(self._view, inputs, baselines, targets, steps=self.steps, fraction=self.fraction,
+                                max_dist=self.max_dist)
 
-        @tf.function(input_signature=[spec, spec, tf.TensorSpec([None], tf.int32)])
-        def integrate(inputs, baselines, targets):
-            return integrate_guided(view, inputs, baselines, score if callable(score) else targets,
-                                    steps=steps, fraction=fraction, max_dist=max_dist)
-
-        return integrate
-
-    def explain(self, inputs: Any, baselines: Any = 0.0, targets: Targets = None) -> Explanation:
-        """Explains ``inputs`` against ``baselines``.
-
-        Args:
-            inputs: ``(N, *S)`` float array or tensor.
-            baselines: A scalar or an ``S``-shaped array (one baseline for all), ``(R, *S)``
-                (R baselines shared by all inputs, attributions averaged over them) or
-                ``(N, R, *S)`` (per input). A single per-input baseline is ``(N, 1, *S)``.
-            targets: ``None`` (the predicted class), an int, ``(N,)`` ints or a callable mapping
-                the model output to ``(N,)`` scores.
-
-        Returns:
-            An :class:`~tf_ig2.Explanation` with ``attributions`` ``(N, *S)``; ``counterfactuals``
-            holds the baselines ``(N, R, *S)``.
-
-        Raises:
-            TypeError, ValueError: On malformed inputs, baselines or targets.
-        """
-        inputs = validation.float_array("inputs", inputs)
-        baselines = validation.references_array("baselines", baselines, inputs.shape, allow_scalar=True)
-        class_indices, score = self._resolve_targets(targets, inputs)
-        function = self._function(tuple(inputs.shape[1:]), (), score)
-        results = self._run_pairs(function, inputs, baselines, class_indices)
-        return self._explanation(results, class_indices)

@@ -160,3 +160,47 @@ class PairExplainer:
             method=self.method,
             **extra,
         )
+
+
+class BaselineExplainer(PairExplainer):
+    """Base class of the methods integrating from baselines to inputs (IG, Guided IG).
+
+    Subclasses implement :meth:`_integrate`, a pure tensor function of one chunk of pairs.
+    """
+
+    def _integrate(self, inputs: tf.Tensor, baselines: tf.Tensor, targets: Any) -> Dict[str, tf.Tensor]:
+        raise NotImplementedError
+
+    def _build(self, sample_shape: Tuple[int, ...], options: Tuple[Any, ...], score: Any) -> PairFunction:
+        spec = tf.TensorSpec([None, *sample_shape], tf.float32)
+
+        @tf.function(input_signature=[spec, spec, tf.TensorSpec([None], tf.int32)])
+        def integrate(inputs, baselines, targets):
+            return self._integrate(inputs, baselines, score if callable(score) else targets)
+
+        return integrate
+
+    def explain(self, inputs: Any, baselines: Any = 0.0, targets: Any = None) -> Explanation:
+        """Explains ``inputs`` against ``baselines``.
+
+        Args:
+            inputs: ``(N, *S)`` float array or tensor.
+            baselines: A scalar or an ``S``-shaped array (one baseline for all), ``(R, *S)``
+                (R baselines shared by all inputs, attributions averaged over them) or
+                ``(N, R, *S)`` (per input). A single per-input baseline is ``(N, 1, *S)``.
+            targets: ``None`` (the predicted class), an int, ``(N,)`` ints or a callable mapping
+                the model output to ``(N,)`` scores.
+
+        Returns:
+            An :class:`~tf_ig2.Explanation` with ``attributions`` ``(N, *S)``; ``counterfactuals``
+            holds the baselines ``(N, R, *S)``.
+
+        Raises:
+            TypeError, ValueError: On malformed inputs, baselines or targets.
+        """
+        inputs = self._check_inputs(inputs)
+        baselines = validation.references_array("baselines", baselines, inputs.shape, allow_scalar=True)
+        class_indices, score = self._resolve_targets(targets, inputs)
+        function = self._function(tuple(inputs.shape[1:]), (), score)
+        results = self._run_pairs(function, inputs, baselines, class_indices)
+        return self._explanation(results, class_indices)

@@ -18,9 +18,8 @@ import numpy as np
 import tensorflow as tf
 
 from . import defaults, validation
-from .explanation import Explanation
-from .pairs import PairExplainer
-from .targets import ModelView, Targets, target_scores
+from .pairs import BaselineExplainer
+from .targets import ModelView, target_scores
 
 RULES = ("trapezoid", "midpoint", "uniform")
 
@@ -82,7 +81,7 @@ def integrate_straight(view: ModelView, inputs: tf.Tensor, baselines: tf.Tensor,
             "target_scores": start, "counterfactual_scores": end}
 
 
-class IntegratedGradients(PairExplainer):
+class IntegratedGradients(BaselineExplainer):
     """Straight-line Integrated Gradients with the same targets, batching and result as IG².
 
     Args:
@@ -105,34 +104,6 @@ class IntegratedGradients(PairExplainer):
         self.rule = rule
         super().__init__(model, batch_size=batch_size, output=output)
 
-    def _build(self, sample_shape, options, score):
-        view, steps, rule = self._view, self.steps, self.rule
-        spec = tf.TensorSpec([None, *sample_shape], tf.float32)
+    def _integrate(self, inputs, baselines, targets):
+        return integrate_straight(self._view, inputs, baselines, targets, steps=self.steps, rule=self.rule)
 
-        @tf.function(input_signature=[spec, spec, tf.TensorSpec([None], tf.int32)])
-        def integrate(inputs, baselines, targets):
-            return integrate_straight(view, inputs, baselines, score if callable(score) else targets,
-                                      steps=steps, rule=rule)
-
-        return integrate
-
-    def explain(self, inputs: Any, baselines: Any = 0.0, targets: Targets = None) -> Explanation:
-        """Explains ``inputs`` against ``baselines``.
-
-        Args:
-            inputs: ``(N, *S)`` float array or tensor.
-            baselines: A scalar or an ``S``-shaped array (one baseline for all), ``(R, *S)``
-                (R baselines shared by all inputs, attributions averaged over them) or
-                ``(N, R, *S)`` (per input). A single per-input baseline is ``(N, 1, *S)``.
-            targets: ``None`` (the predicted class), an int, ``(N,)`` ints or a callable.
-
-        Returns:
-            An :class:`~tf_ig2.Explanation`; ``counterfactuals`` holds the baselines
-            ``(N, R, *S)``.
-        """
-        inputs = self._check_inputs(inputs)
-        baselines = validation.references_array("baselines", baselines, inputs.shape, allow_scalar=True)
-        class_indices, score = self._resolve_targets(targets, inputs)
-        function = self._function(tuple(inputs.shape[1:]), (), score)
-        results = self._run_pairs(function, inputs, baselines, class_indices)
-        return self._explanation(results, class_indices)

@@ -344,3 +344,10 @@ def test_per_feature_value_range(model, data):
 def test_ig2_unknown_option(model, data):
     with pytest.raises(TypeError, match="stepz"):
         tf_ig2.ig2(model, *data, stepz=3)
+
+
+def test_explanation_repr_is_a_short_summary(model, data):
+    explanation = tf_ig2.IG2(model, steps=2).explain(*data)
+    text = repr(explanation)
+    assert "attributions=<float32 (3, 8, 8, 1)>" in text and "counterfactuals=<float32 (3, 4, 8, 8, 1)>" in text
+    assert "method='ig2'" in text and "max |delta|=" in text and len(text) < 600

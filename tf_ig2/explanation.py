@@ -12,7 +12,7 @@ from typing import Optional
 import numpy as np
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, repr=False)
 class Explanation:
     """Attributions and the diagnostics that come with them.
 
@@ -49,6 +49,18 @@ class Explanation:
 
     def __len__(self) -> int:
         return int(self.attributions.shape[0])
+
+    def __repr__(self) -> str:
+        parts = []
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, np.ndarray):
+                parts.append(f"{field.name}=<{value.dtype} {tuple(value.shape)}>")
+            elif value is not None:
+                parts.append(f"{field.name}={value!r}")
+        if len(self):
+            parts.append(f"max |delta|={float(np.max(np.abs(self.delta))):.4g}")
+        return f"Explanation({', '.join(parts)})"
 
     @property
     def relative_delta(self) -> np.ndarray:

@@ -190,6 +190,22 @@ class ModelView:
                 f"`model` must be a Keras model or layer (keras.Model, keras.Sequential or a subclass). "
                 f"Received: {type(model).__name__}"
             )
+        backend = keras.backend.backend()
+        if backend != "tensorflow":
+            raise ValueError(
+                "tf_ig2 computes gradients with TensorFlow and needs Keras' TensorFlow backend. "
+                f"Received: keras.backend.backend()={backend!r}; set KERAS_BACKEND=tensorflow before importing keras"
+            )
+        try:
+            model_inputs = tf.nest.flatten(model.inputs or [])
+        except (AttributeError, ValueError):
+            model_inputs = []
+        if len(model_inputs) > 1:
+            raise ValueError(
+                f"`model` must take a single input tensor; this one takes {len(model_inputs)} "
+                f"({', '.join(str(tuple(tensor.shape)) for tensor in model_inputs)}). Explain one input by "
+                "wrapping the model in a keras.Model that takes it and holds the others fixed."
+            )
         self.model = model
         self.input_layer = None if input_layer is None else find_layer(model, input_layer, "input_layer")
         self.output = self._check_output(output)

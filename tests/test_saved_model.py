@@ -209,3 +209,17 @@ def test_plain_tensorflow_saved_model(tmp_path):
     # Pair by pair instead of all at once: the same path up to round-off, which the normalised
     # steps near the end of the path amplify a little.
     np.testing.assert_allclose(fixed.attributions, explanation.attributions, rtol=0, atol=0.05)
+
+
+def test_saved_model_weights_are_visible_to_dataset_fingerprints(tmp_path):
+    from conftest import small_cnn
+    from tf_ig2 import dataset
+
+    fingerprints = []
+    for seed in (0, 1, 0):
+        folder = tmp_path / f"model_{len(fingerprints)}"
+        small_cnn(softmax=False, seed=seed).export(str(folder), verbose=False)
+        loaded = tf_ig2.load_model(str(folder))
+        assert len(loaded.signature_variables) == 6
+        fingerprints.append(dataset._model_fingerprint(loaded)["weights_sha1"])
+    assert fingerprints[0] != fingerprints[1] and fingerprints[0] == fingerprints[2]

@@ -624,10 +624,14 @@ def _jsonable(value: Any) -> Any:
 def _model_fingerprint(model: Any) -> Dict[str, Any]:
     digest = hashlib.sha1()
     parameters = 0
-    for weight in model.weights:
+    # A SavedModel's variables (read by its signature, untracked by Keras) count by value and shape:
+    # their names change with every export.
+    named = [(f"{weight.path if hasattr(weight, 'path') else weight.name}", weight) for weight in model.weights]
+    unnamed = [("", variable) for variable in getattr(model, "signature_variables", [])]
+    for name, weight in named + unnamed:
         values = np.asarray(weight.numpy())
         parameters += values.size
-        digest.update(f"{weight.path if hasattr(weight, 'path') else weight.name}{values.shape}".encode())
+        digest.update(f"{name}{values.shape}".encode())
         digest.update(np.ascontiguousarray(values).tobytes())
     return {"name": model.name, "parameters": int(parameters), "weights_sha1": digest.hexdigest()}
 

@@ -151,6 +151,11 @@ class SavedModelFunction(keras.layers.Layer):
         """One identity layer per signature output, named after it (Keras names hold no '/')."""
         return list(self._output_layers)
 
+    @property
+    def signature_variables(self) -> List[tf.Variable]:
+        """The variables the served signature reads (a SavedModel's weights, which Keras does not track)."""
+        return list(getattr(self._loaded.function, "variables", None) or [])
+
     def with_output(self, output_name: str) -> "SavedModelFunction":
         """The same signature returning ``output_name`` when called (a new object).
 

@@ -351,3 +351,18 @@ def test_explanation_repr_is_a_short_summary(model, data):
     text = repr(explanation)
     assert "attributions=<float32 (3, 8, 8, 1)>" in text and "counterfactuals=<float32 (3, 4, 8, 8, 1)>" in text
     assert "method='ig2'" in text and "max |delta|=" in text and len(text) < 600
+
+
+def test_callable_targets_cache_is_bounded_and_reused(model, data):
+    from tf_ig2.pairs import CALLABLE_CACHE_SIZE
+
+    inputs, references = data
+    explainer = tf_ig2.IG2(model, steps=2)
+    pick = lambda logits: logits[:, 1]  # noqa: E731
+    explainer.explain(inputs, references, targets=pick)
+    count = explainer.tracing_count
+    explainer.explain(inputs[:2], references, targets=pick)
+    assert explainer.tracing_count == count
+    for column in range(3 * CALLABLE_CACHE_SIZE):
+        explainer.explain(inputs, references, targets=lambda logits, c=column % 3: logits[:, c])
+    assert sum(key[2] is not None for key in explainer._functions) == CALLABLE_CACHE_SIZE

@@ -19,6 +19,9 @@ from .targets import ModelView, num_classes
 
 PairFunction = Callable[[tf.Tensor, tf.Tensor, tf.Tensor], Dict[str, tf.Tensor]]
 
+#: How many compiled functions for callable targets an explainer keeps (the most recent ones).
+CALLABLE_CACHE_SIZE = 4
+
 
 class PairExplainer:
     """Base class: configuration, the model view and the cache of compiled functions.
@@ -37,7 +40,7 @@ class PairExplainer:
         self._view = ModelView(model, representation_layer, input_layer=input_layer, output=output,
                                need_representation=need_representation)
         self._functions: Dict[Tuple[Any, ...], Any] = {}
-        self._forward_functions: Dict[Tuple[int, ...], Any] = {}
+        self._forward_functions: Dict[Tuple[Any, ...], Any] = {}
         #: Optional ``wrapper(function) -> function`` applied to every compiled per-pair function
         #: before it runs, e.g. to spread it over a ``tf.distribute`` strategy's replicas.
         self.pair_wrapper: Optional[Callable[[PairFunction], PairFunction]] = None
@@ -58,15 +61,26 @@ class PairExplainer:
         raise NotImplementedError
 
     def _function(self, sample_shape: Tuple[int, ...], options: Tuple[Any, ...], score: Any) -> PairFunction:
+        """The compiled function for these shapes and options, built once and cached.
+
+        A callable target is traced into the graph, so each new callable object gets its own
+        function: pass the same callable to repeated calls to avoid tracing again. Only the
+        most recent :data:`CALLABLE_CACHE_SIZE` callable-target functions are kept.
+        """
         key = (sample_shape, options, score if callable(score) else None)
         if key not in self._functions:
+            if callable(score):
+                held = [other for other in self._functions if other[2] is not None]
+                for stale in held[:max(0, len(held) - CALLABLE_CACHE_SIZE + 1)]:
+                    del self._functions[stale]
             self._functions[key] = self._build(sample_shape, options, score)
         return self._functions[key]
 
     def _outputs(self, inputs: np.ndarray) -> Any:
         """Model outputs (softmax removed where possible) for ``(N, *S)`` inputs, chunked."""
         sample_shape = tuple(inputs.shape[1:])
-        if sample_shape not in self._forward_functions:
+        key = (sample_shape, inputs.dtype.str)
+        if key not in self._forward_functions:
             view = self._view
             if view.input_layer is None:
                 spec = tf.TensorSpec([None, *sample_shape], tf.float32)
@@ -74,8 +88,8 @@ class PairExplainer:
             else:
                 spec = tf.TensorSpec([None, *sample_shape], tf.as_dtype(inputs.dtype))
                 forward = lambda z: view(None, model_inputs=z, representation=False)[1]  # noqa: E731
-            self._forward_functions[sample_shape] = tf.function(forward, input_signature=[spec])
-        forward = self._forward_functions[sample_shape]
+            self._forward_functions[key] = tf.function(forward, input_signature=[spec])
+        forward = self._forward_functions[key]
         size = self.batch_size or len(inputs)
         chunks = [forward(tf.constant(inputs[start:start + size])) for start in range(0, len(inputs), size)]
         if len(chunks) == 1:

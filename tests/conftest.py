@@ -29,3 +29,14 @@ def cnn():
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+def listing(folder):
+    """Every file below ``folder`` with its bytes."""
+    found = {}
+    for root, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(root, name)
+            with open(path, "rb") as handle:
+                found[os.path.relpath(path, folder)] = handle.read()
+    return found

@@ -13,7 +13,7 @@ import pytest
 
 import tf_ig2
 from tf_ig2 import cli, saved_model
-from conftest import small_cnn
+from conftest import listing, small_cnn
 
 STEPS = 8
 TOLERANCE = dict(rtol=1e-5, atol=1e-6)
@@ -81,15 +81,6 @@ def entries(folder):
     return found
 
 
-def listing(folder):
-    """Every file below ``folder`` with its bytes."""
-    found = {}
-    for root, _, names in os.walk(folder):
-        for name in names:
-            path = os.path.join(root, name)
-            with open(path, "rb") as handle:
-                found[os.path.relpath(path, folder)] = handle.read()
-    return found
 
 
 @pytest.mark.parametrize("model", ["cnn.keras", "cnn.h5"])

@@ -11,7 +11,7 @@ import pytest
 from tf_ig2 import cli, defaults, io
 from tf_ig2.dataset import load_results
 from tf_ig2.gradpath import IG2
-from conftest import small_cnn
+from conftest import listing, small_cnn
 
 N, R, STEPS, SHARD = 40, 2, 8, 8
 #: Streamed batches hold other inputs than the one-shot call: float32 rounding only.
@@ -65,15 +65,6 @@ def image_arguments(files, output, *extra):
             "--scale", "1/255", "--value-range", "0", "1", "--steps", STEPS, "--output", output, *extra]
 
 
-def listing(folder):
-    """Every file below ``folder`` with its bytes."""
-    found = {}
-    for root, _, names in os.walk(folder):
-        for name in names:
-            path = os.path.join(root, name)
-            with open(path, "rb") as handle:
-                found[os.path.relpath(path, folder)] = handle.read()
-    return found
 
 
 def shard_stats(folder):

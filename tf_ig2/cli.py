@@ -29,7 +29,7 @@ import re
 import shutil
 import sys
 import warnings
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from . import defaults
 
@@ -62,24 +62,23 @@ class _Parser(argparse.ArgumentParser):
 
 
 # -- argument types ------------------------------------------------------------------------------
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1. Received: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1. Received: {text!r}")
-    return value
+def _integer_at_least(minimum: int, expected: str) -> Callable[[str], int]:
+    """An argparse type accepting integers >= ``minimum``; errors say ``expected``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {expected}. Received: {text!r}")
+        return value
+
+    return parse
 
 
-def _class_index(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a class index (an integer >= 0). Received: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a class index (an integer >= 0). Received: {text!r}")
-    return value
+_positive_int = _integer_at_least(1, "an integer >= 1")
+_class_index = _integer_at_least(0, "a class index (an integer >= 0)")
 
 
 def _step_size(text: str) -> Any:

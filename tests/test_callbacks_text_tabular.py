@@ -280,7 +280,7 @@ _IMAGES = np.random.default_rng(2).random((4, 8, 8, 1)).astype(np.float32)
 
 @pytest.mark.parametrize("build, error, match", [
     (lambda: IG2Callback(_IDS, _IDS[:2]), ValueError, "input_layer.*required"),
-    (lambda: AttributionCallback("ig", _IDS), ValueError, "cannot explain token ids"),
+    (lambda: AttributionCallback("ig", _IDS), ValueError, "input_layer.*required"),
     (lambda: IG2Callback(_IDS, _IDS[:2], input_layer="embedding", vocabulary="abc"), TypeError, "vocabulary"),
     (lambda: IG2Callback(_IDS, _IDS[:2], input_layer="embedding", vocabulary={"where": 1}), TypeError,
      "vocabulary.*maps tokens to ids"),

@@ -138,10 +138,3 @@ def test_embedding_range_follows_the_live_table_without_retracing():
     assert explanation.counterfactuals.min() >= values.min() - 1e-6
     # The paths now reach beyond the old (three times narrower) range.
     assert np.abs(explanation.counterfactuals).max() > np.abs(values / 3.0).max()
-
-
-def test_models_with_several_inputs_get_a_clear_error():
-    first, second = keras.Input((3,)), keras.Input((2,))
-    model = keras.Model([first, second], keras.layers.Dense(2)(keras.layers.Concatenate()([first, second])))
-    with pytest.raises(ValueError, match="single input tensor; this one takes 2"):
-        tf_ig2.IG2(model)

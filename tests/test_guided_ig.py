@@ -10,7 +10,7 @@ from conftest import small_cnn
 from tf_ig2 import defaults
 from tf_ig2.guided_ig import GuidedIG, integrate_guided
 from tf_ig2.straight import IntegratedGradients
-from tf_ig2.targets import ModelView, target_scores
+from tf_ig2.model_view import ModelView, target_scores
 
 
 def small_dense(features=6, classes=3, seed=1):

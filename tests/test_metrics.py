@@ -294,7 +294,7 @@ def test_completeness_error_from_delta():
         attributions=np.zeros((3, 2), np.float32), counterfactuals=np.zeros((3, 1, 2), np.float32),
         target_scores=np.array([1.0, 2.0, -1.0], np.float32),
         counterfactual_scores=np.array([0.0, 1.5, 1.0], np.float32),
-        delta=np.array([0.1, -0.25, 0.0], np.float32))
+        delta=np.array([0.1, -0.25, 0.0], np.float32), method="ig2")
     np.testing.assert_allclose(metrics.completeness_error(explanation), [0.1, 0.25, 0.0], rtol=1e-6)
     np.testing.assert_allclose(metrics.completeness_error(explanation, relative=True), [0.1, 0.5, 0.0], rtol=1e-6)
 

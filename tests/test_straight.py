@@ -70,7 +70,7 @@ def test_quadrature_weights_sum_to_one():
 def test_matches_pair_saliency_integrated_gradients():
     saliency = pytest.importorskip("saliency.core")
     model = small_cnn()
-    view = tf_ig2.targets.ModelView(model, need_representation=False)
+    view = tf_ig2.model_view.ModelView(model, need_representation=False)
     rng = np.random.default_rng(3)
     inputs = rng.random((3, 8, 8, 1)).astype(np.float32)
     baseline = rng.random((8, 8, 1)).astype(np.float32)

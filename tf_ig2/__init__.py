@@ -8,6 +8,7 @@ for comparison, all returning the same :class:`Explanation`.
 from . import callbacks, defaults, metrics, visualize
 from .callbacks import AttributionCallback, IG2Callback
 from .dataset import DatasetResult, explain_dataset, load_results
+from .diagnostics import CompletenessWarning
 from .explanation import Explanation
 from .gradpath import IG2, ig2, integrate_gradpath
 from .guided_ig import GuidedIG, integrate_guided
@@ -19,6 +20,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AttributionCallback",
+    "CompletenessWarning",
     "IG2Callback",
     "IG2Explainer",
     "callbacks",

@@ -9,6 +9,23 @@ from __future__ import annotations
 #: Number of GradPath steps k for IG² (the authors' ImageNet setting).
 IG2_STEPS: int = 201
 
+#: How IG² integrates the target's gradient along the GradPath (see tf_ig2.gradpath.INTEGRATIONS):
+#: "left" is the published left Riemann sum.
+IG2_INTEGRATION: str = "left"
+
+#: ``integration="midpoint"``: gradient evaluations per GradPath segment, at the midpoints of
+#: that many equal sub-segments.
+IG2_SEGMENT_POINTS: int = 4
+
+#: ``integration="rescaled"``: a segment's attributions are scaled by ``delta f / sum`` unless
+#: their sum is smaller than this share of their absolute sum (they cancel); then the missing
+#: ``delta f - sum`` is spread over the features in proportion to ``|attribution|``.
+IG2_RESCALE_MIN_SHARE: float = 0.1
+
+#: ``explain`` warns (tf_ig2.CompletenessWarning) when the median relative completeness error
+#: ``|delta| / |f(x) - f(counterfactual)|`` of a call exceeds this.
+COMPLETENESS_WARNING_THRESHOLD: float = 0.1
+
 #: ``step_size="auto"`` makes each step ``AUTO_STEP_FACTOR * ||x - x_r||_2 / steps`` long, i.e. the
 #: path is about ``AUTO_STEP_FACTOR`` times as long as the straight line to the reference.
 AUTO_STEP_FACTOR: float = 2.0

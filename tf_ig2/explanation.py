@@ -1,13 +1,15 @@
 """The result every explainer returns: a small dataclass of numpy arrays.
 
 Shapes use N explained inputs, R references (baselines) per input and ``S`` the shape of one input.
+For a model with several inputs, ``attributions``, ``counterfactuals`` and ``path`` are lists or
+dicts (like the model's inputs) with one array per input, and ``delta`` covers them all.
 The completeness gap is ``delta = sum(attributions) - (target_scores - counterfactual_scores)``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -17,8 +19,9 @@ class Explanation:
     """Attributions and the diagnostics that come with them.
 
     Attributes:
-        attributions: ``(N, *S)`` float32, the attribution of every input feature.
-        counterfactuals: ``(N, R, *S)`` float32, the end point of every path: GradCF for IG², the
+        attributions: ``(N, *S)`` float32, the attribution of every input feature (``(N, T)``
+            per token with an ``input_layer``; a list or dict of arrays for several inputs).
+        counterfactuals: ``(N, R, *S)`` float32 (a list or dict for several inputs), the end point of every path: GradCF for IG², the
             baselines for straight-line and Guided IG.
         target_scores: ``(N,)`` float32, the explained score ``f_c(x)``.
         counterfactual_scores: ``(N,)`` float32, ``mean_r f_c(counterfactual_r)``.
@@ -36,25 +39,30 @@ class Explanation:
             or ``None``.
     """
 
-    attributions: np.ndarray
-    counterfactuals: np.ndarray
+    attributions: Any
+    counterfactuals: Any
     target_scores: np.ndarray
     counterfactual_scores: np.ndarray
     delta: np.ndarray
+    method: str
     targets: Optional[np.ndarray] = None
     representation_distance: Optional[np.ndarray] = None
-    path: Optional[np.ndarray] = None
-    method: str = "ig2"
+    path: Any = None
     representation: Optional[str] = None
 
     def __len__(self) -> int:
-        return int(self.attributions.shape[0])
+        return int(self.target_scores.shape[0])
 
     def __repr__(self) -> str:
         parts = []
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            if isinstance(value, np.ndarray):
+            if isinstance(value, (list, tuple, dict)):
+                items = value.items() if isinstance(value, dict) else enumerate(value)
+                shapes = ", ".join(f"{key!r}: <{array.dtype} {tuple(array.shape)}>" if isinstance(value, dict) else
+                                   f"<{array.dtype} {tuple(array.shape)}>" for key, array in items)
+                parts.append(f"{field.name}={{{shapes}}}" if isinstance(value, dict) else f"{field.name}=[{shapes}]")
+            elif isinstance(value, np.ndarray):
                 parts.append(f"{field.name}=<{value.dtype} {tuple(value.shape)}>")
             elif value is not None:
                 parts.append(f"{field.name}={value!r}")

@@ -18,19 +18,34 @@ round trip per step and the path is not stored unless asked for.
 from __future__ import annotations
 
 import collections
-import dataclasses
-import inspect
-from typing import Any, Dict, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import tensorflow as tf
 
-from . import defaults, validation
+from . import defaults, diagnostics, validation
 from .explanation import Explanation
-from .pairs import PairExplainer
-from .targets import LayerSpec, ModelView, Targets, target_scores
+from .model_view import LayerSpec, ModelView, Targets, target_scores
+from .pairs import PairExplainer, as_list
 
-Bounds = Optional[Tuple[np.ndarray, np.ndarray]]
+
+INTEGRATIONS = ("left", "trapezoid", "midpoint", "rescaled")
+
+
+def _pair_norm(values: List[tf.Tensor]) -> tf.Tensor:
+    """``(P,)`` L2 norm over all non-batch axes of all entries together."""
+    return tf.sqrt(tf.add_n([tf.reduce_sum(tf.reshape(tf.square(value), [tf.shape(value)[0], -1]), axis=1)
+                             for value in values]))
+
+
+def _pair_sum(values: List[tf.Tensor]) -> tf.Tensor:
+    """``(P,)`` sum over all non-batch axes of all entries."""
+    return tf.add_n([tf.reduce_sum(tf.reshape(value, [tf.shape(value)[0], -1]), axis=1) for value in values])
+
+
+def _per_pair(values: tf.Tensor, like: tf.Tensor) -> tf.Tensor:
+    """``(P,)`` values reshaped to broadcast against ``like`` ``(P, *S)``."""
+    return tf.reshape(values, [-1] + [1] * (len(like.shape) - 1))
 
 
 def _squared_distance(representation: tf.Tensor, reference: tf.Tensor) -> tf.Tensor:
@@ -38,136 +53,255 @@ def _squared_distance(representation: tf.Tensor, reference: tf.Tensor) -> tf.Ten
     return tf.reduce_sum(tf.reshape(tf.square(difference), [tf.shape(difference)[0], -1]), axis=1)
 
 
-def _per_pair_norm(values: tf.Tensor, rank: int) -> tf.Tensor:
-    """``(P, 1, ..., 1)`` L2 norm over all non-batch axes."""
-    return tf.sqrt(tf.reduce_sum(tf.square(values), axis=list(range(1, rank + 1)), keepdims=True))
+def rescale_segment(contributions: List[tf.Tensor], moved: List[tf.Tensor], change: tf.Tensor,
+                    min_share: float = defaults.IG2_RESCALE_MIN_SHARE) -> List[tf.Tensor]:
+    """One GradPath segment's attributions made to add up to the exact score change.
+
+    With ``c = (gamma_j - gamma_{j+1}) * grad f_c(gamma_j)``, ``s = sum c``, ``a = sum |c|`` and
+    ``df = f_c(gamma_j) - f_c(gamma_{j+1})`` (DeepLIFT's rescale rule, per segment)::
+
+        c' = c * df / s                   if |s| > min_share * a
+        c' = c + (df - s) * |c| / a       otherwise (the terms cancel; |moved| / sum |moved| if a = 0)
+
+    so ``sum c' = df`` for every pair that moved.
+
+    Args:
+        contributions: ``(P, *S_i)`` per input, the left-rule attributions of the segment.
+        moved: ``(P, *S_i)`` per input, ``gamma_j - gamma_{j+1}``.
+        change: ``(P,)`` ``f_c(gamma_j) - f_c(gamma_{j+1})``.
+        min_share: The smallest ``|s| / a`` at which the segment is scaled rather than shifted.
+
+    Returns:
+        The corrected ``(P, *S_i)`` per input.
+    """
+    total = _pair_sum(contributions)
+    absolute = _pair_sum([tf.abs(value) for value in contributions])
+    travelled = _pair_sum([tf.abs(value) for value in moved])
+    scale = abs(total) > min_share * absolute
+    ratio = tf.math.divide_no_nan(change, total)
+    residual = change - total
+    corrected = []
+    for contribution, step in zip(contributions, moved):
+        share = tf.where(_per_pair(absolute > 0, contribution),
+                         tf.math.divide_no_nan(tf.abs(contribution), _per_pair(absolute, contribution)),
+                         tf.math.divide_no_nan(tf.abs(step), _per_pair(travelled, step)))
+        corrected.append(tf.where(_per_pair(scale, contribution), contribution * _per_pair(ratio, contribution),
+                                  contribution + _per_pair(residual, contribution) * share))
+    return corrected
 
 
 def integrate_gradpath(
     view: ModelView,
-    inputs: tf.Tensor,
-    references: tf.Tensor,
+    inputs: Any,
+    references: Any,
     targets: Any,
     *,
     steps: int,
     step_size: Union[str, float] = defaults.AUTO,
-    value_range: Bounds = None,
+    value_range: Any = None,
     return_path: bool = False,
     model_inputs: Any = None,
     reference_model_inputs: Any = None,
-    movable: Optional[tf.Tensor] = None,
-) -> Dict[str, tf.Tensor]:
+    movable: Any = None,
+    integration: str = defaults.IG2_INTEGRATION,
+    segment_points: int = defaults.IG2_SEGMENT_POINTS,
+) -> Dict[str, Any]:
     """Searches the GradPath of each (input, reference) pair and integrates along it.
 
     A pure tensor function: run it eagerly, or inside ``tf.function`` as :class:`IG2` does.
+    With ``d_j = gamma_j - gamma_{j+1}`` and ``g = grad f_c``, the integration rules are:
+
+    - ``"left"`` (published): ``sum_j d_j * g(gamma_j)``;
+    - ``"trapezoid"``: ``sum_j d_j * (g(gamma_j) + g(gamma_{j+1})) / 2`` (one gradient more in all);
+    - ``"midpoint"``: ``sum_j d_j * mean_i g(gamma_j - (i + 1/2) / m * d_j)``, ``m = segment_points``
+      gradients per segment (exact completeness as ``m`` grows);
+    - ``"rescaled"``: the left rule with each segment made to add up to
+      ``f_c(gamma_j) - f_c(gamma_{j+1})`` (:func:`rescale_segment`): exact completeness, no extra
+      gradient.
 
     Args:
-        view: The model's representation and score (:class:`~tf_ig2.targets.ModelView`).
-        inputs: ``(P, *S)`` float32, the explained input of each pair.
-        references: ``(P, *S)`` float32, the reference of each pair.
+        view: The model's representation and score (:class:`~tf_ig2.model_view.ModelView`).
+        inputs: ``(P, *S)`` float32, the explained input of each pair, or a list with one
+            ``(P, *S_i)`` tensor per model input (moved jointly: one L2 norm over all of them).
+        references: Like ``inputs``, the reference of each pair.
         targets: ``(P,)`` int32 class indices, or a callable mapping outputs to ``(P,)`` scores.
         steps: k, the number of path steps.
         step_size: eta, or ``"auto"`` for ``AUTO_STEP_FACTOR * ||x - x_r||_2 / steps`` per pair.
-        value_range: ``(low, high)`` arrays or tensors broadcastable to ``S``, or ``None`` for no
-            clipping.
+        value_range: ``None``, one ``(low, high)`` pair (arrays or tensors broadcastable to each
+            input) for all inputs, or a list with one pair (or ``None``) per input.
         return_path: Also return the ``(P, steps + 1, *S)`` path.
-        model_inputs: With a view that has an ``input_layer`` (e.g. an embedding), the raw
-            ``(P, ...)`` model inputs of the explained side; ``inputs`` and ``references`` are
-            then points in that layer's output space.
+        model_inputs: With a view that has ``input_layer``\ s (embeddings), the raw ``(P, ...)``
+            model inputs of the explained side (a tensor, or one entry or ``None`` per input);
+            ``inputs`` and ``references`` are then points in those layers' output spaces.
         reference_model_inputs: The raw model inputs of the references, likewise.
-        movable: Optional ``(P, *S)`` (or broadcastable) 0/1 mask; features where it is 0 never
-            move (padding tokens), so they receive exactly zero attribution.
+        movable: ``None``, or (per input) a 0/1 mask broadcastable to ``(P, *S_i)``; features
+            where it is 0 never move (padding tokens), so they receive exactly zero attribution.
+        integration: One of :data:`INTEGRATIONS`.
+        segment_points: m, for ``integration="midpoint"``.
 
     Returns:
-        A dict of tensors: ``attributions`` ``(P, *S)`` (one pair's sum, not yet averaged),
-        ``counterfactuals`` ``(P, *S)`` GradCF, ``target_scores`` ``(P,)`` f_c(x),
+        A dict of tensors: ``attributions`` (like ``inputs``; one pair's sum, not yet averaged),
+        ``counterfactuals`` (like ``inputs``) GradCF, ``target_scores`` ``(P,)`` f_c(x),
         ``counterfactual_scores`` ``(P,)`` f_c(GradCF), ``representation_distance`` ``(P, 2)``
         Euclidean distance to phi(x_r) at the start and the end, and ``path`` when asked for.
     """
-    rank = len(inputs.shape) - 1
+    if integration not in INTEGRATIONS:
+        raise ValueError(f"`integration` must be one of {INTEGRATIONS}. Received: integration={integration!r}")
+    single = not isinstance(inputs, (list, tuple))
+    inputs, references = as_list(inputs), as_list(references)
+    count = len(inputs)
+    masks = [None] * count if movable is None else as_list(movable)
+    bounds = _bounds(value_range, count)
     reference_representation, _ = view(references, model_inputs=reference_model_inputs)
     reference_representation = tf.stop_gradient(tf.cast(reference_representation, tf.float32))
     if step_size == defaults.AUTO:
-        eta = defaults.AUTO_STEP_FACTOR * _per_pair_norm(inputs - references, rank) / steps
+        eta = defaults.AUTO_STEP_FACTOR * _pair_norm([x - r for x, r in zip(inputs, references)]) / steps
     else:
         eta = tf.constant(float(step_size), tf.float32)
-    low = high = None
-    if value_range is not None:
-        low, high = (tf.convert_to_tensor(bound, tf.float32) for bound in value_range)
+    score_gradients = integration != "midpoint"
 
-    def distance_and_score(point: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+    def distance_and_score(point: List[tf.Tensor]) -> Tuple[tf.Tensor, tf.Tensor]:
         representation, outputs = view(point, model_inputs=model_inputs)
         return _squared_distance(representation, reference_representation), target_scores(outputs, targets)
 
-    def step(j, point, total, first_score, first_distance, path):
-        with tf.GradientTape(persistent=True) as tape:
+    def segment_gradient(point: List[tf.Tensor], moved: List[tf.Tensor]) -> List[tf.Tensor]:
+        """The mean score gradient over the ``segment_points`` midpoints of a segment."""
+        fractions = [(index + 0.5) / segment_points for index in range(segment_points)]
+        points = [tf.concat([start - fraction * step for fraction in fractions], 0)
+                  for start, step in zip(point, moved)]
+        raw = None if model_inputs is None else [None if value is None else tf.concat([value] * segment_points, 0)
+                                                 for value in as_list(model_inputs)]
+        tiled = targets if callable(targets) else tf.concat([targets] * segment_points, 0)
+        with tf.GradientTape() as tape:
+            tape.watch(points)
+            scores = target_scores(view(points, model_inputs=raw, representation=False)[1], tiled)
+        gradients = tape.gradient(scores, points, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        return [tf.reduce_mean(tf.reshape(gradient, tf.concat([[segment_points, -1], tf.shape(gradient)[1:]], 0)),
+                               axis=0) for gradient in gradients]
+
+    def step(state: Dict[str, Any]) -> Dict[str, Any]:
+        point, j = state["point"], state["j"]
+        with tf.GradientTape(persistent=score_gradients) as tape:
             tape.watch(point)
             distance, score = distance_and_score(point)
         distance_gradient = tape.gradient(distance, point, unconnected_gradients=tf.UnconnectedGradients.ZERO)
-        score_gradient = tape.gradient(score, point, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        gradient = tape.gradient(score, point, unconnected_gradients=tf.UnconnectedGradients.ZERO) \
+            if score_gradients else None
         del tape
-        if movable is not None:
-            distance_gradient = distance_gradient * movable
-        direction = tf.math.divide_no_nan(distance_gradient, _per_pair_norm(distance_gradient, rank))
-        following = point - eta * direction
-        if low is not None:
-            following = tf.minimum(tf.maximum(following, low), high)
-        total = total + (point - following) * score_gradient
+        distance_gradient = [value if mask is None else value * mask for value, mask in zip(distance_gradient, masks)]
+        norm = _pair_norm(distance_gradient)
+        following = []
+        for start, gradient_part, bound in zip(point, distance_gradient, bounds):
+            direction = tf.math.divide_no_nan(gradient_part, _per_pair(norm, gradient_part))
+            moved_to = start - (_per_pair(eta, start) if step_size == defaults.AUTO else eta) * direction
+            if bound is not None:
+                moved_to = tf.minimum(tf.maximum(moved_to, bound[0]), bound[1])
+            following.append(moved_to)
+        moved = [start - end for start, end in zip(point, following)]
+        state = dict(state, j=j + 1, point=following)
+        if integration == "left":
+            state["total"] = [total + d * g for total, d, g in zip(state["total"], moved, gradient)]
+        elif integration == "trapezoid":
+            state["total"] = [total + 0.5 * (d + previous) * g
+                              for total, d, previous, g in zip(state["total"], moved, state["previous"], gradient)]
+            state["previous"] = moved
+        elif integration == "midpoint":
+            state["total"] = [total + d * g for total, d, g in zip(state["total"], moved,
+                                                                   segment_gradient(point, moved))]
+        else:
+            corrected = rescale_segment(state["pending"], state["previous"], state["pending_score"] - score)
+            started = tf.cast(j > 0, tf.float32)
+            state["total"] = [total + started * value for total, value in zip(state["total"], corrected)]
+            state["pending"] = [d * g for d, g in zip(moved, gradient)]
+            state["previous"], state["pending_score"] = moved, score
         first = tf.equal(j, 0)
-        first_score = tf.where(first, score, first_score)
-        first_distance = tf.where(first, distance, first_distance)
+        state["first_score"] = tf.where(first, score, state["first_score"])
+        state["first_distance"] = tf.where(first, distance, state["first_distance"])
         if return_path:
-            path = path.write(j + 1, following)
-        return j + 1, following, total, first_score, first_distance, path
+            state["path"] = [path.write(j + 1, value) for path, value in zip(state["path"], following)]
+        return state
 
-    pairs = tf.shape(inputs)[0]
-    path = tf.TensorArray(tf.float32, size=steps + 1, element_shape=inputs.shape) if return_path else tf.zeros([0])
-    if return_path:
-        path = path.write(0, inputs)
+    pairs = tf.shape(inputs[0])[0]
     zeros = tf.zeros([pairs], tf.float32)
-    _, end, total, start_score, start_distance, path = tf.while_loop(
-        lambda j, *_: j < steps,
-        step,
-        (tf.constant(0), inputs, tf.zeros_like(inputs), zeros, zeros, path),
-        parallel_iterations=1,
-    )
-    end_distance, end_score = distance_and_score(end)
+    state = {"j": tf.constant(0), "point": inputs, "total": [tf.zeros_like(x) for x in inputs],
+             "first_score": zeros, "first_distance": zeros}
+    if integration in ("trapezoid", "rescaled"):
+        state["previous"] = [tf.zeros_like(x) for x in inputs]
+    if integration == "rescaled":
+        state["pending"], state["pending_score"] = [tf.zeros_like(x) for x in inputs], zeros
+    if return_path:
+        state["path"] = [tf.TensorArray(tf.float32, size=steps + 1, element_shape=x.shape).write(0, x)
+                         for x in inputs]
+    state = tf.while_loop(lambda state: state["j"] < steps, lambda state: (step(state),), (state,),
+                          parallel_iterations=1)[0]
+    end = state["point"]
+    with tf.GradientTape() as tape:
+        tape.watch(end)
+        end_distance, end_score = distance_and_score(end)
+    total = state["total"]
+    if integration == "trapezoid":
+        end_gradient = tape.gradient(end_score, end, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        total = [value + 0.5 * previous * g for value, previous, g in zip(total, state["previous"], end_gradient)]
+    elif integration == "rescaled":
+        corrected = rescale_segment(state["pending"], state["previous"], state["pending_score"] - end_score)
+        total = [value + correction for value, correction in zip(total, corrected)]
     results = {
-        "attributions": total,
-        "counterfactuals": end,
-        "target_scores": start_score,
+        "attributions": total[0] if single else total,
+        "counterfactuals": end[0] if single else end,
+        "target_scores": state["first_score"],
         "counterfactual_scores": end_score,
-        "representation_distance": tf.sqrt(tf.stack([start_distance, end_distance], axis=1)),
+        "representation_distance": tf.sqrt(tf.stack([state["first_distance"], end_distance], axis=1)),
     }
     if return_path:
-        results["path"] = tf.transpose(path.stack(), [1, 0] + list(range(2, rank + 2)))
+        paths = [tf.transpose(path.stack(), [1, 0] + list(range(2, len(x.shape) + 1)))
+                 for path, x in zip(state["path"], inputs)]
+        results["path"] = paths[0] if single else paths
     return results
+
+
+def _bounds(value_range: Any, count: int) -> List[Optional[Tuple[tf.Tensor, tf.Tensor]]]:
+    """``value_range`` as one ``(low, high)`` float32 tensor pair (or ``None``) per input."""
+    if value_range is None:
+        return [None] * count
+    if isinstance(value_range, list):
+        ranges = value_range
+    else:
+        ranges = [value_range] * count
+    return [None if pair is None else tuple(tf.convert_to_tensor(bound, tf.float32) for bound in pair)
+            for pair in ranges]
 
 
 class IG2(PairExplainer):
     """IG² explainer for a Keras model; holds the settings and the compiled GradPath loop.
 
     Args:
-        model: A Keras model (Sequential, functional or subclassed) taking float inputs
-            ``(N, *S)`` and returning ``(N, C)`` scores (or anything a callable target reads).
+        model: A Keras 3 or tf_keras model (Sequential, functional or subclassed) taking float
+            inputs ``(N, *S)`` (or several: a list or dict of them) and returning ``(N, C)``
+            scores (or anything a callable target reads).
         representation_layer: Where GradPath measures the distance to the reference: ``None``
-            for the input of the model's last layer (the penultimate representation), a layer
-            name, an index into ``model.layers``, a Keras layer, or ``"output"``.
+            for the input of the layer producing the explained output (the penultimate
+            representation, found inside nested models too), a layer name, an index into
+            ``model.layers``, a Keras layer, or ``"output"``.
         steps: k, the number of GradPath steps (default :data:`tf_ig2.defaults.IG2_STEPS`).
         step_size: eta, a positive float, or ``"auto"``: ``2 * ||x - x_r||_2 / steps`` per pair,
             so the path is about twice as long as the straight line to the reference.
         value_range: ``(low, high)`` scalars or arrays broadcastable to one input; every path
-            point is clipped to it. ``None`` for no clipping.
+            point is clipped to it. ``None`` for no clipping. For several inputs, one pair for
+            all, or a list or dict with one pair (or ``None``) per input.
         batch_size: The most (input, reference) pairs processed at once; ``None`` for all.
         input_layer: For inputs that cannot move along a gradient (token ids), the layer whose
             output space the path lives in, typically an ``Embedding``: a name, an index, or the
-            layer. Inputs and references are then raw model inputs (e.g. ``(N, T)`` token ids),
+            layer (for several inputs, a list or dict with one entry or ``None`` per input).
+            Inputs and references are then raw model inputs (e.g. ``(N, T)`` token ids),
             ``value_range=None`` clips to the per-dimension range of the embedding table, and
             the attribution of each token is the sum over the embedding axis.
         padding_id: With ``input_layer``, the input value of padding positions, which never move
             and get zero attribution (``None``: no padding).
         output: For a model with several outputs (a list or a dict), the output to explain: a
             name or an index.
+        integration: How the gradient is integrated along the path, one of :data:`INTEGRATIONS`
+            (default :data:`tf_ig2.defaults.IG2_INTEGRATION`; see :func:`integrate_gradpath`).
+        segment_points: Gradients per path segment for ``integration="midpoint"``.
 
     Example:
         >>> explainer = tf_ig2.IG2(model, steps=64, value_range=(0.0, 1.0))
@@ -180,75 +314,70 @@ class IG2(PairExplainer):
     def __init__(self, model: Any, *, representation_layer: LayerSpec = None, steps: int = defaults.IG2_STEPS,
                  step_size: Union[str, float] = defaults.AUTO, value_range: Any = None,
                  batch_size: Optional[int] = None, input_layer: LayerSpec = None,
-                 padding_id: Optional[int] = defaults.PADDING_ID, output: Union[None, str, int] = None):
+                 padding_id: Optional[int] = defaults.PADDING_ID, output: Union[None, str, int] = None,
+                 integration: str = defaults.IG2_INTEGRATION, segment_points: int = defaults.IG2_SEGMENT_POINTS):
         self.steps = validation.positive_int("steps", steps)
         self.step_size = validation.step_size(step_size)
-        self.value_range = validation.value_range(value_range)
-        if padding_id is not None and (isinstance(padding_id, bool) or not isinstance(padding_id, (int, np.integer))):
-            raise TypeError(f"`padding_id` must be None or an int. Received: padding_id={padding_id!r}")
-        self.padding_id = padding_id
+        if integration not in INTEGRATIONS:
+            raise ValueError(f"`integration` must be one of {INTEGRATIONS}. Received: integration={integration!r}")
+        self.integration = integration
+        self.segment_points = validation.positive_int("segment_points", segment_points)
         super().__init__(model, batch_size=batch_size, representation_layer=representation_layer,
-                         need_representation=True, input_layer=input_layer, output=output)
+                         need_representation=True, input_layer=input_layer, padding_id=padding_id, output=output)
+        self._ranges = validation.value_ranges(value_range, self._view.inputs.names)
+        #: The checked ``(low, high)`` pair (``None``: no clipping); for several inputs, a list
+        #: with one pair or ``None`` per input.
+        self.value_range = self._ranges[0] if self._ranges is not None and len(self._ranges) == 1 else self._ranges
+        self._warned = False
         #: With an embedding ``input_layer`` and no ``value_range``, the path is clipped to the
         #: per-dimension range of the embedding table, read inside the compiled graph so that it
         #: follows the table as training changes it.
-        self._table = None
-        if self._view.input_layer is not None and self.value_range is None:
-            self._table = getattr(self._view.input_layer, "embeddings", None)
+        ranges = self._ranges or [None] * len(self._view.input_layers)
+        self._tables = [getattr(layer, "embeddings", None) if layer is not None and bound is None else None
+                        for layer, bound in zip(self._view.input_layers, ranges)]
 
     @property
     def representation(self) -> str:
         """A description of the representation GradPath moves in."""
         return self._view.representation_description
 
-    def _build(self, sample_shape, options, score):
-        return_path, raw = options
-        view, steps, step_size, bounds = self._view, self.steps, self.step_size, self.value_range
-        spec = tf.TensorSpec([None, *sample_shape], tf.float32)
-        target_spec = tf.TensorSpec([None], tf.int32)
-        settings = dict(steps=steps, step_size=step_size, value_range=bounds, return_path=return_path)
-        if raw is None:
-            @tf.function(input_signature=[spec, spec, target_spec])
-            def search(inputs, references, targets):
-                return integrate_gradpath(view, inputs, references, score if callable(score) else targets, **settings)
-            return search
+    def _build(self, signature, options, score):
+        (return_path,) = options
+        explainer = self
+        settings = dict(steps=self.steps, step_size=self.step_size, return_path=return_path,
+                        integration=self.integration, segment_points=self.segment_points)
+        ranges = self._ranges
+        tables = self._tables
 
-        raw_shape, raw_dtype = raw
-        raw_spec = tf.TensorSpec([None, *raw_shape], raw_dtype)
-        mask_spec = tf.TensorSpec([None, *raw_shape], tf.float32)
-
-        table = self._table
-
-        @tf.function(input_signature=[spec, spec, target_spec, raw_spec, mask_spec, raw_spec])
-        def search_embedded(inputs, references, targets, model_inputs, movable, reference_model_inputs):
-            movable = tf.reshape(movable, tf.concat([tf.shape(movable), [1] * (len(sample_shape) - len(raw_shape))], 0))
-            options = dict(settings)
-            if table is not None:
-                values = tf.cast(table, tf.float32)
-                options["value_range"] = (tf.reduce_min(values, axis=0), tf.reduce_max(values, axis=0))
-            return integrate_gradpath(view, inputs, references, score if callable(score) else targets,
-                                      model_inputs=model_inputs, reference_model_inputs=reference_model_inputs,
-                                      movable=movable, **options)
-        return search_embedded
-
-    def _embed(self, model_inputs: np.ndarray) -> np.ndarray:
-        """``input_layer`` outputs ``(M, *T, D)`` for raw inputs ``(M, *T)``, chunked and compiled."""
-        key = ("embed", model_inputs.shape[1:], model_inputs.dtype.str)
-        if key not in self._forward_functions:
-            spec = tf.TensorSpec([None, *model_inputs.shape[1:]], tf.as_dtype(model_inputs.dtype))
-            self._forward_functions[key] = tf.function(self._view.embed, input_signature=[spec])
-        embed = self._forward_functions[key]
-        size = self.batch_size or len(model_inputs)
-        return np.concatenate([embed(tf.constant(model_inputs[start:start + size])).numpy()
-                               for start in range(0, len(model_inputs), size)])
+        @tf.function(input_signature=self._specs(signature))
+        def search(inputs, references, targets, model_inputs, movable, reference_model_inputs):
+            bounds = list(ranges) if ranges is not None else [None] * len(inputs)
+            for index, table in enumerate(tables):
+                if table is not None:
+                    values = tf.cast(table, tf.float32)
+                    bounds[index] = (tf.reduce_min(values, axis=0), tf.reduce_max(values, axis=0))
+            masks = explainer._full_raw(movable)
+            if masks is not None:
+                masks = [None if mask is None else tf.reshape(mask, tf.concat([tf.shape(mask), [1]], 0))
+                         for mask in masks]
+            return integrate_gradpath(explainer._view, list(inputs), list(references),
+                                      score if callable(score) else targets,
+                                      value_range=bounds if any(bound is not None for bound in bounds) else None,
+                                      model_inputs=explainer._full_raw(model_inputs),
+                                      reference_model_inputs=explainer._full_raw(reference_model_inputs),
+                                      movable=masks, **settings)
+        return search
 
     def explain(self, inputs: Any, references: Any, targets: Targets = None, *,
                 return_path: bool = False) -> Explanation:
         """Explains ``inputs`` against ``references``.
 
         Args:
-            inputs: ``(N, *S)`` float array or tensor.
-            references: ``(R, *S)`` shared by all inputs, or ``(N, R, *S)`` per input.
+            inputs: ``(N, *S)`` float array or tensor; for a model with several inputs, a list or
+                dict (like ``model.inputs``) with one ``(N, *S_i)`` array per input; token ids
+                ``(N, T)`` with an ``input_layer``.
+            references: ``(R, *S)`` shared by all inputs, or ``(N, R, *S)`` per input, in the
+                structure of ``inputs``.
             targets: ``None`` (the predicted class), an int, ``(N,)`` ints, or a callable mapping
                 the model output to ``(N,)`` scores.
             return_path: Also return the whole ``(N, R, steps + 1, *S)`` path. Memory then grows
@@ -256,105 +385,85 @@ class IG2(PairExplainer):
                 loop's buffer, its stacked copy and the result); use ``batch_size`` to bound it.
 
         Returns:
-            An :class:`~tf_ig2.Explanation` with ``attributions`` ``(N, *S)``, ``counterfactuals``
-            (GradCF) ``(N, R, *S)``, the scores, ``delta`` and ``representation_distance``
-            ``(N, R, 2)``.
+            An :class:`~tf_ig2.Explanation` with ``attributions`` shaped like ``inputs``,
+            ``counterfactuals`` (GradCF) ``(N, R, *S)`` (in the structure of ``inputs``), the
+            scores, ``delta`` and ``representation_distance`` ``(N, R, 2)``.
 
         Raises:
             TypeError, ValueError: On malformed inputs, references, targets or value ranges.
+
+        Warns:
+            CompletenessWarning: Once per explainer, when the median relative completeness
+            error of a call exceeds :data:`tf_ig2.defaults.COMPLETENESS_WARNING_THRESHOLD`.
         """
         if not isinstance(return_path, bool):
             raise TypeError(f"`return_path` must be a bool. Received: return_path={return_path!r}")
-        if self._view.input_layer is not None:
-            return self._explain_embedded(inputs, references, targets, return_path)
-        inputs = self._check_inputs(inputs)
-        references = validation.references_array("references", references, inputs.shape)
-        validation.fits_value_range("inputs", inputs, self.value_range, inputs.shape[1:])
-        validation.fits_value_range("references", references, self.value_range, inputs.shape[1:])
-        class_indices, score = self._resolve_targets(targets, inputs)
-        function = self._function(tuple(inputs.shape[1:]), (return_path, None), score)
-        results = self._run_pairs(function, inputs, references, class_indices)
-        return self._finish(results, class_indices)
-
-    def _explain_embedded(self, model_inputs: Any, references: Any, targets: Targets,
-                          return_path: bool) -> Explanation:
-        """IG² in ``input_layer``'s output space; attributions are summed over its last axis."""
-        model_inputs = validation.model_input_array("inputs", model_inputs)
-        validation.fits_model_input("inputs", model_inputs.shape, self._view.input_shape)
-        references = validation.references_array("references", references, model_inputs.shape, integer=True)
-        if references.dtype != model_inputs.dtype:
-            raise TypeError(f"`references` must have the dtype of `inputs` ({model_inputs.dtype}). "
-                            f"Received: {references.dtype}")
-        points = self._embed(model_inputs)
-        reference_points = self._embed(references.reshape((-1,) + references.shape[2:]))
-        reference_points = reference_points.reshape(references.shape[:2] + reference_points.shape[1:])
-        # Rows of the embedding table lie inside the table's range; a user range must hold them too.
-        validation.fits_value_range("inputs", points, self.value_range, points.shape[1:])
-        validation.fits_value_range("references", reference_points, self.value_range, points.shape[1:])
-        movable = np.ones(model_inputs.shape, np.float32)
-        if self.padding_id is not None:
-            movable[model_inputs == self.padding_id] = 0.0
-        class_indices, score = self._resolve_targets(targets, model_inputs)
-        raw = (tuple(model_inputs.shape[1:]), tf.as_dtype(model_inputs.dtype))
-        function = self._function(tuple(points.shape[1:]), (return_path, raw), score)
-        results = self._run_pairs(function, points, reference_points, class_indices,
-                                  input_extras=(model_inputs, movable), reference_extras=(references,))
-        explanation = self._finish(results, class_indices)
-        token_axis = explanation.attributions.ndim - 1
-        return dataclasses.replace(explanation, attributions=explanation.attributions.sum(axis=token_axis))
-
-    def _finish(self, results: Dict[str, np.ndarray], class_indices: Optional[np.ndarray]) -> Explanation:
-        return self._explanation(
-            results, class_indices,
+        batch = self._prepare(inputs, references)
+        several = len(batch.points) > 1
+        for index, bound in enumerate(self._ranges or []):
+            suffix = f"[{self._view.inputs.names[index]!r}]" if several else ""
+            validation.fits_value_range(f"inputs{suffix}", batch.points[index], bound, batch.points[index].shape[1:])
+            validation.fits_value_range(f"references{suffix}", batch.references[index], bound,
+                                        batch.points[index].shape[1:])
+        class_indices, score = self._batch_targets(targets, batch)
+        function = self._function(self._signature(batch), (return_path,), score)
+        results = self._run_pairs(function, batch, class_indices)
+        explanation = self._explanation(
+            results, class_indices, batch,
             representation_distance=results["representation_distance"].astype(np.float32),
-            path=results.get("path"),
             representation=self.representation,
         )
+        if not self._warned:
+            self._warned = diagnostics.warn_if_incomplete(explanation, self.integration, stacklevel=3)
+        return explanation
 
 
 #: The explainers behind :func:`ig2`, most recently used last; bounded, since each holds its model.
 _EXPLAINERS: "collections.OrderedDict[Tuple[Any, ...], IG2]" = collections.OrderedDict()
 _CACHE_SIZE = 8
 
+#: The settings :func:`ig2` passes on to :class:`IG2`.
+IG2_OPTIONS = ("representation_layer", "steps", "step_size", "value_range", "batch_size", "input_layer",
+               "padding_id", "output", "integration", "segment_points")
 
-def _options_key(options: Dict[str, Any]) -> Tuple[Any, ...]:
-    key = []
-    for name in sorted(options):
-        value = options[name]
-        if isinstance(value, (list, tuple)):
-            value = tuple(np.asarray(item, np.float32).tobytes() + str(np.shape(item)).encode() for item in value)
-        elif not isinstance(value, (str, int, float, type(None))):
-            value = id(value)
-        key.append((name, value))
-    return tuple(key)
+
+def _value_key(value: Any) -> Any:
+    """A hashable key equal for equal option values (arrays by content, layers by identity)."""
+    if isinstance(value, (str, int, float, bool, type(None))):
+        return value
+    if isinstance(value, dict):
+        return ("dict",) + tuple((key, _value_key(value[key])) for key in sorted(value))
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__,) + tuple(_value_key(item) for item in value)
+    if isinstance(value, (np.ndarray, np.generic)) or tf.is_tensor(value):
+        array = np.asarray(value)
+        return ("array", array.dtype.str, array.shape, array.tobytes())
+    return ("object", id(value))
 
 
 def ig2(model: Any, inputs: Any, references: Any, targets: Targets = None, *, return_path: bool = False,
         **options: Any) -> Explanation:
     """Explains ``inputs`` with IG²; the functional form of :class:`IG2`.
 
-    The compiled loop is cached per model and settings, so repeated calls with inputs of the same
-    shape do not retrace.
+    The compiled loop is cached per model and settings (compared by value), so repeated calls
+    with inputs of the same shape do not retrace.
 
     Args:
         model: A Keras model.
-        inputs: ``(N, *S)`` float array or tensor.
-        references: ``(R, *S)`` or ``(N, R, *S)``.
+        inputs: ``(N, *S)`` float array or tensor (a list or dict for several inputs).
+        references: ``(R, *S)`` or ``(N, R, *S)``, in the structure of ``inputs``.
         targets: ``None``, an int, ``(N,)`` ints or a callable (see :meth:`IG2.explain`).
         return_path: Also return the ``(N, R, steps + 1, *S)`` path.
-        **options: Any of :class:`IG2`'s settings (``representation_layer``, ``steps``,
-            ``step_size``, ``value_range``, ``batch_size``, ``input_layer``, ``padding_id``,
-            ``output``).
+        **options: Any of :class:`IG2`'s settings (:data:`IG2_OPTIONS`).
 
     Returns:
         An :class:`~tf_ig2.Explanation`.
     """
-    settings = [name for name in inspect.signature(IG2.__init__).parameters if name not in ("self", "model")]
-    unknown = set(options) - set(settings)
+    unknown = set(options) - set(IG2_OPTIONS)
     if unknown:
         raise TypeError(f"ig2() got unknown option(s) {sorted(unknown)}; expected IG2's settings "
-                        f"{', '.join(settings)}")
-    key = (id(model),) + _options_key(options)
+                        f"{', '.join(IG2_OPTIONS)}")
+    key = (id(model),) + tuple((name, _value_key(options[name])) for name in sorted(options))
     explainer = _EXPLAINERS.get(key)
     if explainer is None or explainer.model is not model:
         explainer = IG2(model, **options)

@@ -19,15 +19,15 @@ pairs untouched. The path bookkeeping is float64 (the model sees float32), as in
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, List, Optional, Union
 
 import numpy as np
 import tensorflow as tf
 
 from . import defaults, validation
-from .pairs import BaselineExplainer
-from .straight import score_gradient
-from .targets import ModelView, target_scores
+from .model_view import ModelView
+from .pairs import BaselineExplainer, as_list
+from .straight import endpoint_scores, score_gradient
 
 #: Relative and absolute tolerance at which a step's L1 distance counts as reached.
 _L1_TOLERANCE = 1e-9
@@ -44,30 +44,43 @@ def _is_close(first: tf.Tensor, second: tf.Tensor) -> tf.Tensor:
     return tf.abs(first - second) <= tf.maximum(_L1_TOLERANCE * scale, _L1_TOLERANCE)
 
 
-def integrate_guided(view: ModelView, inputs: tf.Tensor, baselines: tf.Tensor, targets: Any, *,
-                     steps: int, fraction: float, max_dist: float) -> Dict[str, tf.Tensor]:
+def integrate_guided(view: ModelView, inputs: Any, baselines: Any, targets: Any, *,
+                     steps: int, fraction: float, max_dist: float, model_inputs: Any = None) -> Dict[str, Any]:
     """Guided IG of each (input, baseline) pair; a pure tensor function.
 
     Run it eagerly, or inside ``tf.function`` as :class:`GuidedIG` does. A pair whose input
     equals its baseline gets zero attribution.
 
     Args:
-        view: The model's score (:class:`~tf_ig2.targets.ModelView`).
-        inputs: ``(P, *S)`` float32, with ``S`` known.
-        baselines: ``(P, *S)`` float32.
+        view: The model's score (:class:`~tf_ig2.model_view.ModelView`).
+        inputs: ``(P, *S)`` float32, with ``S`` known, or a list with one ``(P, *S_i)`` tensor per
+            model input: their features are ranked and moved together, as one vector.
+        baselines: Like ``inputs``.
         targets: ``(P,)`` int32 class indices or a callable mapping outputs to ``(P,)`` scores.
         steps: Number of path steps (one gradient each).
         fraction: Share of the features, in (0, 1], moved first at every step (the ones with the
             smallest absolute gradient).
         max_dist: How far, in [0, 1] units of the straight line's alpha, a feature may run ahead
             of or fall behind the straight-line path.
+        model_inputs: With ``input_layer``\ s, the raw model inputs (one entry or ``None`` per input).
 
     Returns:
         ``attributions`` ``(P, *S)`` float32, ``counterfactuals`` (the baselines) ``(P, *S)``,
         ``target_scores`` ``(P,)`` f_c(x) and ``counterfactual_scores`` ``(P,)`` f_c(b).
     """
-    sample_shape = [int(size) for size in inputs.shape[1:]]
-    features = int(np.prod(sample_shape, dtype=np.int64))
+    single = not isinstance(inputs, (list, tuple))
+    inputs, baselines = as_list(inputs), as_list(baselines)
+    shapes = [[int(size) for size in value.shape[1:]] for value in inputs]
+    sizes = [int(np.prod(shape, dtype=np.int64)) for shape in shapes]
+    features = sum(sizes)
+
+    def flat(values: List[tf.Tensor]) -> tf.Tensor:
+        return tf.concat([tf.reshape(tf.cast(value, tf.float64), [-1, size]) for value, size in zip(values, sizes)], 1)
+
+    def unflat(values: tf.Tensor, dtype: tf.DType) -> List[tf.Tensor]:
+        return [tf.reshape(tf.cast(part, dtype), [-1, *shape])
+                for part, shape in zip(tf.split(values, sizes, axis=1), shapes)]
+
     # np.quantile(values, fraction, method="lower") is the sorted values' element floor(fraction (F - 1)).
     threshold_index = int(np.floor((features - 1) * float(fraction)))
     iteration_limit = features + 2  # each unfinished iteration pins at least one more feature at point_max
@@ -76,8 +89,8 @@ def integrate_guided(view: ModelView, inputs: tf.Tensor, baselines: tf.Tensor, t
     infinity = tf.constant(np.inf, tf.float64)
     excluded = tf.constant(np.inf, tf.float32)  # the rank of features already at point_max
 
-    end = tf.reshape(tf.cast(inputs, tf.float64), [-1, features])
-    start = tf.reshape(tf.cast(baselines, tf.float64), [-1, features])
+    end = flat(inputs)
+    start = flat(baselines)
     difference = end - start
     moving = tf.not_equal(difference, 0.0)
     safe_difference = tf.where(moving, difference, tf.ones_like(difference))
@@ -85,10 +98,9 @@ def integrate_guided(view: ModelView, inputs: tf.Tensor, baselines: tf.Tensor, t
     pairs = tf.shape(end)[0]
 
     def outer_step(step, point, attributions):
-        model_point = tf.reshape(tf.cast(point, tf.float32), [-1, *sample_shape])
-        _, gradient = score_gradient(view, model_point, targets)
+        _, gradient = score_gradient(view, unflat(point, tf.float32), targets, model_inputs)
         # Ranked in the model's float32, like the reference; accumulated in float64.
-        ranking = tf.reshape(tf.cast(gradient, tf.float32), [-1, features])
+        ranking = tf.cast(flat(gradient), tf.float32)
         gradient = tf.cast(ranking, tf.float64)
         alpha = tf.cast(step + 1, tf.float64) / steps_total
         alpha_min = tf.maximum(alpha - max_dist, 0.0)
@@ -137,11 +149,10 @@ def integrate_guided(view: ModelView, inputs: tf.Tensor, baselines: tf.Tensor, t
         parallel_iterations=1,
     )
     attributions = tf.where((l1_total > 0.0)[:, None], attributions, 0.0)
-    both = targets if callable(targets) else tf.concat([targets, targets], 0)
-    scores = target_scores(view(tf.concat([inputs, baselines], 0), representation=False)[1], both)
-    input_scores, baseline_scores = tf.split(scores, 2)
-    return {"attributions": tf.reshape(tf.cast(attributions, tf.float32), tf.shape(inputs)),
-            "counterfactuals": baselines,
+    input_scores, baseline_scores = endpoint_scores(view, inputs, baselines, targets, model_inputs)
+    attributions = unflat(attributions, tf.float32)
+    return {"attributions": attributions[0] if single else attributions,
+            "counterfactuals": baselines[0] if single else baselines,
             "target_scores": input_scores,
             "counterfactual_scores": baseline_scores}
 
@@ -159,6 +170,9 @@ class GuidedIG(BaselineExplainer):
             straight-line IG, 1 is unbounded (default :data:`tf_ig2.defaults.GUIDED_IG_MAX_DIST`).
         batch_size: The most (input, baseline) pairs processed at once; ``None`` for all.
         output: For a model with several outputs, the one to explain (a name or an index).
+        input_layer: For token ids, the embedding layer whose output space the path lives in
+            (as for :class:`~tf_ig2.IG2`); attributions are summed per token.
+        padding_id: With ``input_layer``, the id of padding positions, which get zero attribution.
 
     Example:
         >>> explanation = tf_ig2.GuidedIG(model).explain(images, baselines=0.0)
@@ -169,13 +183,15 @@ class GuidedIG(BaselineExplainer):
 
     def __init__(self, model: Any, steps: int = defaults.GUIDED_IG_STEPS,
                  fraction: float = defaults.GUIDED_IG_FRACTION, max_dist: float = defaults.GUIDED_IG_MAX_DIST,
-                 *, batch_size: Optional[int] = None, output: Union[None, str, int] = None):
+                 *, batch_size: Optional[int] = None, output: Union[None, str, int] = None,
+                 input_layer: Any = None, padding_id: Optional[int] = defaults.PADDING_ID):
         self.steps = validation.positive_int("steps", steps)
         self.fraction = validation.fraction("fraction", fraction, low_open=True)
         self.max_dist = validation.fraction("max_dist", max_dist)
-        super().__init__(model, batch_size=batch_size, output=output)
+        super().__init__(model, batch_size=batch_size, output=output, input_layer=input_layer,
+                         padding_id=padding_id)
 
-    def _integrate(self, inputs, baselines, targets):
+    def _integrate(self, inputs, baselines, targets, model_inputs):
         return integrate_guided(self._view, inputs, baselines, targets, steps=self.steps, fraction=self.fraction,
-                                max_dist=self.max_dist)
+                                max_dist=self.max_dist, model_inputs=model_inputs)
 

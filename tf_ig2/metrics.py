@@ -20,7 +20,7 @@
   Yeh et al., NeurIPS 2019) or mean.
 
 Scores are the explainers' target scores: the logit of the class when the model ends in a
-softmax (:class:`~tf_ig2.targets.ModelView`), or a callable's output. Every perturbed input is
+softmax (:class:`~tf_ig2.model_view.ModelView`), or a callable's output. Every perturbed input is
 scored in compiled, batched forward passes; the compiled functions are cached per model, so
 repeated calls with inputs of the same shape do not retrace.
 """
@@ -38,7 +38,7 @@ import tensorflow as tf
 from . import defaults, validation
 from .explanation import Explanation
 from .pairs import PairExplainer
-from .targets import Targets, target_scores
+from .model_view import Targets, target_scores
 
 #: The fills a removed feature can be replaced by.
 FILLS = ("zero", "mean", "blur", "reference")

@@ -27,7 +27,7 @@ import tensorflow as tf
 from . import defaults, validation
 from .explanation import Explanation
 from .gradpath import IG2
-from .targets import Targets
+from .model_view import Targets
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +37,7 @@ PathLike = Union[str, "os.PathLike[str]"]
 FORMATS = ("keras", "keras_folder", "h5", "saved_model")
 
 #: The IG² settings :func:`explain_saved_model` passes on to :class:`~tf_ig2.IG2` (its keywords).
-IG2_OPTIONS = tuple(name for name, parameter in inspect.signature(IG2.__init__).parameters.items()
-                    if parameter.kind is inspect.Parameter.KEYWORD_ONLY)
+from .gradpath import IG2_OPTIONS  # noqa: E402
 
 _KERAS_SUFFIXES = (".keras",)
 _H5_SUFFIXES = (".h5", ".hdf5")

@@ -7,7 +7,7 @@ value) with a message that names the argument, what was expected and what was re
 from __future__ import annotations
 
 import numbers
-from typing import Any, Callable, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -220,6 +220,26 @@ def value_range(value: Any) -> Optional[Tuple[np.ndarray, np.ndarray]]:
             f"`value_range` must have low <= high everywhere. Received: low={_short(low)}, high={_short(high)}"
         )
     return low, high
+
+
+def value_ranges(value: Any, names: Sequence[str]) -> Optional[List[Optional[Tuple[np.ndarray, np.ndarray]]]]:
+    """``value_range`` for a model with inputs ``names``: ``None`` or one checked pair (or ``None``) per input.
+
+    Accepts ``None``, one ``(low, high)`` pair for every input, or (for several inputs) a list
+    or dict with one pair or ``None`` per input.
+    """
+    if value is None:
+        return None
+    count = len(names)
+    if isinstance(value, dict):
+        if count < 2 or not set(value) <= set(names):
+            raise ValueError(f"`value_range` as a dict must be keyed by the model's input names {list(names)}. "
+                             f"Received: keys {sorted(value)}")
+        value = [value.get(name) for name in names]
+    elif not (count > 1 and isinstance(value, (list, tuple)) and len(value) == count and all(
+            item is None or (isinstance(item, (list, tuple)) and len(item) == 2) for item in value)):
+        return [value_range(value)] * count
+    return [None if item is None else value_range(item) for item in value]
 
 
 def _short(array: np.ndarray) -> str:

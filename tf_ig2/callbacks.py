@@ -877,6 +877,16 @@ class AttributionCallback(keras.callbacks.Callback):
         except Exception as error:  # noqa: BLE001 - logging must not stop training
             self._warn("close its log", error)
 
+    # tf_keras (Keras 2) asks its callbacks which per-batch hooks they implement: none.
+    def _implements_train_batch_hooks(self) -> bool:
+        return False
+
+    def _implements_test_batch_hooks(self) -> bool:
+        return False
+
+    def _implements_predict_batch_hooks(self) -> bool:
+        return False
+
 
 class IG2Callback(AttributionCallback):
     """Logs IG² attributions to TensorBoard; tf-explain's ``IntegratedGradientsCallback`` for IG².

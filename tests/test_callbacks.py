@@ -139,7 +139,8 @@ def test_overlay_pixels_are_the_visualized_attributions(trained):
 def test_scalars_are_finite_and_representation_distance_is_ig2_only(trained):
     ig2_run = read_run(os.path.join(trained["log_dir"], "ig2"))
     ig_run = read_run(os.path.join(trained["log_dir"], "ig"))
-    for accumulator, run, tags in [(ig2_run, "ig2", ("completeness_delta", "target_score", "representation_distance")),
+    ig2_tags = ("completeness_delta", "relative_completeness_delta", "target_score", "representation_distance")
+    for accumulator, run, tags in [(ig2_run, "ig2", ig2_tags),
                                    (ig_run, "ig", ("completeness_delta", "target_score"))]:
         for tag in tags:
             values = [float(tf.make_ndarray(event.tensor_proto)) for event in accumulator.Tensors(f"{run}/{tag}")]

@@ -42,7 +42,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from . import defaults, validation, visualize
+from . import diagnostics, defaults, validation, visualize
 from .explanation import Explanation
 
 logger = logging.getLogger(__name__)
@@ -722,6 +722,7 @@ class AttributionCallback(keras.callbacks.Callback):
             images = {f"{self.name}/tokens": strips, f"{self.name}/grid": _tile(strips, self.columns or 1)[None]}
         scalars = {
             f"{self.name}/completeness_delta": float(np.mean(np.abs(explanation.delta))),
+            f"{self.name}/relative_completeness_delta": diagnostics.median_relative_delta(explanation),
             f"{self.name}/target_score": float(np.mean(explanation.target_scores)),
         }
         if explanation.representation_distance is not None:

@@ -344,3 +344,11 @@ def test_python_dash_m_reports_errors_in_one_line(tmp_path):
     assert status == 2 and out == ""
     assert len(lines) == 1 and lines[0].startswith("tf-ig2: error: No model found"), lines
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("document", ["README.md", os.path.join("docs", "method.md")])
+def test_citation_names_the_papers_authors(document):
+    with open(os.path.join(REPOSITORY, document), encoding="utf-8") as handle:
+        text = handle.read()
+    assert "Yue Zhuo and Zhiqiang Ge, \"IG2: Integrated Gradient on Iterative Gradient Path" in text
+    assert "Yuchen" not in text and "Zhaoxia" not in text

@@ -188,6 +188,86 @@ def test_image_values_follow_resize_and_scale(tmp_path):
     assert io.parse_scale("0.00392156862745098") == pytest.approx(1 / 255)
 
 
+def write_png(path, pixels):
+    """Writes ``(H, W, C)`` uint8 pixels as a PNG file with TensorFlow's encoder."""
+    import tensorflow as tf
+
+    path.write_bytes(tf.io.encode_png(pixels).numpy())
+
+
+def test_value_range_snapping_clips_round_off_only():
+    from tf_ig2 import io
+
+    eps = float(np.finfo(np.float32).eps)
+    assert io.value_range_tolerance(0.0) == io.value_range_tolerance(1.0) == 16 * eps
+    assert io.value_range_tolerance(-255.0) == 16 * eps * 255
+    values = np.array([1 + 15 * eps, 1 + 17 * eps, -1.5e-6, -2.5e-6, 0.5, 1.01, 255 + 1e-4], np.float32)
+    snapped = io.snap_to_value_range(values, (0.0, 1.0))
+    np.testing.assert_array_equal(snapped, np.array([1.0, 1 + 17 * eps, 0.0, -2.5e-6, 0.5, 1.01, 255 + 1e-4],
+                                                    np.float32))
+    assert snapped.dtype == np.float32 and values[0] == np.float32(1 + 15 * eps), "the input was changed"
+    np.testing.assert_array_equal(io.snap_to_value_range(values, (0.0, 255.0))[-1], 255.0)
+    inside = np.array([0.0, 0.5, 1.0], np.float32)
+    assert io.snap_to_value_range(inside, (0.0, 1.0)) is inside
+    assert io.snap_to_value_range(values, None) is values
+
+
+def test_white_pixels_scaled_by_1_255_fit_value_range_0_1(files, tmp_path, capsys):
+    from tf_ig2 import io
+
+    # 12x10 grey PNGs, white but for a few black pixels: resized to the model's 8x8 (antialiased) and
+    # multiplied by float32(1/255), their white areas come out a few float32 epsilons above 1.
+    inputs, references = tmp_path / "inputs", tmp_path / "references"
+    inputs.mkdir()
+    references.mkdir()
+    white = np.full((12, 10, 1), 255, np.uint8)
+    for index, (row, column) in enumerate([(0, 0), (6, 4)]):
+        image = white.copy()
+        image[row, column] = 0
+        write_png(inputs / f"image_{index}.png", image)
+    image = white.copy()
+    image[:4] = 0
+    write_png(references / "reference.png", image)
+    read = dict(image_size=(8, 8), channels=1, scale=1 / 255)
+    raw, _ = io.read_inputs(inputs, "inputs", **read)
+    raw_references, _ = io.read_inputs(references, "references", **read)
+    assert raw.max() > 1.0 and raw_references.max() > 1.0, "the images do not show the round-off"
+    snapped, _ = io.read_inputs(inputs, "inputs", value_range=(0.0, 1.0), **read)
+    assert snapped.max() == 1.0 and snapped.min() >= 0.0
+    np.testing.assert_allclose(snapped, raw, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(io.read_image(inputs / "image_1.png", value_range=(0.0, 1.0), **read),
+                                  snapped[1])
+    for extra in ([], ["--stream", "--quiet"]):
+        output = tmp_path / ("streamed" if extra else "in_memory")
+        status, _, err = run(["explain", files["paths"]["cnn.keras"], "--inputs", inputs, "--references", references,
+                              "--scale", "1/255", "--value-range", "0", "1", "--steps", STEPS, "--output", output,
+                              *extra], capsys)
+        assert status == 0, err
+        attributions = np.load(output / "attributions.npy")
+        assert attributions.shape == (2, 8, 8, 1) and np.all(np.isfinite(attributions))
+    np.testing.assert_allclose(np.load(tmp_path / "streamed" / "attributions.npy"),
+                               np.load(tmp_path / "in_memory" / "attributions.npy"), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_values_really_outside_the_value_range_are_still_refused(files, tmp_path, capsys, stream):
+    eps = float(np.finfo(np.float32).eps)
+    inputs = files["arrays"]["inputs.npy"].copy()
+    inputs[0, 0, 0, 0], inputs[1, 2, 3, 0] = 1 + 10 * eps, -10 * eps
+    np.save(tmp_path / "near.npy", inputs)
+    inputs[0, 0, 0, 0] = 1.01
+    np.save(tmp_path / "far.npy", inputs)
+    extra = ["--stream", "--quiet"] if stream else []
+    arguments = ["explain", files["paths"]["cnn.keras"], "--references", files["paths"]["references.npy"],
+                 "--value-range", "0", "1", "--steps", STEPS, *extra]
+    status, _, err = run([*arguments, "--inputs", tmp_path / "near.npy", "--output", tmp_path / "near"], capsys)
+    assert status == 0, err
+    status, out, err = run([*arguments, "--inputs", tmp_path / "far.npy", "--output", tmp_path / "far"], capsys)
+    assert status == 2 and out == "" and err.count("\n") == 1, err
+    assert "`inputs` must lie inside `value_range` [0.0, 1.0]" in err and "to 1.0099999" in err, err
+    assert not (tmp_path / "far").exists()
+
+
 def bad_cases(files, tmp_path):
     paths = files["paths"]
     unreadable = tmp_path / "broken.keras"

@@ -153,6 +153,7 @@ as it is. Runs offline in well under a minute on two CPU cores."""
 def build_parser() -> argparse.ArgumentParser:
     """The ``tf-ig2`` argument parser (subcommands ``explain`` and ``demo``)."""
     from . import __version__
+    from . import io as reading
 
     parser = _Parser(prog=PROGRAM, description="IG2 attributions (Integrated Gradient on Iterative Gradient "
                                                 "Path) for Keras and TensorFlow models.")
@@ -184,7 +185,10 @@ def build_parser() -> argparse.ArgumentParser:
                               "steps (default: auto)")
     explain.add_argument("--value-range", type=_finite_float, nargs=2, metavar=("LO", "HI"),
                          help="clip every path point to [LO, HI], in the units of the values after --scale "
-                              "(default: no clipping)")
+                              "(default: no clipping); inputs and references must lie inside, except that values "
+                              "within float32 round-off of a bound (at most "
+                              f"{reading.VALUE_RANGE_ROUND_OFF_EPS} float32 epsilons times max(1, |bound|) outside, "
+                              "e.g. a white pixel at 1.0000002 after --scale 1/255 and resizing) are clipped to it")
     explain.add_argument("--batch-size", type=_positive_int, metavar="B",
                          help="the most (input, reference) pairs computed at once (default: all); also sets how "
                               "often the progress bar moves")
@@ -311,6 +315,20 @@ def _image_layout(expected: Optional[Sequence[Optional[int]]]) -> Dict[str, Any]
     return layout
 
 
+def _value_range(args: argparse.Namespace) -> Optional[Tuple[float, float]]:
+    return None if args.value_range is None else (float(args.value_range[0]), float(args.value_range[1]))
+
+
+def _read_options(args: argparse.Namespace, image_size: Optional[Tuple[int, int]],
+                  layout: Dict[str, Any]) -> Dict[str, Any]:
+    """The keywords of :func:`tf_ig2.io.read_inputs` and :func:`tf_ig2.io.open_stream` for this command.
+
+    Besides size, channels and scale, the value range: values read within float32 round-off
+    outside it (e.g. a white pixel at 1.0000002 after ``--scale 1/255``) are clipped to it.
+    """
+    return dict(image_size=image_size, channels=layout["channels"], scale=args.scale, value_range=_value_range(args))
+
+
 def _ig2_options(args: argparse.Namespace) -> Dict[str, Any]:
     return dict(representation_layer=args.representation_layer, steps=args.steps, step_size=args.step_size,
                 value_range=None if args.value_range is None else tuple(args.value_range),
@@ -358,7 +376,7 @@ def run_explain(args: argparse.Namespace) -> Dict[str, Any]:
         expected = saved_model.expected_input_shape(model)
         layout = _image_layout(expected)
         image_size = tuple(args.image_size) if args.image_size else layout["image_size"]
-        read = dict(image_size=image_size, channels=layout["channels"], scale=args.scale)
+        read = _read_options(args, image_size, layout)
         inputs, names = io.read_inputs(args.inputs, "inputs", **read)
         references, _ = io.read_inputs(args.references, "references", **read)
         options = _ig2_options(args)
@@ -471,7 +489,7 @@ def run_explain_stream(args: argparse.Namespace) -> Dict[str, Any]:
                                        signature=args.signature, output_name=args.output_name)
         layout = _image_layout(saved_model.expected_input_shape(model))
         image_size = tuple(args.image_size) if args.image_size else layout["image_size"]
-        read = dict(image_size=image_size, channels=layout["channels"], scale=args.scale)
+        read = _read_options(args, image_size, layout)
         inputs = io.open_stream(args.inputs, "inputs", **read)
         saved_model.check_input_shape(model, (inputs.count, *inputs.sample_shape), "inputs")
         references = io.read_stream_references(args.references, "references", **read)

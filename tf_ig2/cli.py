@@ -4,8 +4,9 @@
 ``.h5`` or SavedModel model (:func:`tf_ig2.saved_model.load_model`), reads inputs and references
 (:func:`tf_ig2.io.read_inputs`), explains them with IG² (Zhuo & Ge, TPAMI 2024, Eqs. 7-10;
 :func:`tf_ig2.saved_model.explain_model`) and writes the results (:mod:`tf_ig2.io`).
-``tf-ig2 demo`` trains a small CNN on scikit-learn's digits and explains it
-(:mod:`tf_ig2.demo`).
+Models using custom layers load once ``--import MODULE`` has imported the modules registering
+them (:func:`import_modules`). ``tf-ig2 demo`` trains a small CNN on scikit-learn's digits and
+explains it (:mod:`tf_ig2.demo`).
 
 With ``--stream``, inputs larger than memory are opened lazily (:func:`tf_ig2.io.open_stream`)
 and explained a batch at a time by :func:`tf_ig2.dataset.explain_dataset` into result shards in
@@ -23,6 +24,7 @@ import argparse
 import contextlib
 import logging
 import hashlib
+import importlib
 import math
 import os
 import re
@@ -111,6 +113,13 @@ def _scale(text: str) -> float:
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"must be a positive number or a fraction such as 1/255. Received: {text!r}") from None
+
+
+def _module_name(text: str) -> str:
+    if not text or not all(part.isidentifier() for part in text.split(".")):
+        raise argparse.ArgumentTypeError(
+            f"must be a Python module name such as my_layers or package.layers. Received: {text!r}")
+    return text
 
 
 # -- parser --------------------------------------------------------------------------------------
@@ -203,6 +212,11 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--output-name", metavar="NAME",
                          help="SavedModel signature output holding the class scores, when the signature has "
                               "several (default: the only one, or the one not named by --representation-layer)")
+    explain.add_argument("--import", dest="imports", action="append", default=[], type=_module_name,
+                         metavar="MODULE",
+                         help="import MODULE before loading the model, e.g. the module defining custom layers "
+                              "registered with @keras.saving.register_keras_serializable(); the current folder is "
+                              "searched first (repeatable)")
     explain.add_argument("--unsafe-deserialization", action="store_true",
                          help="turn off Keras' safe mode when loading a .keras/.h5 file, so that Lambda layers "
                               "can be loaded: this runs Python code stored in the file, which can do anything "
@@ -329,6 +343,59 @@ def _read_options(args: argparse.Namespace, image_size: Optional[Tuple[int, int]
     return dict(image_size=image_size, channels=layout["channels"], scale=args.scale, value_range=_value_range(args))
 
 
+def import_modules(names: Sequence[str]) -> None:
+    """Imports the modules named by ``--import``, the current folder first on ``sys.path``.
+
+    Raises:
+        UsageError: If a module cannot be imported (it is missing, or its code fails); the one
+            line names the module and the error.
+    """
+    if not names:
+        return
+    folder = os.getcwd()
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    importlib.invalidate_caches()
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except Exception as error:  # noqa: BLE001 - whatever the module raises is reported in one line
+            hint = ""
+            if isinstance(error, ModuleNotFoundError) and error.name is not None and (
+                    error.name == name or name.startswith(error.name + ".")):
+                hint = f" (searched the current folder {folder!r} and sys.path, which PYTHONPATH extends)"
+                if name.endswith(".py"):
+                    hint = f"; give the module's name without .py: --import {name[:-3]}"
+            raise UsageError(f"argument --import: could not import the module {name!r}: "
+                             f"{type(error).__name__}: {_one_line(str(error))}{hint}") from error
+
+
+def _load_model(args: argparse.Namespace) -> Any:
+    """Imports the ``--import`` modules, then loads MODEL (in memory and streamed alike).
+
+    Raises:
+        UsageError: If a module cannot be imported, or the model uses a class no module
+            registered (the one line names it and suggests ``--import MODULE``).
+        ValueError, TypeError: As :func:`tf_ig2.saved_model.load_model`.
+    """
+    from . import saved_model
+
+    import_modules(args.imports)
+    try:
+        return saved_model.load_model(args.model, safe_mode=not args.unsafe_deserialization,
+                                      signature=args.signature, output_name=args.output_name)
+    except saved_model.MissingClassError as error:
+        origin = f" (saved from module {error.module!r})" if error.module else ""
+        example = f", here probably --import {error.module}" if error.module else ""
+        tried = f"; the modules imported ({', '.join(args.imports)}) do not register it" if args.imports else ""
+        raise UsageError(
+            f"Could not load the Keras model at {error.path!r}: Keras cannot locate the class {error.class_name!r} "
+            f"it uses{origin}{tried}. Pass --import MODULE to import the module that defines it, decorated with "
+            f"@keras.saving.register_keras_serializable(){example} (run from the folder holding the module, or "
+            "with the folder on PYTHONPATH)"
+        ) from error
+
+
 def _ig2_options(args: argparse.Namespace) -> Dict[str, Any]:
     return dict(representation_layer=args.representation_layer, steps=args.steps, step_size=args.step_size,
                 value_range=None if args.value_range is None else tuple(args.value_range),
@@ -354,6 +421,7 @@ def _settings(args: argparse.Namespace, image_size: Optional[Sequence[int]]) -> 
         "scale": args.scale,
         "signature": args.signature,
         "output_name": args.output_name,
+        "imports": list(args.imports),
     }
 
 
@@ -371,8 +439,7 @@ def run_explain(args: argparse.Namespace) -> Dict[str, Any]:
         return run_explain_stream(args)
     try:
         io.check_output(args.output, args.overwrite)
-        model = saved_model.load_model(args.model, safe_mode=not args.unsafe_deserialization,
-                                       signature=args.signature, output_name=args.output_name)
+        model = _load_model(args)
         expected = saved_model.expected_input_shape(model)
         layout = _image_layout(expected)
         image_size = tuple(args.image_size) if args.image_size else layout["image_size"]
@@ -485,8 +552,7 @@ def run_explain_stream(args: argparse.Namespace) -> Dict[str, Any]:
     output = args.output
     try:
         record = io.check_stream_output(output, args.overwrite)
-        model = saved_model.load_model(args.model, safe_mode=not args.unsafe_deserialization,
-                                       signature=args.signature, output_name=args.output_name)
+        model = _load_model(args)
         layout = _image_layout(saved_model.expected_input_shape(model))
         image_size = tuple(args.image_size) if args.image_size else layout["image_size"]
         read = _read_options(args, image_size, layout)

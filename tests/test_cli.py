@@ -432,3 +432,94 @@ def test_citation_names_the_papers_authors(document):
         text = handle.read()
     assert "Yue Zhuo and Zhiqiang Ge, \"IG2: Integrated Gradient on Iterative Gradient Path" in text
     assert "Yuchen" not in text and "Zhaoxia" not in text
+
+
+# -- TensorFlow's start-up lines -------------------------------------------------------------------
+STARTUP_LINES = (
+    b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+    b"I0000 00:00:1796005457.668451   11191 port.cc:153] oneDNN custom operations are on. You may see ...\n"
+    b"I0000 00:00:1796005457.668795   11191 cudart_stub.cc:31] Could not find cuda drivers on your machine.\n"
+    b"I0000 00:00:1796005457.713125   11191 cpu_feature_guard.cc:227] This TensorFlow binary is optimized.\n"
+    b"To enable the following instructions: AVX2 FMA, in other operations, rebuild TensorFlow with the "
+    b"appropriate compiler flags.\n"
+    b"E0000 00:00:1796005463.993707   11247 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error\n"
+)
+
+
+def test_startup_lines_are_removed_from_stderr_and_the_rest_kept(capfd):
+    with cli._without_stderr_lines(cli.TENSORFLOW_STARTUP_LINE):
+        os.write(2, STARTUP_LINES[:200])  # a line written in two parts
+        os.write(2, STARTUP_LINES[200:] + b"a line of the user's own module\n")
+        os.write(2, b"F0000 00:00:1796005463.993707   11247 cpu_feature_guard.cc:1] fatal lines are kept\n")
+        os.write(2, b"no newline at the end")
+    captured = capfd.readouterr()
+    assert captured.err == ("a line of the user's own module\n"
+                            "F0000 00:00:1796005463.993707   11247 cpu_feature_guard.cc:1] fatal lines are kept\n"
+                            "no newline at the end")
+    os.write(2, STARTUP_LINES)  # file descriptor 2 is restored
+    assert capfd.readouterr().err == STARTUP_LINES.decode()
+
+
+def test_quiet_startup_keeps_the_users_log_level(monkeypatch, capfd):
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")
+    cli.quiet_tensorflow_startup()
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL")
+    cli.quiet_tensorflow_startup()
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "2"
+    assert not [line for line in capfd.readouterr().err.splitlines() if TENSORFLOW_NOISE.match(line)]
+
+
+#: Runs tf_ig2.cli.main as if tf_ig2/__init__.py imported no TensorFlow (a lazy package), then prints
+#: TF_CPP_MIN_LOG_LEVEL as the command left it.
+LAZY_PACKAGE_SCRIPT = """
+import os, sys, types
+package = types.ModuleType("tf_ig2")
+package.__path__ = [os.path.join({repository!r}, "tf_ig2")]
+package.__version__ = "0"
+sys.modules["tf_ig2"] = package
+from tf_ig2 import cli
+assert "tensorflow" not in sys.modules
+status = cli.main(sys.argv[1:])
+print(os.environ.get("TF_CPP_MIN_LOG_LEVEL"), status)
+"""
+
+
+def without_log_level(**extra):
+    environment = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    environment["PYTHONPATH"] = REPOSITORY + os.pathsep + os.environ.get("PYTHONPATH", "")
+    environment.update(extra)
+    return environment
+
+
+@pytest.mark.slow
+def test_command_keeps_tensorflow_startup_lines_off_stderr(tmp_path):
+    arguments = ["explain", tmp_path / "missing.keras", "--inputs", "x.npy", "--references", "r.npy",
+                 "--output", tmp_path / "out"]
+    script = LAZY_PACKAGE_SCRIPT.format(repository=REPOSITORY)
+    completed = subprocess.run([sys.executable, "-c", script, *map(str, arguments)], capture_output=True, text=True,
+                               env=without_log_level(), cwd=tmp_path, timeout=300)
+    assert completed.stdout.split() == ["2", "2"], (completed.stdout, completed.stderr)
+    lines = completed.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tf-ig2: error: No model found"), lines
+    # A log level the user set is kept (and TensorFlow's lines are then TensorFlow's business).
+    completed = subprocess.run([sys.executable, "-c", script, *map(str, arguments)], capture_output=True, text=True,
+                               env=without_log_level(TF_CPP_MIN_LOG_LEVEL="0"), cwd=tmp_path, timeout=300)
+    assert completed.stdout.split() == ["0", "2"], (completed.stdout, completed.stderr)
+    assert completed.stderr.splitlines()[-1].startswith("tf-ig2: error: No model found")
+
+
+@pytest.mark.slow
+def test_python_dash_m_help_writes_no_tensorflow_lines(tmp_path):
+    completed = subprocess.run([sys.executable, "-m", "tf_ig2", "--help"], capture_output=True, text=True,
+                               env=without_log_level(), cwd=tmp_path, timeout=300)
+    assert completed.returncode == 0 and "explain" in completed.stdout
+    noise = [line for line in completed.stderr.splitlines() if TENSORFLOW_NOISE.match(line)]
+    if noise:
+        eager = subprocess.run([sys.executable, "-c", "import sys, tf_ig2; print('tensorflow' in sys.modules)"],
+                               capture_output=True, text=True, env=without_log_level(TF_CPP_MIN_LOG_LEVEL="2"),
+                               cwd=tmp_path, timeout=300)
+        if eager.stdout.strip() == "True":
+            pytest.xfail(f"tf_ig2/__init__.py imports TensorFlow before tf_ig2.cli can quiet it ({len(noise)} "
+                         "start-up lines); it must import its submodules lazily")
+    assert noise == [], completed.stderr

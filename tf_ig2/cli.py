@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import faulthandler
 import logging
 import hashlib
 import importlib
@@ -30,6 +31,7 @@ import os
 import re
 import shutil
 import sys
+import tempfile
 import warnings
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -41,6 +43,22 @@ PROGRAM = "tf-ig2"
 EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+
+
+#: The environment variable TensorFlow's C++ runtime reads its log level from, at import time.
+TF_LOG_LEVEL_VARIABLE = "TF_CPP_MIN_LOG_LEVEL"
+#: Its value for ``tf-ig2`` when the user has not set it: errors only (no INFO or WARNING lines).
+TF_LOG_LEVEL_DEFAULT = "2"
+
+#: TensorFlow's start-up lines on stderr, which its C++ runtime writes whatever
+#: TF_CPP_MIN_LOG_LEVEL says (absl logs everything before ``absl::InitializeLog()``), e.g.
+#: ``I0000 00:00:1796004792.897143    3289 port.cc:153] oneDNN custom operations are on. ...``,
+#: ``I0000 ... cudart_stub.cc:31] Could not find cuda drivers ...``,
+#: ``E0000 ... cuda_platform.cc:52] failed call to cuInit: ...`` and the absl banner.
+TENSORFLOW_STARTUP_LINE = re.compile(
+    r"^(?:[IWE]\d{4} [\d:.]+\s+\d+ [\w.\-/]+:\d+\] "
+    r"|WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR\s*$"
+    r"|To enable the following instructions: .* rebuild TensorFlow with the appropriate compiler flags\.\s*$)")
 
 
 class UsageError(Exception):
@@ -61,6 +79,67 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         sys.stderr.write(f"{PROGRAM}: error: {_one_line(message)} (see {self.prog} --help)\n")
         raise SystemExit(EXIT_USAGE)
+
+
+# -- TensorFlow's start-up lines -------------------------------------------------------------------
+@contextlib.contextmanager
+def _without_stderr_lines(pattern: "re.Pattern[str]") -> Iterator[None]:
+    """Passes what the block writes on stderr through, without the lines ``pattern`` matches.
+
+    What is written to file descriptor 2 (by Python, C or C++ code) is held back in a temporary
+    file while the block runs, then written to stderr. Should the process die inside the block
+    (TensorFlow aborts when it cannot run on this CPU), Python's fault handler reports where on
+    the real stderr, unless a fault handler is already on.
+    """
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (AttributeError, OSError, ValueError):  # no stderr to redirect
+        yield
+        return
+    capture = tempfile.TemporaryFile()
+    handler = not faulthandler.is_enabled()
+    try:
+        os.dup2(capture.fileno(), 2)
+        if handler:
+            faulthandler.enable(file=saved)
+        yield
+    finally:
+        with contextlib.suppress(AttributeError, OSError, ValueError):
+            sys.stderr.flush()
+        if handler:
+            faulthandler.disable()
+        os.dup2(saved, 2)
+        os.close(saved)
+        capture.seek(0)
+        text = capture.read().decode("utf-8", "replace")
+        capture.close()
+        kept = "".join(line for line in text.splitlines(keepends=True) if not pattern.match(line))
+        if kept:
+            sys.stderr.write(kept)
+            sys.stderr.flush()
+
+
+def quiet_tensorflow_startup() -> None:
+    """Keeps TensorFlow's C++ start-up lines off stderr, unless the user set TF_CPP_MIN_LOG_LEVEL.
+
+    When ``TF_CPP_MIN_LOG_LEVEL`` is unset, sets it to ``"2"`` (errors only) and imports
+    TensorFlow and lists its devices (where CUDA is probed) with the lines
+    :data:`TENSORFLOW_STARTUP_LINE` matches removed from stderr: TensorFlow writes them
+    whatever the variable says. Everything else written meanwhile is passed on. When the user
+    set the variable (to any value), nothing is changed or removed.
+
+    TensorFlow reads the variable once, when it is imported: where ``tf_ig2``'s package
+    ``__init__`` has imported TensorFlow already, only the lines of the device listing (such as
+    ``failed call to cuInit``) are removed.
+    """
+    if TF_LOG_LEVEL_VARIABLE in os.environ:
+        return
+    os.environ[TF_LOG_LEVEL_VARIABLE] = TF_LOG_LEVEL_DEFAULT
+    with _without_stderr_lines(TENSORFLOW_STARTUP_LINE):
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()
 
 
 # -- argument types ------------------------------------------------------------------------------
@@ -644,6 +723,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_request:
         return int(exit_request.code or 0) if not isinstance(exit_request.code, str) else EXIT_USAGE
+    quiet_tensorflow_startup()
     try:
         streaming = args.command == "explain" and args.stream
         with _one_line_warnings(), _logging_to_stderr((args.command == "demo" or streaming) and not args.quiet):

@@ -3,9 +3,9 @@
 Inputs and references are ``.npy`` arrays, ``.npz`` archives, or PNG/JPEG/BMP images (one file
 or a folder of them), decoded, resized to ``(H, W)`` (bilinear, antialiased) and multiplied by a
 scale. Values within float32 round-off of a value range's bound (``--value-range``) are clipped
-to that bound (:func:`snap_to_value_range`). An :class:`~tf_ig2.Explanation` is written as ``attributions.npy``,
-``counterfactuals.npy``, ``summary.json`` and, for image inputs, one overlay PNG per input and
-``grid.png`` (see :mod:`tf_ig2.visualize`).
+to that bound (:func:`snap_to_value_range`). An :class:`~tf_ig2.Explanation` is written as
+``attributions.npy``, ``counterfactuals.npy``, ``summary.json`` and, for image inputs, one
+overlay PNG per input and ``grid.png`` (see :mod:`tf_ig2.visualize`).
 
 Nothing of the user's is touched until everything is ready: outputs are written to a temporary
 folder beside the destination (:func:`staged_output`) and only then moved into place, each
@@ -293,8 +293,8 @@ def read_image(path: PathLike, name: str = "inputs", *, image_size: Optional[Seq
         image_size: ``(H, W)`` to resize to (bilinear, antialiased); ``None`` keeps its size.
         channels: Colour channels to decode to (1, 3 or 4); ``None`` for 3.
         scale: Every value is multiplied by it.
-        value_range: ``(low, high)`` values within round-off outside it are clipped to
-            (:func:`snap_to_value_range`), or ``None``.
+        value_range: ``(low, high)``: values within float32 round-off outside it are clipped to
+            it (:func:`snap_to_value_range`); ``None`` for none.
 
     Raises:
         ValueError: If the file cannot be decoded.

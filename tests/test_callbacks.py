@@ -2,6 +2,7 @@
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import socket
@@ -271,6 +272,27 @@ def test_unwritable_folder_at_start_warns_and_training_completes(tmp_path):
     messages = [str(item.message) for item in record]
     assert any("could not open its log" in message for message in messages), messages
     assert any("could not log ig attributions at epoch 0" in message for message in messages), messages
+
+
+def test_failed_logging_keeps_the_traceback_at_debug_level(tmp_path, caplog):
+    images, labels = digits()
+    model = digits_cnn()
+    callback = AttributionCallback("ig", images[:4], output_dir=str(tmp_path), steps=4)
+
+    def summary_writer_breaks(epoch):
+        raise RuntimeError("disk on fire")
+
+    callback._write = summary_writer_breaks
+    with caplog.at_level(logging.DEBUG, logger="tf_ig2.callbacks"), pytest.warns(RuntimeWarning) as record:
+        history = model.fit(images[:64], labels[:64], epochs=1, verbose=0, callbacks=[callback])
+    assert len(history.history["loss"]) == 1
+    warned = [str(item.message) for item in record if "AttributionCallback" in str(item.message)]
+    assert len(warned) == 1 and "\n" not in warned[0] and "RuntimeError: disk on fire" in warned[0], warned
+    debug = [entry for entry in caplog.records if entry.name == "tf_ig2.callbacks" and entry.levelno == logging.DEBUG]
+    assert len(debug) == 1 and debug[0].exc_info is not None, caplog.records
+    assert debug[0].getMessage() == warned[0]
+    assert "Traceback (most recent call last)" in caplog.text
+    assert "summary_writer_breaks" in caplog.text and "RuntimeError: disk on fire" in caplog.text
 
 
 def test_configuration_errors_of_the_model_raise_when_training_begins():

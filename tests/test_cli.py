@@ -188,6 +188,86 @@ def test_image_values_follow_resize_and_scale(tmp_path):
     assert io.parse_scale("0.00392156862745098") == pytest.approx(1 / 255)
 
 
+def write_png(path, pixels):
+    """Writes ``(H, W, C)`` uint8 pixels as a PNG file with TensorFlow's encoder."""
+    import tensorflow as tf
+
+    path.write_bytes(tf.io.encode_png(pixels).numpy())
+
+
+def test_value_range_snapping_clips_round_off_only():
+    from tf_ig2 import io
+
+    eps = float(np.finfo(np.float32).eps)
+    assert io.value_range_tolerance(0.0) == io.value_range_tolerance(1.0) == 16 * eps
+    assert io.value_range_tolerance(-255.0) == 16 * eps * 255
+    values = np.array([1 + 15 * eps, 1 + 17 * eps, -1.5e-6, -2.5e-6, 0.5, 1.01, 255 + 1e-4], np.float32)
+    snapped = io.snap_to_value_range(values, (0.0, 1.0))
+    np.testing.assert_array_equal(snapped, np.array([1.0, 1 + 17 * eps, 0.0, -2.5e-6, 0.5, 1.01, 255 + 1e-4],
+                                                    np.float32))
+    assert snapped.dtype == np.float32 and values[0] == np.float32(1 + 15 * eps), "the input was changed"
+    np.testing.assert_array_equal(io.snap_to_value_range(values, (0.0, 255.0))[-1], 255.0)
+    inside = np.array([0.0, 0.5, 1.0], np.float32)
+    assert io.snap_to_value_range(inside, (0.0, 1.0)) is inside
+    assert io.snap_to_value_range(values, None) is values
+
+
+def test_white_pixels_scaled_by_1_255_fit_value_range_0_1(files, tmp_path, capsys):
+    from tf_ig2 import io
+
+    # 12x10 grey PNGs, white but for a few black pixels: resized to the model's 8x8 (antialiased) and
+    # multiplied by float32(1/255), their white areas come out a few float32 epsilons above 1.
+    inputs, references = tmp_path / "inputs", tmp_path / "references"
+    inputs.mkdir()
+    references.mkdir()
+    white = np.full((12, 10, 1), 255, np.uint8)
+    for index, (row, column) in enumerate([(0, 0), (6, 4)]):
+        image = white.copy()
+        image[row, column] = 0
+        write_png(inputs / f"image_{index}.png", image)
+    image = white.copy()
+    image[:4] = 0
+    write_png(references / "reference.png", image)
+    read = dict(image_size=(8, 8), channels=1, scale=1 / 255)
+    raw, _ = io.read_inputs(inputs, "inputs", **read)
+    raw_references, _ = io.read_inputs(references, "references", **read)
+    assert raw.max() > 1.0 and raw_references.max() > 1.0, "the images do not show the round-off"
+    snapped, _ = io.read_inputs(inputs, "inputs", value_range=(0.0, 1.0), **read)
+    assert snapped.max() == 1.0 and snapped.min() >= 0.0
+    np.testing.assert_allclose(snapped, raw, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(io.read_image(inputs / "image_1.png", value_range=(0.0, 1.0), **read),
+                                  snapped[1])
+    for extra in ([], ["--stream", "--quiet"]):
+        output = tmp_path / ("streamed" if extra else "in_memory")
+        status, _, err = run(["explain", files["paths"]["cnn.keras"], "--inputs", inputs, "--references", references,
+                              "--scale", "1/255", "--value-range", "0", "1", "--steps", STEPS, "--output", output,
+                              *extra], capsys)
+        assert status == 0, err
+        attributions = np.load(output / "attributions.npy")
+        assert attributions.shape == (2, 8, 8, 1) and np.all(np.isfinite(attributions))
+    np.testing.assert_allclose(np.load(tmp_path / "streamed" / "attributions.npy"),
+                               np.load(tmp_path / "in_memory" / "attributions.npy"), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_values_really_outside_the_value_range_are_still_refused(files, tmp_path, capsys, stream):
+    eps = float(np.finfo(np.float32).eps)
+    inputs = files["arrays"]["inputs.npy"].copy()
+    inputs[0, 0, 0, 0], inputs[1, 2, 3, 0] = 1 + 10 * eps, -10 * eps
+    np.save(tmp_path / "near.npy", inputs)
+    inputs[0, 0, 0, 0] = 1.01
+    np.save(tmp_path / "far.npy", inputs)
+    extra = ["--stream", "--quiet"] if stream else []
+    arguments = ["explain", files["paths"]["cnn.keras"], "--references", files["paths"]["references.npy"],
+                 "--value-range", "0", "1", "--steps", STEPS, *extra]
+    status, _, err = run([*arguments, "--inputs", tmp_path / "near.npy", "--output", tmp_path / "near"], capsys)
+    assert status == 0, err
+    status, out, err = run([*arguments, "--inputs", tmp_path / "far.npy", "--output", tmp_path / "far"], capsys)
+    assert status == 2 and out == "" and err.count("\n") == 1, err
+    assert "`inputs` must lie inside `value_range` [0.0, 1.0]" in err and "to 1.0099999" in err, err
+    assert not (tmp_path / "far").exists()
+
+
 def bad_cases(files, tmp_path):
     paths = files["paths"]
     unreadable = tmp_path / "broken.keras"
@@ -345,3 +425,102 @@ def test_python_dash_m_reports_errors_in_one_line(tmp_path):
     assert status == 2 and out == ""
     assert len(lines) == 1 and lines[0].startswith("tf-ig2: error: No model found"), lines
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("document", ["README.md", os.path.join("docs", "method.md")])
+def test_citation_names_the_papers_authors(document):
+    with open(os.path.join(REPOSITORY, document), encoding="utf-8") as handle:
+        text = handle.read()
+    assert "Yue Zhuo and Zhiqiang Ge, \"IG2: Integrated Gradient on Iterative Gradient Path" in text
+    assert "Yuchen" not in text and "Zhaoxia" not in text
+
+
+# -- TensorFlow's start-up lines -------------------------------------------------------------------
+STARTUP_LINES = (
+    b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+    b"I0000 00:00:1796005457.668451   11191 port.cc:153] oneDNN custom operations are on. You may see ...\n"
+    b"I0000 00:00:1796005457.668795   11191 cudart_stub.cc:31] Could not find cuda drivers on your machine.\n"
+    b"I0000 00:00:1796005457.713125   11191 cpu_feature_guard.cc:227] This TensorFlow binary is optimized.\n"
+    b"To enable the following instructions: AVX2 FMA, in other operations, rebuild TensorFlow with the "
+    b"appropriate compiler flags.\n"
+    b"E0000 00:00:1796005463.993707   11247 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error\n"
+)
+
+
+def test_startup_lines_are_removed_from_stderr_and_the_rest_kept(capfd):
+    with cli._without_stderr_lines(cli.TENSORFLOW_STARTUP_LINE):
+        os.write(2, STARTUP_LINES[:200])  # a line written in two parts
+        os.write(2, STARTUP_LINES[200:] + b"a line of the user's own module\n")
+        os.write(2, b"F0000 00:00:1796005463.993707   11247 cpu_feature_guard.cc:1] fatal lines are kept\n")
+        os.write(2, b"no newline at the end")
+    captured = capfd.readouterr()
+    assert captured.err == ("a line of the user's own module\n"
+                            "F0000 00:00:1796005463.993707   11247 cpu_feature_guard.cc:1] fatal lines are kept\n"
+                            "no newline at the end")
+    os.write(2, STARTUP_LINES)  # file descriptor 2 is restored
+    assert capfd.readouterr().err == STARTUP_LINES.decode()
+
+
+def test_quiet_startup_keeps_the_users_log_level(monkeypatch, capfd):
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")
+    cli.quiet_tensorflow_startup()
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL")
+    cli.quiet_tensorflow_startup()
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "2"
+    assert not [line for line in capfd.readouterr().err.splitlines() if TENSORFLOW_NOISE.match(line)]
+
+
+#: Runs tf_ig2.cli.main as if tf_ig2/__init__.py imported no TensorFlow (a lazy package), then prints
+#: TF_CPP_MIN_LOG_LEVEL as the command left it.
+LAZY_PACKAGE_SCRIPT = """
+import os, sys, types
+package = types.ModuleType("tf_ig2")
+package.__path__ = [os.path.join({repository!r}, "tf_ig2")]
+package.__version__ = "0"
+sys.modules["tf_ig2"] = package
+from tf_ig2 import cli
+assert "tensorflow" not in sys.modules
+status = cli.main(sys.argv[1:])
+print(os.environ.get("TF_CPP_MIN_LOG_LEVEL"), status)
+"""
+
+
+def without_log_level(**extra):
+    environment = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    environment["PYTHONPATH"] = REPOSITORY + os.pathsep + os.environ.get("PYTHONPATH", "")
+    environment.update(extra)
+    return environment
+
+
+@pytest.mark.slow
+def test_command_keeps_tensorflow_startup_lines_off_stderr(tmp_path):
+    arguments = ["explain", tmp_path / "missing.keras", "--inputs", "x.npy", "--references", "r.npy",
+                 "--output", tmp_path / "out"]
+    script = LAZY_PACKAGE_SCRIPT.format(repository=REPOSITORY)
+    completed = subprocess.run([sys.executable, "-c", script, *map(str, arguments)], capture_output=True, text=True,
+                               env=without_log_level(), cwd=tmp_path, timeout=300)
+    assert completed.stdout.split() == ["2", "2"], (completed.stdout, completed.stderr)
+    lines = completed.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tf-ig2: error: No model found"), lines
+    # A log level the user set is kept (and TensorFlow's lines are then TensorFlow's business).
+    completed = subprocess.run([sys.executable, "-c", script, *map(str, arguments)], capture_output=True, text=True,
+                               env=without_log_level(TF_CPP_MIN_LOG_LEVEL="0"), cwd=tmp_path, timeout=300)
+    assert completed.stdout.split() == ["0", "2"], (completed.stdout, completed.stderr)
+    assert completed.stderr.splitlines()[-1].startswith("tf-ig2: error: No model found")
+
+
+@pytest.mark.slow
+def test_python_dash_m_help_writes_no_tensorflow_lines(tmp_path):
+    completed = subprocess.run([sys.executable, "-m", "tf_ig2", "--help"], capture_output=True, text=True,
+                               env=without_log_level(), cwd=tmp_path, timeout=300)
+    assert completed.returncode == 0 and "explain" in completed.stdout
+    noise = [line for line in completed.stderr.splitlines() if TENSORFLOW_NOISE.match(line)]
+    if noise:
+        eager = subprocess.run([sys.executable, "-c", "import sys, tf_ig2; print('tensorflow' in sys.modules)"],
+                               capture_output=True, text=True, env=without_log_level(TF_CPP_MIN_LOG_LEVEL="2"),
+                               cwd=tmp_path, timeout=300)
+        if eager.stdout.strip() == "True":
+            pytest.xfail(f"tf_ig2/__init__.py imports TensorFlow before tf_ig2.cli can quiet it ({len(noise)} "
+                         "start-up lines); it must import its submodules lazily")
+    assert noise == [], completed.stderr

@@ -125,6 +125,38 @@ def test_open_stream_reads_exactly_what_read_inputs_reads(files):
                                                          scale=2.0)[0])
 
 
+def test_streamed_arrays_clip_round_off_outside_the_value_range(files, tmp_path, capsys):
+    eps = float(np.finfo(np.float32).eps)
+    inputs = np.load(files["inputs.npy"])
+    inputs[0, 0, 0, 0], inputs[N - 1, 2, 3, 0] = 1 + 10 * eps, -10 * eps
+    references = np.load(files["per_input_references.npy"])
+    references[N - 1, 1, 0, 0, 0] = 1 + 10 * eps
+    np.save(tmp_path / "inputs.npy", inputs)
+    np.save(tmp_path / "references.npy", references)
+    stored = (tmp_path / "references.npy").read_bytes()
+    # Inputs: converted a slice at a time; in-range memory maps stay as they are.
+    opened = io.open_stream(tmp_path / "inputs.npy", "inputs", value_range=(0.0, 1.0))
+    values = np.concatenate(list(opened.values))
+    assert values[0, 0, 0, 0] == 1.0 and values[N - 1, 2, 3, 0] == 0.0
+    np.testing.assert_array_equal(values, np.clip(inputs, 0.0, 1.0))
+    # Per-input references stay memory-mapped: copy-on-write, the file is not changed.
+    clipped = io.read_stream_references(tmp_path / "references.npy", value_range=(0.0, 1.0))
+    assert isinstance(clipped, np.memmap) and clipped.mode == "c"
+    np.testing.assert_array_equal(clipped, np.clip(references, 0.0, 1.0))
+    assert (tmp_path / "references.npy").read_bytes() == stored
+    untouched = io.read_stream_references(files["per_input_references.npy"], value_range=(0.0, 1.0))
+    assert isinstance(untouched, np.memmap) and untouched.mode == "r"
+    # The command explains them as the in-memory command does.
+    arguments = ["explain", files["cnn.keras"], "--inputs", tmp_path / "inputs.npy", "--references",
+                 tmp_path / "references.npy", "--value-range", "0", "1", "--steps", STEPS, "--quiet"]
+    status, _, err = run([*arguments, "--output", tmp_path / "in_memory"], capsys)
+    assert status == 0, err
+    status, _, err = run([*arguments, "--output", tmp_path / "streamed", "--stream", "--shard-size", SHARD], capsys)
+    assert status == 0, err
+    assert_same_results(tmp_path / "streamed", tmp_path / "in_memory")
+    assert (tmp_path / "references.npy").read_bytes() == stored
+
+
 @pytest.mark.parametrize("model, extra", [
     ("cnn.keras", ()),
     ("cnn_saved_model", ("--batch-size", "6")),

@@ -354,6 +354,18 @@ def test_bad_arguments(setup, tmp_path):
     explain_dataset(explainer, generator, references, tmp_path / "once", progress=False)
 
 
+def test_missing_shard_file_is_reported_with_the_folder(setup, tmp_path):
+    folder = tmp_path / "results"
+    explain_dataset(setup["explainer"], setup["inputs"][:4], setup["references"], folder, shard_size=2,
+                    progress=False)
+    os.remove(folder / "delta.00001.npy")
+    with pytest.raises(ValueError, match="missing finished shard files") as raised:
+        load_results(folder)
+    message = str(raised.value)
+    assert f"Received: output_dir={str(folder)!r}" in message, message
+    assert "{output_dir" not in message
+
+
 MIRRORED_SCRIPT = textwrap.dedent("""
     import json, os, sys
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"

@@ -846,8 +846,10 @@ class AttributionCallback(keras.callbacks.Callback):
                           "next logged epoch")
 
     def _warn(self, what: str, error: Exception) -> None:
-        warnings.warn(f"{type(self).__name__} could not {what} in {self.run_dir!r}: {type(error).__name__}: {error}",
-                      RuntimeWarning, stacklevel=3)
+        """Warns in one line that logging failed; the full traceback goes to the logger at DEBUG level."""
+        message = f"{type(self).__name__} could not {what} in {self.run_dir!r}: {type(error).__name__}: {error}"
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+        logger.debug("%s", message, exc_info=(type(error), error, error.__traceback__))
 
     # -- Keras hooks -----------------------------------------------------------------------------
     def on_train_begin(self, logs: Optional[Dict[str, Any]] = None) -> None:

@@ -4,8 +4,9 @@
 ``.h5`` or SavedModel model (:func:`tf_ig2.saved_model.load_model`), reads inputs and references
 (:func:`tf_ig2.io.read_inputs`), explains them with IG² (Zhuo & Ge, TPAMI 2024, Eqs. 7-10;
 :func:`tf_ig2.saved_model.explain_model`) and writes the results (:mod:`tf_ig2.io`).
-``tf-ig2 demo`` trains a small CNN on scikit-learn's digits and explains it
-(:mod:`tf_ig2.demo`).
+Models using custom layers load once ``--import MODULE`` has imported the modules registering
+them (:func:`import_modules`). ``tf-ig2 demo`` trains a small CNN on scikit-learn's digits and
+explains it (:mod:`tf_ig2.demo`).
 
 With ``--stream``, inputs larger than memory are opened lazily (:func:`tf_ig2.io.open_stream`)
 and explained a batch at a time by :func:`tf_ig2.dataset.explain_dataset` into result shards in
@@ -21,13 +22,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import faulthandler
 import logging
 import hashlib
+import importlib
 import math
 import os
 import re
 import shutil
 import sys
+import tempfile
 import warnings
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -39,6 +43,22 @@ PROGRAM = "tf-ig2"
 EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+
+
+#: The environment variable TensorFlow's C++ runtime reads its log level from, at import time.
+TF_LOG_LEVEL_VARIABLE = "TF_CPP_MIN_LOG_LEVEL"
+#: Its value for ``tf-ig2`` when the user has not set it: errors only (no INFO or WARNING lines).
+TF_LOG_LEVEL_DEFAULT = "2"
+
+#: TensorFlow's start-up lines on stderr, which its C++ runtime writes whatever
+#: TF_CPP_MIN_LOG_LEVEL says (absl logs everything before ``absl::InitializeLog()``), e.g.
+#: ``I0000 00:00:1796004792.897143    3289 port.cc:153] oneDNN custom operations are on. ...``,
+#: ``I0000 ... cudart_stub.cc:31] Could not find cuda drivers ...``,
+#: ``E0000 ... cuda_platform.cc:52] failed call to cuInit: ...`` and the absl banner.
+TENSORFLOW_STARTUP_LINE = re.compile(
+    r"^(?:[IWE]\d{4} [\d:.]+\s+\d+ [\w.\-/]+:\d+\] "
+    r"|WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR\s*$"
+    r"|To enable the following instructions: .* rebuild TensorFlow with the appropriate compiler flags\.\s*$)")
 
 
 class UsageError(Exception):
@@ -59,6 +79,67 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         sys.stderr.write(f"{PROGRAM}: error: {_one_line(message)} (see {self.prog} --help)\n")
         raise SystemExit(EXIT_USAGE)
+
+
+# -- TensorFlow's start-up lines -------------------------------------------------------------------
+@contextlib.contextmanager
+def _without_stderr_lines(pattern: "re.Pattern[str]") -> Iterator[None]:
+    """Passes what the block writes on stderr through, without the lines ``pattern`` matches.
+
+    What is written to file descriptor 2 (by Python, C or C++ code) is held back in a temporary
+    file while the block runs, then written to stderr. Should the process die inside the block
+    (TensorFlow aborts when it cannot run on this CPU), Python's fault handler reports where on
+    the real stderr, unless a fault handler is already on.
+    """
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (AttributeError, OSError, ValueError):  # no stderr to redirect
+        yield
+        return
+    capture = tempfile.TemporaryFile()
+    handler = not faulthandler.is_enabled()
+    try:
+        os.dup2(capture.fileno(), 2)
+        if handler:
+            faulthandler.enable(file=saved)
+        yield
+    finally:
+        with contextlib.suppress(AttributeError, OSError, ValueError):
+            sys.stderr.flush()
+        if handler:
+            faulthandler.disable()
+        os.dup2(saved, 2)
+        os.close(saved)
+        capture.seek(0)
+        text = capture.read().decode("utf-8", "replace")
+        capture.close()
+        kept = "".join(line for line in text.splitlines(keepends=True) if not pattern.match(line))
+        if kept:
+            sys.stderr.write(kept)
+            sys.stderr.flush()
+
+
+def quiet_tensorflow_startup() -> None:
+    """Keeps TensorFlow's C++ start-up lines off stderr, unless the user set TF_CPP_MIN_LOG_LEVEL.
+
+    When ``TF_CPP_MIN_LOG_LEVEL`` is unset, sets it to ``"2"`` (errors only) and imports
+    TensorFlow and lists its devices (where CUDA is probed) with the lines
+    :data:`TENSORFLOW_STARTUP_LINE` matches removed from stderr: TensorFlow writes them
+    whatever the variable says. Everything else written meanwhile is passed on. When the user
+    set the variable (to any value), nothing is changed or removed.
+
+    TensorFlow reads the variable once, when it is imported: where ``tf_ig2``'s package
+    ``__init__`` has imported TensorFlow already, only the lines of the device listing (such as
+    ``failed call to cuInit``) are removed.
+    """
+    if TF_LOG_LEVEL_VARIABLE in os.environ:
+        return
+    os.environ[TF_LOG_LEVEL_VARIABLE] = TF_LOG_LEVEL_DEFAULT
+    with _without_stderr_lines(TENSORFLOW_STARTUP_LINE):
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()
 
 
 # -- argument types ------------------------------------------------------------------------------
@@ -113,6 +194,13 @@ def _scale(text: str) -> float:
             f"must be a positive number or a fraction such as 1/255. Received: {text!r}") from None
 
 
+def _module_name(text: str) -> str:
+    if not text or not all(part.isidentifier() for part in text.split(".")):
+        raise argparse.ArgumentTypeError(
+            f"must be a Python module name such as my_layers or package.layers. Received: {text!r}")
+    return text
+
+
 # -- parser --------------------------------------------------------------------------------------
 _EXPLAIN_DESCRIPTION = """\
 Explain a saved model's predictions with IG2 and write the results to DIR:
@@ -153,6 +241,7 @@ as it is. Runs offline in well under a minute on two CPU cores."""
 def build_parser() -> argparse.ArgumentParser:
     """The ``tf-ig2`` argument parser (subcommands ``explain`` and ``demo``)."""
     from . import __version__
+    from . import io as reading
 
     parser = _Parser(prog=PROGRAM, description="IG2 attributions (Integrated Gradient on Iterative Gradient "
                                                 "Path) for Keras and TensorFlow models.")
@@ -184,7 +273,10 @@ def build_parser() -> argparse.ArgumentParser:
                               "steps (default: auto)")
     explain.add_argument("--value-range", type=_finite_float, nargs=2, metavar=("LO", "HI"),
                          help="clip every path point to [LO, HI], in the units of the values after --scale "
-                              "(default: no clipping)")
+                              "(default: no clipping); inputs and references must lie inside, except that values "
+                              "within float32 round-off of a bound (at most "
+                              f"{reading.VALUE_RANGE_ROUND_OFF_EPS} float32 epsilons times max(1, |bound|) outside, "
+                              "e.g. a white pixel at 1.0000002 after --scale 1/255 and resizing) are clipped to it")
     explain.add_argument("--batch-size", type=_positive_int, metavar="B",
                          help="the most (input, reference) pairs computed at once (default: all); also sets how "
                               "often the progress bar moves")
@@ -199,6 +291,11 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--output-name", metavar="NAME",
                          help="SavedModel signature output holding the class scores, when the signature has "
                               "several (default: the only one, or the one not named by --representation-layer)")
+    explain.add_argument("--import", dest="imports", action="append", default=[], type=_module_name,
+                         metavar="MODULE",
+                         help="import MODULE before loading the model, e.g. the module defining custom layers "
+                              "registered with @keras.saving.register_keras_serializable(); the current folder is "
+                              "searched first (repeatable)")
     explain.add_argument("--unsafe-deserialization", action="store_true",
                          help="turn off Keras' safe mode when loading a .keras/.h5 file, so that Lambda layers "
                               "can be loaded: this runs Python code stored in the file, which can do anything "
@@ -311,6 +408,73 @@ def _image_layout(expected: Optional[Sequence[Optional[int]]]) -> Dict[str, Any]
     return layout
 
 
+def _value_range(args: argparse.Namespace) -> Optional[Tuple[float, float]]:
+    return None if args.value_range is None else (float(args.value_range[0]), float(args.value_range[1]))
+
+
+def _read_options(args: argparse.Namespace, image_size: Optional[Tuple[int, int]],
+                  layout: Dict[str, Any]) -> Dict[str, Any]:
+    """The keywords of :func:`tf_ig2.io.read_inputs` and :func:`tf_ig2.io.open_stream` for this command.
+
+    Besides size, channels and scale, the value range: values read within float32 round-off
+    outside it (e.g. a white pixel at 1.0000002 after ``--scale 1/255``) are clipped to it.
+    """
+    return dict(image_size=image_size, channels=layout["channels"], scale=args.scale, value_range=_value_range(args))
+
+
+def import_modules(names: Sequence[str]) -> None:
+    """Imports the modules named by ``--import``, the current folder first on ``sys.path``.
+
+    Raises:
+        UsageError: If a module cannot be imported (it is missing, or its code fails); the one
+            line names the module and the error.
+    """
+    if not names:
+        return
+    folder = os.getcwd()
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    importlib.invalidate_caches()
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except Exception as error:  # noqa: BLE001 - whatever the module raises is reported in one line
+            hint = ""
+            if isinstance(error, ModuleNotFoundError) and error.name is not None and (
+                    error.name == name or name.startswith(error.name + ".")):
+                hint = f" (searched the current folder {folder!r} and sys.path, which PYTHONPATH extends)"
+                if name.endswith(".py"):
+                    hint = f"; give the module's name without .py: --import {name[:-3]}"
+            raise UsageError(f"argument --import: could not import the module {name!r}: "
+                             f"{type(error).__name__}: {_one_line(str(error))}{hint}") from error
+
+
+def _load_model(args: argparse.Namespace) -> Any:
+    """Imports the ``--import`` modules, then loads MODEL (in memory and streamed alike).
+
+    Raises:
+        UsageError: If a module cannot be imported, or the model uses a class no module
+            registered (the one line names it and suggests ``--import MODULE``).
+        ValueError, TypeError: As :func:`tf_ig2.saved_model.load_model`.
+    """
+    from . import saved_model
+
+    import_modules(args.imports)
+    try:
+        return saved_model.load_model(args.model, safe_mode=not args.unsafe_deserialization,
+                                      signature=args.signature, output_name=args.output_name)
+    except saved_model.MissingClassError as error:
+        origin = f" (saved from module {error.module!r})" if error.module else ""
+        example = f", here probably --import {error.module}" if error.module else ""
+        tried = f"; the modules imported ({', '.join(args.imports)}) do not register it" if args.imports else ""
+        raise UsageError(
+            f"Could not load the Keras model at {error.path!r}: Keras cannot locate the class {error.class_name!r} "
+            f"it uses{origin}{tried}. Pass --import MODULE to import the module that defines it, decorated with "
+            f"@keras.saving.register_keras_serializable(){example} (run from the folder holding the module, or "
+            "with the folder on PYTHONPATH)"
+        ) from error
+
+
 def _ig2_options(args: argparse.Namespace) -> Dict[str, Any]:
     return dict(representation_layer=args.representation_layer, steps=args.steps, step_size=args.step_size,
                 value_range=None if args.value_range is None else tuple(args.value_range),
@@ -336,6 +500,7 @@ def _settings(args: argparse.Namespace, image_size: Optional[Sequence[int]]) -> 
         "scale": args.scale,
         "signature": args.signature,
         "output_name": args.output_name,
+        "imports": list(args.imports),
     }
 
 
@@ -353,12 +518,11 @@ def run_explain(args: argparse.Namespace) -> Dict[str, Any]:
         return run_explain_stream(args)
     try:
         io.check_output(args.output, args.overwrite)
-        model = saved_model.load_model(args.model, safe_mode=not args.unsafe_deserialization,
-                                       signature=args.signature, output_name=args.output_name)
+        model = _load_model(args)
         expected = saved_model.expected_input_shape(model)
         layout = _image_layout(expected)
         image_size = tuple(args.image_size) if args.image_size else layout["image_size"]
-        read = dict(image_size=image_size, channels=layout["channels"], scale=args.scale)
+        read = _read_options(args, image_size, layout)
         inputs, names = io.read_inputs(args.inputs, "inputs", **read)
         references, _ = io.read_inputs(args.references, "references", **read)
         options = _ig2_options(args)
@@ -467,11 +631,10 @@ def run_explain_stream(args: argparse.Namespace) -> Dict[str, Any]:
     output = args.output
     try:
         record = io.check_stream_output(output, args.overwrite)
-        model = saved_model.load_model(args.model, safe_mode=not args.unsafe_deserialization,
-                                       signature=args.signature, output_name=args.output_name)
+        model = _load_model(args)
         layout = _image_layout(saved_model.expected_input_shape(model))
         image_size = tuple(args.image_size) if args.image_size else layout["image_size"]
-        read = dict(image_size=image_size, channels=layout["channels"], scale=args.scale)
+        read = _read_options(args, image_size, layout)
         inputs = io.open_stream(args.inputs, "inputs", **read)
         saved_model.check_input_shape(model, (inputs.count, *inputs.sample_shape), "inputs")
         references = io.read_stream_references(args.references, "references", **read)
@@ -560,6 +723,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_request:
         return int(exit_request.code or 0) if not isinstance(exit_request.code, str) else EXIT_USAGE
+    quiet_tensorflow_startup()
     try:
         streaming = args.command == "explain" and args.stream
         with _one_line_warnings(), _logging_to_stderr((args.command == "demo" or streaming) and not args.quiet):

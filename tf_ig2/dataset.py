@@ -286,7 +286,7 @@ def load_results(output_dir: PathLike, *, mmap_mode: Optional[str] = "r") -> Dic
         missing = [path for path in paths if not os.path.exists(path)]
         if missing:
             raise ValueError(f"`output_dir` is missing finished shard files, e.g. {missing[0]!r}; explain the "
-                             "dataset again with overwrite=True. Received: output_dir={output_dir!r}")
+                             f"dataset again with overwrite=True. Received: output_dir={output_dir!r}")
         if not paths:
             tail = tuple(index["arrays"][name]["shape"])
             results[name] = np.empty((0,) + tail, np.dtype(index["arrays"][name]["dtype"]))

@@ -2,9 +2,10 @@
 
 Inputs and references are ``.npy`` arrays, ``.npz`` archives, or PNG/JPEG/BMP images (one file
 or a folder of them), decoded, resized to ``(H, W)`` (bilinear, antialiased) and multiplied by a
-scale. An :class:`~tf_ig2.Explanation` is written as ``attributions.npy``,
-``counterfactuals.npy``, ``summary.json`` and, for image inputs, one overlay PNG per input and
-``grid.png`` (see :mod:`tf_ig2.visualize`).
+scale. Values within float32 round-off of a value range's bound (``--value-range``) are clipped
+to that bound (:func:`snap_to_value_range`). An :class:`~tf_ig2.Explanation` is written as
+``attributions.npy``, ``counterfactuals.npy``, ``summary.json`` and, for image inputs, one
+overlay PNG per input and ``grid.png`` (see :mod:`tf_ig2.visualize`).
 
 Nothing of the user's is touched until everything is ready: outputs are written to a temporary
 folder beside the destination (:func:`staged_output`) and only then moved into place, each
@@ -38,6 +39,13 @@ PathLike = Union[str, "os.PathLike[str]"]
 #: Image file extensions read as images (decoded by TensorFlow).
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
 
+#: Values read at most this many float32 machine epsilons, relative to a bound's magnitude (at
+#: least 1), outside a value range are taken as round-off and clipped to the bound
+#: (:func:`snap_to_value_range`).
+VALUE_RANGE_ROUND_OFF_EPS = 16
+
+ValueRange = Optional[Tuple[float, float]]
+
 #: Names of the files an explanation is written to.
 ATTRIBUTIONS_FILE = "attributions.npy"
 COUNTERFACTUALS_FILE = "counterfactuals.npy"
@@ -61,6 +69,77 @@ def parse_scale(text: Union[str, float]) -> float:
     if not math.isfinite(value) or value <= 0:
         raise ValueError(message)
     return value
+
+
+def value_range_tolerance(bound: float) -> float:
+    """How far outside ``bound`` a value read may lie and still count as float32 round-off.
+
+    The tolerance is ``VALUE_RANGE_ROUND_OFF_EPS * eps * max(1, |bound|)`` with ``eps`` the
+    float32 machine epsilon (``2**-23``) and ``VALUE_RANGE_ROUND_OFF_EPS = 16``: about
+    ``1.9e-6`` for bounds 0 and 1, ``4.9e-4`` for 255. Multiplying by a scale such as
+    ``float32(1/255)`` is off by at most about 1 epsilon, and antialiased bilinear resizing of
+    8-bit images adds up to a few more (5 measured for a 430-fold reduction: a white pixel
+    becomes ``1.0000006`` after ``--scale 1/255``); 16 leaves room for both, far below
+    anything an image or a real value outside the range could mean (``1/255`` is
+    ``32900`` epsilons).
+    """
+    return VALUE_RANGE_ROUND_OFF_EPS * float(np.finfo(np.float32).eps) * max(1.0, abs(float(bound)))
+
+
+def snap_to_value_range(values: np.ndarray, value_range: ValueRange) -> np.ndarray:
+    """Clips the values within float32 round-off of a value range's bound to that bound.
+
+    A value below ``low`` by at most :func:`value_range_tolerance` ``(low)`` becomes ``low``
+    (as float32), a value above ``high`` by at most ``value_range_tolerance(high)`` becomes
+    ``high``; every other value is left as it is, so that values really outside the range
+    (e.g. ``1.01`` for ``(0, 1)``) are still refused by the explainer's check. Comparisons are
+    made in float32, as the explainer makes them.
+
+    Args:
+        values: float32 values.
+        value_range: ``(low, high)`` scalars, or ``None`` (nothing is changed).
+
+    Returns:
+        ``values`` itself when nothing lies within round-off outside the range, else a clipped
+        copy.
+    """
+    if value_range is None:
+        return values
+    low, high = (float(bound) for bound in value_range)
+    low32, high32 = np.float32(low), np.float32(high)
+    below = (values < low32) & (values >= np.float32(low - value_range_tolerance(low)))
+    above = (values > high32) & (values <= np.float32(high + value_range_tolerance(high)))
+    if not (below.any() or above.any()):
+        return values
+    return np.where(below, low32, np.where(above, high32, values)).astype(np.float32, copy=False)
+
+
+def _chunk_rows(array: np.ndarray) -> int:
+    """Rows of ``array`` read at a time by the scans below: about 16 MB."""
+    row_bytes = int(np.prod(array.shape[1:], dtype=np.int64)) * array.dtype.itemsize
+    return max(1, (1 << 24) // max(1, row_bytes))
+
+
+def _snap_in_place(array: np.ndarray, value_range: ValueRange, *, write: bool) -> bool:
+    """Whether rows of ``array`` hold values within round-off outside ``value_range``.
+
+    With ``write``, those values (and only those) are clipped in place, a few rows at a time:
+    in a copy-on-write memory map only the pages holding them are copied into memory.
+    """
+    found = False
+    step = _chunk_rows(array)
+    for low in range(0, len(array), step):
+        rows = array[low:low + step]
+        chunk = np.asarray(rows)
+        snapped = snap_to_value_range(chunk, value_range)
+        if snapped is chunk:
+            continue
+        if not write:
+            return True
+        found = True
+        changed = snapped != chunk
+        rows[changed] = snapped[changed]
+    return found
 
 
 def _numeric(name: str, array: np.ndarray, path: str) -> np.ndarray:
@@ -141,7 +220,8 @@ def image_files(folder: str) -> List[str]:
 
 
 def read_inputs(path: PathLike, name: str, *, image_size: Optional[Sequence[int]] = None,
-                channels: Optional[int] = None, scale: float = 1.0) -> Tuple[np.ndarray, Optional[List[str]]]:
+                channels: Optional[int] = None, scale: float = 1.0,
+                value_range: ValueRange = None) -> Tuple[np.ndarray, Optional[List[str]]]:
     """Reads a batch of inputs (or references) from an array file, an image or a folder of images.
 
     Args:
@@ -153,6 +233,8 @@ def read_inputs(path: PathLike, name: str, *, image_size: Optional[Sequence[int]
             must then have the same size). Ignored for arrays.
         channels: Colour channels images are decoded to (1 grey, 3 RGB, 4 RGBA); ``None`` for 3.
         scale: Every value read (image or array) is multiplied by it, e.g. ``1/255``.
+        value_range: ``(low, high)``: values within float32 round-off outside it (after
+            ``scale``) are clipped to it (:func:`snap_to_value_range`); ``None`` for none.
 
     Returns:
         ``(values, names)``: float32 values (an array as stored, or images ``(N, H, W, C)``), and
@@ -190,7 +272,7 @@ def read_inputs(path: PathLike, name: str, *, image_size: Optional[Sequence[int]
                 f"Unknown `{name}` format: expected a .npy or .npz array, an image "
                 f"({', '.join(IMAGE_EXTENSIONS)}) or a folder of images. Received: {path!r}"
             )
-    return _scaled(values, scale), names
+    return snap_to_value_range(_scaled(values, scale), value_range), names
 
 
 def _scaled(values: np.ndarray, scale: float) -> np.ndarray:
@@ -202,7 +284,7 @@ def _scaled(values: np.ndarray, scale: float) -> np.ndarray:
 
 
 def read_image(path: PathLike, name: str = "inputs", *, image_size: Optional[Sequence[int]] = None,
-               channels: Optional[int] = None, scale: float = 1.0) -> np.ndarray:
+               channels: Optional[int] = None, scale: float = 1.0, value_range: ValueRange = None) -> np.ndarray:
     """Reads one image file as ``(H, W, C)`` float32, exactly as :func:`read_inputs` reads each image.
 
     Args:
@@ -211,13 +293,16 @@ def read_image(path: PathLike, name: str = "inputs", *, image_size: Optional[Seq
         image_size: ``(H, W)`` to resize to (bilinear, antialiased); ``None`` keeps its size.
         channels: Colour channels to decode to (1, 3 or 4); ``None`` for 3.
         scale: Every value is multiplied by it.
+        value_range: ``(low, high)``: values within float32 round-off outside it are clipped to
+            it (:func:`snap_to_value_range`); ``None`` for none.
 
     Raises:
         ValueError: If the file cannot be decoded.
     """
     path = os.fspath(path)
     size = None if image_size is None else tuple(int(side) for side in image_size)
-    return _scaled(_resize([_decode_image(name, path, channels)], size, name, [path])[0], scale)
+    image = _scaled(_resize([_decode_image(name, path, channels)], size, name, [path])[0], scale)
+    return snap_to_value_range(image, value_range)
 
 
 # -- writing -------------------------------------------------------------------------------------
@@ -473,13 +558,16 @@ class StreamInputs:
 class _ConvertedRows:
     """The rows of a stored ``(N, *S)`` array as float32 times ``scale``, ``(B, *S)`` at a time.
 
+    Values within round-off outside ``value_range`` are clipped to it (:func:`snap_to_value_range`).
+
     Re-iterable, so that :func:`tf_ig2.dataset.explain_dataset` can compare the first inputs
     with those of an earlier run; ``num_inputs`` feeds its progress bar.
     """
 
-    def __init__(self, array: np.ndarray, scale: float):
+    def __init__(self, array: np.ndarray, scale: float, value_range: ValueRange = None):
         self.array = array
         self.scale = scale
+        self.value_range = value_range
         self.num_inputs = int(array.shape[0])
 
     def __len__(self) -> int:
@@ -487,7 +575,8 @@ class _ConvertedRows:
 
     def __iter__(self) -> Iterator[np.ndarray]:
         for low in range(0, self.num_inputs, _CONVERT_ROWS):
-            yield _scaled(np.asarray(self.array[low:low + _CONVERT_ROWS]), self.scale)
+            yield snap_to_value_range(_scaled(np.asarray(self.array[low:low + _CONVERT_ROWS]), self.scale),
+                                      self.value_range)
 
 
 class _ImageLoader:
@@ -498,15 +587,17 @@ class _ImageLoader:
     """
 
     def __init__(self, name: str, image_size: Optional[Tuple[int, int]], channels: Optional[int], scale: float,
-                 first_size: Optional[Tuple[int, int]] = None):
+                 first_size: Optional[Tuple[int, int]] = None, value_range: ValueRange = None):
         self.name = name
         self.image_size = image_size
         self.channels = channels
         self.scale = scale
         self.first_size = first_size
+        self.value_range = value_range
 
     def __call__(self, path: str) -> np.ndarray:
-        image = read_image(path, self.name, image_size=self.image_size, channels=self.channels, scale=self.scale)
+        image = read_image(path, self.name, image_size=self.image_size, channels=self.channels, scale=self.scale,
+                           value_range=self.value_range)
         size = tuple(image.shape[:2])
         if self.image_size is None:
             if self.first_size is None:
@@ -531,13 +622,14 @@ def _open_npy(name: str, path: str) -> np.ndarray:
 
 
 def open_stream(path: PathLike, name: str = "inputs", *, image_size: Optional[Sequence[int]] = None,
-                channels: Optional[int] = None, scale: float = 1.0) -> StreamInputs:
+                channels: Optional[int] = None, scale: float = 1.0, value_range: ValueRange = None) -> StreamInputs:
     """Opens inputs for streaming: nothing but one image (or the array's header) is read now.
 
     Values are those :func:`read_inputs` would return for the same arguments, read as they
-    are needed: a ``.npy`` file stored as float32 with ``scale`` 1 is memory-mapped as it is;
-    another dtype or scale is converted ``256`` rows at a time; images are decoded, resized
-    and scaled one file at a time (via :class:`tf_ig2.dataset.ArrayFiles`).
+    are needed: a ``.npy`` file stored as float32 with ``scale`` 1 and no ``value_range`` is
+    memory-mapped as it is; another dtype, scale or a value range is converted ``256`` rows
+    at a time; images are decoded, resized and scaled one file at a time (via
+    :class:`tf_ig2.dataset.ArrayFiles`).
 
     Args:
         path: A ``.npy`` file ``(N, *S)``, an image file, or a folder of images (name order).
@@ -546,6 +638,8 @@ def open_stream(path: PathLike, name: str = "inputs", *, image_size: Optional[Se
             which every image must then have.
         channels: Colour channels images are decoded to (1, 3 or 4); ``None`` for 3.
         scale: Every value read is multiplied by it.
+        value_range: ``(low, high)``: values within float32 round-off outside it are clipped
+            to it (:func:`snap_to_value_range`); ``None`` for none.
 
     Returns:
         A :class:`StreamInputs`.
@@ -567,7 +661,7 @@ def open_stream(path: PathLike, name: str = "inputs", *, image_size: Optional[Se
         files = image_files(path) if os.path.isdir(path) else [path]
         if not files:
             raise ValueError(f"`{name}` folder holds no images ({', '.join(IMAGE_EXTENSIONS)}). Received: {path!r}")
-        loader = _ImageLoader(name, size, channels, scale)
+        loader = _ImageLoader(name, size, channels, scale, value_range=value_range)
         sample_shape = tuple(int(side) for side in loader(files[0]).shape[1:])
         return StreamInputs(ArrayFiles(files, load=loader, num_inputs=len(files)), len(files), sample_shape,
                             [os.path.basename(file) for file in files])
@@ -585,18 +679,22 @@ def open_stream(path: PathLike, name: str = "inputs", *, image_size: Optional[Se
     if array.ndim < 2 or array.shape[0] == 0:
         raise ValueError(f"`{name}` must be a batch-first array (N, *S) holding at least one input. "
                          f"Received: {path!r} of shape {array.shape}")
-    values = array if array.dtype == np.float32 and scale == 1.0 else _ConvertedRows(array, scale)
+    as_stored = array.dtype == np.float32 and scale == 1.0 and value_range is None
+    values = array if as_stored else _ConvertedRows(array, scale, value_range)
     return StreamInputs(values, int(array.shape[0]), tuple(int(side) for side in array.shape[1:]), None)
 
 
 def read_stream_references(path: PathLike, name: str = "references", *,
                            image_size: Optional[Sequence[int]] = None, channels: Optional[int] = None,
-                           scale: float = 1.0) -> np.ndarray:
+                           scale: float = 1.0, value_range: ValueRange = None) -> np.ndarray:
     """References for a streamed run: ``(R, *S)`` shared, or ``(N, R, *S)`` per input.
 
     A ``.npy`` file stored as float32 read with ``scale`` 1 stays on disk (a read-only memory
     map: per-input references are read a batch at a time); anything else is read into memory
-    by :func:`read_inputs`, with the same values.
+    by :func:`read_inputs`, with the same values. Values within float32 round-off outside
+    ``value_range`` are clipped to it (:func:`snap_to_value_range`); in a memory-mapped file
+    that holds such values, they are clipped in a copy-on-write memory map (the file is not
+    changed; the pages holding them are copied into memory).
 
     Raises:
         ValueError: As :func:`read_inputs`.
@@ -605,8 +703,16 @@ def read_stream_references(path: PathLike, name: str = "references", *,
     if os.path.isfile(path) and path.lower().endswith(".npy") and scale == 1.0:
         array = _open_npy(name, path)
         if array.dtype == np.float32:
+            if value_range is None or array.ndim == 0 or not _snap_in_place(array, value_range, write=False):
+                return array
+            try:
+                array = np.load(path, mmap_mode="c")
+            except Exception as error:  # noqa: BLE001 - any failure to read is reported the same way
+                raise ValueError(f"Could not read `{name}` from {path!r}: {_one_line(error)}") from error
+            _snap_in_place(array, value_range, write=True)
             return array
-    return read_inputs(path, name, image_size=image_size, channels=channels, scale=scale)[0]
+    return read_inputs(path, name, image_size=image_size, channels=channels, scale=scale,
+                       value_range=value_range)[0]
 
 
 def _read_json(path: str) -> Optional[Dict[str, Any]]:

@@ -18,6 +18,7 @@ import inspect
 import logging
 import math
 import os
+import re
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import keras
@@ -44,6 +45,57 @@ _H5_SUFFIXES = (".h5", ".hdf5")
 _SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
 
 Progress = Callable[[int, int], None]
+
+
+#: Keras' messages for a class or function a Keras file names but this process has not registered:
+#: "Could not locate class 'Name'. ... Full object config: {'module': 'package.module', ..." (``.keras``)
+#: and "Unknown layer: 'package>Name'. ..." (legacy ``.h5``).
+_LOCATE_PATTERN = re.compile(r"Could not locate (?:class|function) '([^']+)'")
+_MODULE_PATTERN = re.compile(r"'module': '([^']+)'")
+_UNKNOWN_PATTERN = re.compile(r"Unknown [a-z ]+: '([^']+)'\. Please ensure")
+
+
+class MissingClassError(ValueError):
+    """A Keras file uses a class (or function) that is not registered in this Python process.
+
+    Raised by :func:`load_model`: the module defining the class (a custom layer, say, decorated
+    with ``@keras.saving.register_keras_serializable()``) must be imported before loading.
+
+    Attributes:
+        path: The model file.
+        class_name: The class Keras could not locate, e.g. ``"Doubler"``.
+        module: The module the file says it was saved from, e.g. ``"my_layers"``, or ``None``
+            when the file does not say or names ``__main__`` (a class defined in a script).
+    """
+
+    def __init__(self, message: str, *, path: str, class_name: str, module: Optional[str]):
+        super().__init__(message)
+        self.path = path
+        self.class_name = class_name
+        self.module = module
+
+
+def _missing_class(error: BaseException) -> Optional[Tuple[str, Optional[str]]]:
+    """The class Keras could not locate, when ``error`` (or an error it chains) says so.
+
+    Returns:
+        ``(class name, module it was saved from or None)``, or ``None`` for other errors.
+    """
+    seen = set()
+    current: Optional[BaseException] = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        text = str(current)
+        located = _LOCATE_PATTERN.search(text)
+        if located:
+            module = _MODULE_PATTERN.search(text, located.end())
+            name = module.group(1) if module else None
+            return located.group(1), (name if name and name != "__main__" else None)
+        unknown = _UNKNOWN_PATTERN.search(text)
+        if unknown:
+            return unknown.group(1).split(">")[-1], None
+        current = current.__cause__ or current.__context__
+    return None
 
 
 # -- formats -----------------------------------------------------------------------------------
@@ -266,6 +318,8 @@ def load_model(path: PathLike, *, safe_mode: bool = True, signature: Optional[st
 
     Raises:
         TypeError: If an argument has the wrong type.
+        MissingClassError: A ``ValueError``: if a Keras file uses a class (e.g. a custom layer)
+            that no imported module has registered; it names the class.
         ValueError: If the model is missing, unreadable or of an unknown format, a folder is no
             SavedModel, or the signature has several inputs, a non-float input or an unknown
             output.
@@ -284,6 +338,15 @@ def load_model(path: PathLike, *, safe_mode: bool = True, signature: Optional[st
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=safe_mode)
     except Exception as error:  # noqa: BLE001 - a file Keras cannot read is reported as such
+        missing = _missing_class(error)
+        if missing is not None:
+            class_name, module = missing
+            origin = f" (saved from module {module!r})" if module else ""
+            raise MissingClassError(
+                f"Could not load the Keras model at {path!r}: Keras cannot locate the class {class_name!r} it "
+                f"uses{origin}. Import the module that defines it, decorated with "
+                "@keras.saving.register_keras_serializable(), before loading the model.",
+                path=path, class_name=class_name, module=module) from error
         raise ValueError(f"Could not load the Keras model at {path!r}: {_one_line(error)}") from error
     if not isinstance(model, keras.layers.Layer):
         raise ValueError(f"The file at {path!r} holds no Keras model. Received: {type(model).__name__}")

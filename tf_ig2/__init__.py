@@ -1,44 +1,58 @@
-"""tf_ig2: IG² (Integrated Gradient on Iterative Gradient Path) attributions for Keras 3 models.
+"""tf_ig2: IG² (Integrated Gradient on Iterative Gradient Path) attributions for Keras models.
 
 Zhuo & Ge, "IG2: Integrated Gradient on Iterative Gradient Path for Feature Attribution",
 IEEE TPAMI 2024 (arXiv:2406.10852). Straight-line Integrated Gradients and Guided IG come with it
 for comparison, all returning the same :class:`Explanation`.
+
+The public names are imported on first use, so ``import tf_ig2`` (and the ``tf-ig2`` command,
+which quiets TensorFlow's start-up lines before importing it) does not import TensorFlow.
 """
 
-from . import callbacks, defaults, metrics, visualize
-from .callbacks import AttributionCallback, IG2Callback
-from .dataset import DatasetResult, explain_dataset, load_results
-from .diagnostics import CompletenessWarning
-from .explanation import Explanation
-from .gradpath import IG2, ig2, integrate_gradpath
-from .guided_ig import GuidedIG, integrate_guided
-from .saved_model import explain_saved_model, load_model
-from .straight import IntegratedGradients, integrate_straight
-from .tf_explain_style import IG2Explainer
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "AttributionCallback",
-    "CompletenessWarning",
-    "IG2Callback",
-    "IG2Explainer",
-    "callbacks",
-    "visualize",
-    "Explanation",
-    "GuidedIG",
-    "IG2",
-    "IntegratedGradients",
-    "defaults",
-    "ig2",
-    "integrate_gradpath",
-    "integrate_guided",
-    "integrate_straight",
-    "explain_saved_model",
-    "DatasetResult",
-    "explain_dataset",
-    "load_results",
-    "load_model",
-    "metrics",
-    "__version__",
-]
+#: Public name -> the submodule defining it.
+_PUBLIC = {
+    "AttributionCallback": "callbacks",
+    "IG2Callback": "callbacks",
+    "IG2Explainer": "tf_explain_style",
+    "CompletenessWarning": "diagnostics",
+    "Explanation": "explanation",
+    "GuidedIG": "guided_ig",
+    "IG2": "gradpath",
+    "IntegratedGradients": "straight",
+    "ig2": "gradpath",
+    "integrate_gradpath": "gradpath",
+    "integrate_guided": "guided_ig",
+    "integrate_straight": "straight",
+    "explain_saved_model": "saved_model",
+    "load_model": "saved_model",
+    "DatasetResult": "dataset",
+    "explain_dataset": "dataset",
+    "load_results": "dataset",
+    "METHODS": "methods",
+}
+
+#: Submodules reachable as attributes (``tf_ig2.metrics``) without importing them first.
+_SUBMODULES = ("callbacks", "defaults", "metrics", "visualize", "methods", "settings", "model_view", "gradpath",
+               "straight", "guided_ig", "explanation", "diagnostics", "saved_model", "dataset", "validation",
+               "layer_hooks", "pairs", "cli", "io", "demo", "tf_explain_style")
+
+__all__ = sorted(_PUBLIC) + ["callbacks", "defaults", "metrics", "visualize", "methods", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PUBLIC:
+        value = getattr(importlib.import_module(f".{_PUBLIC[name]}", __name__), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list:
+    return sorted(set(globals()) | set(_PUBLIC) | set(_SUBMODULES))

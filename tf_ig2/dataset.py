@@ -45,8 +45,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequ
 import numpy as np
 import tensorflow as tf
 
-from . import defaults, validation
-from .gradpath import IG2
+from . import defaults, methods, validation
 from .pairs import PairExplainer
 
 logger = logging.getLogger(__name__)
@@ -170,7 +169,7 @@ def explain_dataset(
             those an earlier run explained there.
     """
     started = time.perf_counter()
-    if not isinstance(explainer, PairExplainer):
+    if not isinstance(explainer, PairExplainer) or getattr(explainer, "method", None) not in methods.METHODS:
         raise TypeError(
             "`explainer` must be a tf_ig2 explainer such as tf_ig2.IG2(model) or "
             f"tf_ig2.IntegratedGradients(model). Received: {type(explainer).__name__}"
@@ -643,7 +642,7 @@ class _Plan:
                  has_labels: bool, save_counterfactuals: bool):
         self.explainer = explainer
         self.sample_shape = sample_shape
-        self.allow_scalar = not isinstance(explainer, IG2)
+        self.allow_scalar = methods.of(explainer).scalar_reference
         self.has_labels = has_labels
         self.save_counterfactuals = save_counterfactuals
         # references: "shared" (one array for all inputs), "per_input" (N, R, *S) or "callable".
@@ -692,7 +691,7 @@ class _Plan:
             arrays.append("targets")
         if has_labels:
             arrays.append("labels")
-        if isinstance(explainer, IG2):
+        if "representation_distance" in methods.of(explainer).extra_outputs:
             arrays.append("representation_distance")
         if save_counterfactuals:
             arrays.append("counterfactuals")
@@ -700,9 +699,9 @@ class _Plan:
 
     def settings(self, explainer: PairExplainer) -> Dict[str, Any]:
         """Everything that decides the stored results, as JSON values."""
-        options = {name: _jsonable(value) for name, value in sorted(vars(explainer).items())
-                   if not name.startswith("_") and name != "batch_size" and not callable(value)}
-        if isinstance(explainer, IG2):
+        options = {name: _jsonable(value) for name, value in sorted(explainer.settings.as_dict().items())
+                   if name != "batch_size"}
+        if "representation" in methods.of(explainer).extra_outputs:
             options["representation"] = explainer.representation
         if self.reference_mode == "callable":
             references = {"callable": _callable_name(self.references)}

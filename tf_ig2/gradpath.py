@@ -23,13 +23,13 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 import numpy as np
 import tensorflow as tf
 
-from . import defaults, diagnostics, validation
+from . import defaults, diagnostics, settings, validation
 from .explanation import Explanation
 from .model_view import LayerSpec, ModelView, Targets, target_scores
 from .pairs import PairExplainer, as_list
 
 
-INTEGRATIONS = ("left", "trapezoid", "midpoint", "rescaled")
+INTEGRATIONS = settings.INTEGRATIONS
 
 
 def _pair_norm(values: List[tf.Tensor]) -> tf.Tensor:
@@ -316,14 +316,15 @@ class IG2(PairExplainer):
                  batch_size: Optional[int] = None, input_layer: LayerSpec = None,
                  padding_id: Optional[int] = defaults.PADDING_ID, output: Union[None, str, int] = None,
                  integration: str = defaults.IG2_INTEGRATION, segment_points: int = defaults.IG2_SEGMENT_POINTS):
-        self.steps = validation.positive_int("steps", steps)
-        self.step_size = validation.step_size(step_size)
-        if integration not in INTEGRATIONS:
-            raise ValueError(f"`integration` must be one of {INTEGRATIONS}. Received: integration={integration!r}")
-        self.integration = integration
-        self.segment_points = validation.positive_int("segment_points", segment_points)
-        super().__init__(model, batch_size=batch_size, representation_layer=representation_layer,
-                         need_representation=True, input_layer=input_layer, padding_id=padding_id, output=output)
+        self.settings = settings.IG2Settings(
+            representation_layer=representation_layer, steps=steps, step_size=step_size, value_range=value_range,
+            batch_size=batch_size, input_layer=input_layer, padding_id=padding_id, output=output,
+            integration=integration, segment_points=segment_points)
+        self.steps, self.step_size = self.settings.steps, self.settings.step_size
+        self.integration, self.segment_points = self.settings.integration, self.settings.segment_points
+        super().__init__(model, batch_size=self.settings.batch_size, representation_layer=representation_layer,
+                         need_representation=True, input_layer=input_layer, padding_id=self.settings.padding_id,
+                         output=output)
         self._ranges = validation.value_ranges(value_range, self._view.inputs.names)
         #: The checked ``(low, high)`` pair (``None``: no clipping); for several inputs, a list
         #: with one pair or ``None`` per input.
@@ -344,8 +345,8 @@ class IG2(PairExplainer):
     def _build(self, signature, options, score):
         (return_path,) = options
         explainer = self
-        settings = dict(steps=self.steps, step_size=self.step_size, return_path=return_path,
-                        integration=self.integration, segment_points=self.segment_points)
+        loop_settings = dict(steps=self.steps, step_size=self.step_size, return_path=return_path,
+                             integration=self.integration, segment_points=self.segment_points)
         ranges = self._ranges
         tables = self._tables
 
@@ -365,7 +366,7 @@ class IG2(PairExplainer):
                                       value_range=bounds if any(bound is not None for bound in bounds) else None,
                                       model_inputs=explainer._full_raw(model_inputs),
                                       reference_model_inputs=explainer._full_raw(reference_model_inputs),
-                                      movable=masks, **settings)
+                                      movable=masks, **loop_settings)
         return search
 
     def explain(self, inputs: Any, references: Any, targets: Targets = None, *,
@@ -423,8 +424,7 @@ _EXPLAINERS: "collections.OrderedDict[Tuple[Any, ...], IG2]" = collections.Order
 _CACHE_SIZE = 8
 
 #: The settings :func:`ig2` passes on to :class:`IG2`.
-IG2_OPTIONS = ("representation_layer", "steps", "step_size", "value_range", "batch_size", "input_layer",
-               "padding_id", "output", "integration", "segment_points")
+IG2_OPTIONS = settings.IG2Settings.names()
 
 
 def _value_key(value: Any) -> Any:

@@ -24,7 +24,7 @@ from typing import Any, Dict, List, Optional, Union
 import numpy as np
 import tensorflow as tf
 
-from . import defaults, validation
+from . import defaults, settings
 from .model_view import ModelView
 from .pairs import BaselineExplainer, as_list
 from .straight import endpoint_scores, score_gradient
@@ -185,11 +185,12 @@ class GuidedIG(BaselineExplainer):
                  fraction: float = defaults.GUIDED_IG_FRACTION, max_dist: float = defaults.GUIDED_IG_MAX_DIST,
                  *, batch_size: Optional[int] = None, output: Union[None, str, int] = None,
                  input_layer: Any = None, padding_id: Optional[int] = defaults.PADDING_ID):
-        self.steps = validation.positive_int("steps", steps)
-        self.fraction = validation.fraction("fraction", fraction, low_open=True)
-        self.max_dist = validation.fraction("max_dist", max_dist)
-        super().__init__(model, batch_size=batch_size, output=output, input_layer=input_layer,
-                         padding_id=padding_id)
+        self.settings = settings.GuidedIGSettings(steps=steps, fraction=fraction, max_dist=max_dist,
+                                                  batch_size=batch_size, output=output, input_layer=input_layer,
+                                                  padding_id=padding_id)
+        self.steps, self.fraction, self.max_dist = self.settings.steps, self.settings.fraction, self.settings.max_dist
+        super().__init__(model, batch_size=self.settings.batch_size, output=output, input_layer=input_layer,
+                         padding_id=self.settings.padding_id)
 
     def _integrate(self, inputs, baselines, targets, model_inputs):
         return integrate_guided(self._view, inputs, baselines, targets, steps=self.steps, fraction=self.fraction,

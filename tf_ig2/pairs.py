@@ -79,9 +79,7 @@ class PairExplainer:
     def __init__(self, model: Any, *, batch_size: Optional[int], representation_layer: Any = None,
                  need_representation: bool = False, input_layer: Any = None,
                  padding_id: Optional[int] = defaults.PADDING_ID, output: Any = None):
-        self.batch_size = validation.optional_positive_int("batch_size", batch_size)
-        if padding_id is not None and (isinstance(padding_id, bool) or not isinstance(padding_id, (int, np.integer))):
-            raise TypeError(f"`padding_id` must be None or an int. Received: padding_id={padding_id!r}")
+        self.batch_size = batch_size  # checked by the subclass's settings
         self.padding_id = padding_id
         self._view = ModelView(model, representation_layer, input_layer=input_layer, output=output,
                                need_representation=need_representation)

@@ -17,11 +17,11 @@ from typing import Any, List, Optional, Tuple, Union
 import numpy as np
 import tensorflow as tf
 
-from . import defaults, validation
+from . import defaults, settings
 from .pairs import BaselineExplainer, as_list
 from .model_view import ModelView, target_scores
 
-RULES = ("trapezoid", "midpoint", "uniform")
+RULES = settings.IG_RULES
 
 
 def quadrature(steps: int, rule: str = defaults.IG_RULE) -> Tuple[np.ndarray, np.ndarray]:
@@ -121,14 +121,11 @@ class IntegratedGradients(BaselineExplainer):
     def __init__(self, model: Any, steps: int = defaults.IG_STEPS, *, rule: str = defaults.IG_RULE,
                  batch_size: Optional[int] = None, output: Union[None, str, int] = None,
                  input_layer: Any = None, padding_id: Optional[int] = defaults.PADDING_ID):
-        self.steps = validation.positive_int("steps", steps)
-        if rule not in RULES:
-            raise ValueError(f"`rule` must be one of {RULES}. Received: rule={rule!r}")
-        if rule == "trapezoid" and self.steps < 2:
-            raise ValueError(f"`steps` must be >= 2 for the trapezoid rule. Received: steps={steps}")
-        self.rule = rule
-        super().__init__(model, batch_size=batch_size, output=output, input_layer=input_layer,
-                         padding_id=padding_id)
+        self.settings = settings.IGSettings(steps=steps, rule=rule, batch_size=batch_size, output=output,
+                                            input_layer=input_layer, padding_id=padding_id)
+        self.steps, self.rule = self.settings.steps, self.settings.rule
+        super().__init__(model, batch_size=self.settings.batch_size, output=output, input_layer=input_layer,
+                         padding_id=self.settings.padding_id)
 
     def _integrate(self, inputs, baselines, targets, model_inputs):
         return integrate_straight(self._view, inputs, baselines, targets, steps=self.steps, rule=self.rule,

@@ -24,8 +24,6 @@ The arguments follow tf-explain's ``IntegratedGradientsCallback`` (``validation_
 from __future__ import annotations
 
 import glob
-import importlib
-import inspect
 import logging
 import math
 import numbers
@@ -42,28 +40,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from . import diagnostics, defaults, validation, visualize
+from . import defaults, diagnostics, methods, validation, visualize
 from .explanation import Explanation
 
 logger = logging.getLogger(__name__)
-
-#: The explainers a callback can be asked for by name: ``method -> (module, class name)``.
-METHODS: Dict[str, Tuple[str, str]] = {
-    "ig2": ("tf_ig2.gradpath", "IG2"),
-    "ig": ("tf_ig2.straight", "IntegratedGradients"),
-    "guided_ig": ("tf_ig2.guided_ig", "GuidedIG"),
-}
-
-#: Checks of the explainer options every explainer class shares by name, run in the constructor.
-_OPTION_CHECKS: Dict[str, Callable[[Any], Any]] = {
-    "steps": lambda value: validation.positive_int("steps", value),
-    "batch_size": lambda value: validation.optional_positive_int("batch_size", value),
-    "step_size": validation.step_size,
-    "value_range": validation.value_range,
-    "fraction": lambda value: validation.fraction("fraction", value, low_open=True),
-    "max_dist": lambda value: validation.fraction("max_dist", value),
-    "padding_id": lambda value: _padding_id(value),
-}
 
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
@@ -210,22 +190,6 @@ def choose_targets(class_index: Any, labels: Optional[np.ndarray], count: int) -
     if np.any(indices < 0):
         raise ValueError(f"`class_index` must be >= 0. Received: minimum {int(indices.min())}")
     return indices
-
-
-def _explain_parameters(explain: Callable[..., Any]) -> Dict[str, inspect.Parameter]:
-    try:
-        return dict(inspect.signature(explain).parameters)
-    except (TypeError, ValueError):
-        return {}
-
-
-def _reference_keyword(explain: Callable[..., Any]) -> Tuple[Optional[str], bool]:
-    """``(keyword, required)``: whether ``explain`` takes ``references`` or ``baselines``."""
-    parameters = _explain_parameters(explain)
-    for keyword in ("references", "baselines"):
-        if keyword in parameters:
-            return keyword, parameters[keyword].default is inspect.Parameter.empty
-    return None, False
 
 
 def _padding_id(value: Any) -> Optional[int]:
@@ -405,7 +369,7 @@ class AttributionCallback(keras.callbacks.Callback):
                  feature_names: Optional[Sequence[str]] = None, top: Optional[int] = None,
                  vocabulary: Union[None, Sequence[str], Mapping[int, str]] = None, **explainer_options: Any):
         super().__init__()
-        self._factory, default_name, explain = self._resolve_method(method, explainer_options)
+        self._factory, default_name, self._method = self._resolve_method(method, explainer_options)
         self.name = self._check_name(name if name is not None else default_name)
         self.freq = validation.positive_int("freq", freq)
         self.max_outputs = validation.positive_int("max_outputs", max_outputs)
@@ -438,7 +402,8 @@ class AttributionCallback(keras.callbacks.Callback):
         targets = choose_targets(class_index, labels, total)
         self.class_index = class_index
         self.targets = None if targets is None else targets[:count]
-        self._reference_keyword, required = _reference_keyword(explain) if explain is not None else (None, False)
+        self._reference_keyword = None if self._method is None else self._method.reference_keyword
+        required = self._method is not None and self._method.references_required
         self.references = self._check_references(references, inputs.shape, required)
         if self.input_kind != "tokens":  # for token ids, value_range bounds the embedding space
             bounds = validation.value_range(explainer_options.get("value_range"))
@@ -531,16 +496,12 @@ class AttributionCallback(keras.callbacks.Callback):
         return [item.decode("utf-8", "replace") if isinstance(item, bytes) else str(item) for item in vocabulary]
 
     def _check_token_explainer(self, options: Dict[str, Any]) -> None:
-        """An explainer class must explain through an ``input_layer``, and be told which."""
-        explainer_class = self._factory if isinstance(self._factory, type) else None
-        if explainer_class is None:
-            return  # a factory: its needs are unknown until it is called
-        parameters = dict(inspect.signature(explainer_class.__init__).parameters)
-        accepts_any = any(item.kind is inspect.Parameter.VAR_KEYWORD for item in parameters.values())
-        if "input_layer" not in parameters and not accepts_any:
-            raise ValueError(f"`method` {explainer_class.__name__} cannot explain token ids: it has no `input_layer` "
-                             "to move in the embedding space; use 'ig2' with input_layer=<the Embedding layer>. "
-                             "Received: validation_data of token ids")
+        """A registered method must be told which ``input_layer`` the token ids go through."""
+        if self._method is None:
+            return  # a factory or an unregistered class: its needs are unknown until it is built
+        if "input_layer" not in self._method.settings.names():
+            raise ValueError(f"`method` {self._method.name!r} cannot explain token ids: it has no `input_layer` "
+                             "to move in the embedding space. Received: validation_data of token ids")
         if options.get("input_layer") is None:
             raise ValueError("`input_layer` is required to explain token ids (N, T): name the model's Embedding "
                              "layer (its output space is where the path moves). Received: input_layer=None")
@@ -576,45 +537,28 @@ class AttributionCallback(keras.callbacks.Callback):
 
     @staticmethod
     def _resolve_method(method: Method, options: Dict[str, Any]) -> Tuple[Callable[..., Any], str, Any]:
-        """Returns ``(factory, default name, explain function or None if unknown yet)``."""
+        """Returns ``(factory, default name, registered method or None)``; checks a registered method's options."""
         if isinstance(method, str):
-            if method not in METHODS:
-                raise ValueError(f"`method` must be one of {sorted(METHODS)}, an explainer class or a factory. "
-                                 f"Received: method={method!r}")
-            module_name, class_name = METHODS[method]
-            method = getattr(importlib.import_module(module_name), class_name)
+            registered = methods.get(method)
+            registered.check_options(options)
+            return registered.explainer, registered.name, registered
         if isinstance(method, type):
             if not callable(getattr(method, "explain", None)):
                 raise TypeError(f"`method` must be an explainer class with an `explain` method. "
                                 f"Received: class {method.__name__}")
-            AttributionCallback._check_options(method, options)
-            default_name = getattr(method, "method", "") or method.__name__.lower()
-            return method, default_name, method.explain
+            declared = getattr(method, "method", None)
+            registered = methods.METHODS.get(declared) if isinstance(declared, str) else None
+            if registered is not None:
+                registered.check_options(options)
+            default_name = declared if isinstance(declared, str) and declared else method.__name__.lower()
+            return method, default_name, registered
         if callable(method):
             default_name = getattr(method, "__name__", "")
             if not _NAME_PATTERN.match(default_name or "-<>"):
                 default_name = ""
             return method, default_name, None
-        raise TypeError("`method` must be 'ig2', 'ig', 'guided_ig', an explainer class or a factory callable. "
-                        f"Received: {type(method).__name__}")
-
-    @staticmethod
-    def _check_options(explainer_class: type, options: Dict[str, Any]) -> None:
-        parameters = dict(inspect.signature(explainer_class.__init__).parameters)
-        accepts_any = any(item.kind is inspect.Parameter.VAR_KEYWORD for item in parameters.values())
-        known = [key for key, item in parameters.items() if key not in ("self", "model")
-                 and item.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)]
-        unknown = sorted(set(options) - set(known))
-        if unknown and not accepts_any:
-            raise TypeError(f"Unknown option(s) {unknown} for {explainer_class.__name__}; expected some of "
-                            f"{known} (or the callback's own arguments). Received: {sorted(options)}")
-        for key, value in options.items():
-            if key in _OPTION_CHECKS:
-                _OPTION_CHECKS[key](value)
-        if "rule" in options:
-            from .straight import RULES
-            if options["rule"] not in RULES:
-                raise ValueError(f"`rule` must be one of {RULES}. Received: rule={options['rule']!r}")
+        raise TypeError(f"`method` must be one of {sorted(methods.METHODS)}, an explainer class or a factory "
+                        f"callable. Received: {type(method).__name__}")
 
     @staticmethod
     def _check_name(name: Any) -> str:
@@ -666,8 +610,10 @@ class AttributionCallback(keras.callbacks.Callback):
                 raise TypeError(f"The explainer factory must return an object with an `explain` method. "
                                 f"Received: {type(explainer).__name__}")
             if self._reference_keyword is None:
-                self._reference_keyword, required = _reference_keyword(explainer.explain)
-                if required and self.references is None:
+                registered = methods.METHODS.get(getattr(explainer, "method", None))
+                self._reference_keyword = (registered.reference_keyword if registered is not None
+                                           else getattr(explainer, "reference_name", None))
+                if registered is not None and registered.references_required and self.references is None:
                     raise ValueError(f"The explainer needs `{self._reference_keyword}`; pass `references`. "
                                      "Received: references=None")
             self._explainer = explainer

@@ -16,7 +16,6 @@ user's model is never changed, and other threads calling it see it as it is.
 
 from __future__ import annotations
 
-import copy
 import difflib
 import warnings
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union

@@ -14,7 +14,6 @@ and the caller asks for it by name; :attr:`Explanation.representation` says whic
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import logging
 import math
 import os

@@ -55,7 +55,7 @@ def assert_unchanged(model, before, inputs, predictions):
     for old, new in zip(before[0], weights):
         np.testing.assert_array_equal(old, new)
     assert activations == before[1]
-    assert not any(layer_hooks.is_hooked(layer) for layer in tf_ig2.model_view.all_layers(model))
+    assert not any(layer_hooks.is_hooked(layer) for layer in tf_ig2.model_graph.all_layers(model))
     np.testing.assert_allclose(model.predict(inputs, verbose=0), predictions, rtol=1e-6, atol=1e-7)
 
 

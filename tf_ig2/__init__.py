@@ -36,7 +36,7 @@ _PUBLIC = {
 }
 
 #: Submodules reachable as attributes (``tf_ig2.metrics``) without importing them first.
-_SUBMODULES = ("callbacks", "defaults", "metrics", "visualize", "methods", "settings", "model_view", "gradpath",
+_SUBMODULES = ("callbacks", "defaults", "metrics", "visualize", "methods", "settings", "model_view", "model_graph", "gradpath",
                "straight", "guided_ig", "explanation", "diagnostics", "saved_model", "dataset", "validation",
                "layer_hooks", "pairs", "cli", "io", "demo", "tf_explain_style")
 

@@ -195,7 +195,7 @@ class PairExplainer:
             else:
                 array = validation.float_array(name, value)
                 if embeddings is None:
-                    embeddings = view.embedding_inputs()
+                    embeddings = view.inputs.embedding_consumers(view.model)
                 if embeddings[index] is not None:
                     raise ValueError(
                         f"`{name}` feeds the embedding layer '{embeddings[index]}', whose lookup has no gradient: "

@@ -354,7 +354,7 @@ def test_explanation_repr_is_a_short_summary(model, data):
 
 
 def test_callable_targets_cache_is_bounded_and_reused(model, data):
-    from tf_ig2.pairs import CALLABLE_CACHE_SIZE
+    from tf_ig2.compiled import CALLABLE_CACHE_SIZE
 
     inputs, references = data
     explainer = tf_ig2.IG2(model, steps=2)
@@ -365,4 +365,31 @@ def test_callable_targets_cache_is_bounded_and_reused(model, data):
     assert explainer.tracing_count == count
     for column in range(3 * CALLABLE_CACHE_SIZE):
         explainer.explain(inputs, references, targets=lambda logits, c=column % 3: logits[:, c])
-    assert sum(key[2] is not None for key in explainer._functions) == CALLABLE_CACHE_SIZE
+    assert sum(key[1] is not None for key in explainer._compiled._functions) == CALLABLE_CACHE_SIZE
+
+
+def test_functional_form_caches_explainers_by_option_values(model, data):
+    inputs, references = data
+    for _ in range(3):  # equal array options (new objects each call) reuse one explainer: no retracing
+        tf_ig2.ig2(model, inputs, references, steps=2, value_range=(np.zeros(()), np.ones(())))
+    same = [e for e in gradpath._EXPLAINERS.values() if e.model is model and e.steps == 2]
+    assert len(same) == 1 and same[0].tracing_count <= 2
+    tf_ig2.ig2(model, inputs, references, steps=2, value_range=(np.zeros(()), np.full((), 2.0)))
+    ranges = sorted(float(e.value_range[1]) for e in gradpath._EXPLAINERS.values()
+                    if e.model is model and e.steps == 2)
+    assert ranges == [1.0, 2.0]  # another range is another explainer, never a recycled one
+
+
+def test_trapezoid_quadrature_needs_two_points():
+    from tf_ig2.straight import quadrature
+
+    with pytest.raises(ValueError, match="steps.*>= 2 for the trapezoid rule"):
+        quadrature(1, "trapezoid")
+    alphas, weights = quadrature(1, "midpoint")
+    assert alphas.tolist() == [0.5] and weights.tolist() == [1.0]
+
+
+def test_explanation_method_is_required():
+    with pytest.raises(TypeError, match="method"):
+        tf_ig2.Explanation(attributions=np.zeros((1, 2)), counterfactuals=np.zeros((1, 1, 2)),
+                           target_scores=np.zeros(1), counterfactual_scores=np.zeros(1), delta=np.zeros(1))

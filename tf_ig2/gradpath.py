@@ -17,7 +17,6 @@ round trip per step and the path is not stored unless asked for.
 
 from __future__ import annotations
 
-import collections
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
@@ -26,7 +25,8 @@ import tensorflow as tf
 from . import defaults, diagnostics, settings, validation
 from .explanation import Explanation
 from .model_view import LayerSpec, ModelView, Targets, target_scores
-from .pairs import PairExplainer, as_list
+from .compiled import ModelCache, as_list
+from .pairs import PairExplainer
 
 
 INTEGRATIONS = settings.INTEGRATIONS
@@ -420,8 +420,7 @@ class IG2(PairExplainer):
 
 
 #: The explainers behind :func:`ig2`, most recently used last; bounded, since each holds its model.
-_EXPLAINERS: "collections.OrderedDict[Tuple[Any, ...], IG2]" = collections.OrderedDict()
-_CACHE_SIZE = 8
+_EXPLAINERS = ModelCache(8)
 
 #: The settings :func:`ig2` passes on to :class:`IG2`.
 IG2_OPTIONS = settings.IG2Settings.names()
@@ -463,12 +462,6 @@ def ig2(model: Any, inputs: Any, references: Any, targets: Targets = None, *, re
     if unknown:
         raise TypeError(f"ig2() got unknown option(s) {sorted(unknown)}; expected IG2's settings "
                         f"{', '.join(IG2_OPTIONS)}")
-    key = (id(model),) + tuple((name, _value_key(options[name])) for name in sorted(options))
-    explainer = _EXPLAINERS.get(key)
-    if explainer is None or explainer.model is not model:
-        explainer = IG2(model, **options)
-    _EXPLAINERS[key] = explainer
-    _EXPLAINERS.move_to_end(key)
-    while len(_EXPLAINERS) > _CACHE_SIZE:
-        _EXPLAINERS.popitem(last=False)
+    key = tuple((name, _value_key(options[name])) for name in sorted(options))
+    explainer = _EXPLAINERS.get(model, key, lambda: IG2(model, **options))
     return explainer.explain(inputs, references, targets, return_path=return_path)

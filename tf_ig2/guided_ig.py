@@ -26,7 +26,8 @@ import tensorflow as tf
 
 from . import defaults, settings
 from .model_view import ModelView
-from .pairs import BaselineExplainer, as_list
+from .compiled import as_list
+from .pairs import BaselineExplainer
 from .straight import endpoint_scores, score_gradient
 
 #: Relative and absolute tolerance at which a step's L1 distance counts as reached.

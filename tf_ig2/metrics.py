@@ -27,17 +27,16 @@ repeated calls with inputs of the same shape do not retrace.
 
 from __future__ import annotations
 
-import collections
 import math
 import numbers
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
 
 from . import defaults, validation
 from .explanation import Explanation
-from .pairs import PairExplainer
+from .compiled import CompiledModel, ModelCache
 from .model_view import Targets, target_scores
 
 #: The fills a removed feature can be replaced by.
@@ -112,23 +111,30 @@ def gaussian_blur(images: Any, sigma: float = defaults.METRIC_BLUR_SIGMA) -> tf.
 
 # -- compiled scoring, cached per model ----------------------------------------------------------
 
-class _CurveScorer(PairExplainer):
-    """Holds a model's view and the compiled functions that score perturbed inputs."""
-
-    method = "curve"
+class _CurveScorer:
+    """A model's compiled core plus the compiled functions that score perturbed inputs."""
 
     def __init__(self, model: Any):
-        super().__init__(model, batch_size=None)
-        self._blur_functions: Dict[Tuple[Any, ...], Any] = {}
+        self.compiled = CompiledModel(model)
+
+    @property
+    def model(self) -> Any:
+        return self.compiled.model
+
+    @property
+    def batch_size(self) -> Optional[int]:
+        return self.compiled.batch_size
+
+    @batch_size.setter
+    def batch_size(self, value: Optional[int]) -> None:
+        self.compiled.batch_size = value
 
     @property
     def tracing_count(self) -> int:
-        blurs = sum(function.experimental_get_tracing_count() for function in self._blur_functions.values())
-        return super().tracing_count + blurs
+        return self.compiled.tracing_count
 
-    def _build(self, sample_shape, options, score):
-        mode, grouped = options
-        view = self._view
+    def _scores_function(self, sample_shape: Tuple[int, ...], mode: str, grouped: bool, score: Any) -> Any:
+        view = self.compiled.view
         unit_shape = list(sample_shape[:-1] if grouped else sample_shape)
         units = int(np.prod(unit_shape))
         spec = tf.TensorSpec([None, *sample_shape], tf.float32)
@@ -152,12 +158,10 @@ class _CurveScorer(PairExplainer):
 
     def blurred(self, inputs: np.ndarray, sigma: float) -> np.ndarray:
         """``(N, *S)`` Gaussian-blurred inputs, in chunks of ``batch_size``."""
-        key = (tuple(inputs.shape[1:]), sigma)
-        if key not in self._blur_functions:
-            spec = tf.TensorSpec([None, *inputs.shape[1:]], tf.float32)
-            self._blur_functions[key] = tf.function(lambda images: gaussian_blur(images, sigma),
-                                                    input_signature=[spec])
-        function = self._blur_functions[key]
+        spec = tf.TensorSpec([None, *inputs.shape[1:]], tf.float32)
+        function = self.compiled.function(
+            ("blur", tuple(inputs.shape[1:]), sigma),
+            lambda: tf.function(lambda images: gaussian_blur(images, sigma), input_signature=[spec]))
         size = self.batch_size or len(inputs)
         return np.concatenate([function(tf.constant(inputs[start:start + size])).numpy()
                                for start in range(0, len(inputs), size)])
@@ -166,7 +170,9 @@ class _CurveScorer(PairExplainer):
                counts: np.ndarray, class_indices: Optional[np.ndarray], score: Any) -> np.ndarray:
         """``(N, K)`` scores of every input at every count, ``batch_size`` evaluations at a time."""
         n, k = len(inputs), len(counts)
-        function = self._function(tuple(inputs.shape[1:]), (mode, grouped), score)
+        sample_shape = tuple(inputs.shape[1:])
+        function = self.compiled.function(("curve", sample_shape, mode, grouped),
+                                          lambda: self._scores_function(sample_shape, mode, grouped, score), score)
         targets = np.zeros((n,), np.int32) if class_indices is None else class_indices.astype(np.int32)
         total = n * k
         size = self.batch_size or total
@@ -186,17 +192,11 @@ class _CurveScorer(PairExplainer):
         return scores.reshape(n, k)
 
 
-_SCORERS: "collections.OrderedDict[int, _CurveScorer]" = collections.OrderedDict()
+_SCORERS = ModelCache(defaults.METRIC_CACHE_SIZE)
 
 
 def _scorer(model: Any, batch_size: Optional[int]) -> _CurveScorer:
-    scorer = _SCORERS.get(id(model))
-    if scorer is None or scorer.model is not model:
-        scorer = _CurveScorer(model)
-    _SCORERS[id(model)] = scorer
-    _SCORERS.move_to_end(id(model))
-    while len(_SCORERS) > defaults.METRIC_CACHE_SIZE:
-        _SCORERS.popitem(last=False)
+    scorer = _SCORERS.get(model, (), lambda: _CurveScorer(model))
     scorer.batch_size = batch_size
     return scorer
 
@@ -289,7 +289,7 @@ def _curve(mode: str, model: Any, inputs: Any, attributions: Any, targets: Targe
     attributions, targets = _attributions_and_targets(attributions, targets)
     batch_size = validation.optional_positive_int("batch_size", batch_size)
     scorer = _scorer(model, batch_size)
-    inputs = scorer._check_inputs(inputs)
+    inputs = scorer.compiled.check_inputs(inputs)
     attributions = validation.float_array("attributions", attributions)
     if attributions.shape != inputs.shape:
         raise ValueError(
@@ -299,7 +299,7 @@ def _curve(mode: str, model: Any, inputs: Any, attributions: Any, targets: Targe
     sigma = _check_sigma(sigma)
     grouped = _grouping(group_channels, tuple(inputs.shape[1:]))
     fills = _fills(scorer, fill, fill_values, inputs, sigma)
-    class_indices, score = scorer._resolve_targets(targets, inputs)
+    class_indices, score = scorer.compiled.resolve_targets(targets, inputs)
     ranks = _ranks(attributions, grouped)
     counts = feature_counts(ranks.shape[1], steps)
     return scorer.curves(mode, grouped, inputs, fills, ranks, counts, class_indices, score)
@@ -426,8 +426,8 @@ def diffid(model: Any, inputs: Any, attributions: Any, targets: Targets = None, 
     if targets is None:
         # Resolve the predicted class once, so both curves explain the same class.
         scorer = _scorer(model, validation.optional_positive_int("batch_size", options.get("batch_size")))
-        inputs = scorer._check_inputs(inputs)
-        targets, _ = scorer._resolve_targets(None, inputs)
+        inputs = scorer.compiled.check_inputs(inputs)
+        targets, _ = scorer.compiled.resolve_targets(None, inputs)
     return (insertion_score(model, inputs, attributions, targets, **options)
             - deletion_score(model, inputs, attributions, targets, **options))
 

@@ -12,54 +12,17 @@ layer's output space ``(N, *T, D)``; its attribution is summed over ``D`` back t
 
 from __future__ import annotations
 
-import dataclasses
-import numbers
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
 
-from . import defaults, validation
+from . import defaults
+from .compiled import Batch, CompiledModel, as_list
 from .explanation import Explanation
-from .model_view import ModelView, num_classes
+from .model_view import ModelView
 
 PairFunction = Callable[..., Dict[str, Any]]
-
-#: How many compiled functions for callable targets an explainer keeps (the most recent ones).
-CALLABLE_CACHE_SIZE = 4
-
-
-def as_list(value: Any) -> List[Any]:
-    """``value`` as a list of per-input tensors (a single tensor becomes a one-entry list)."""
-    return list(value) if isinstance(value, (list, tuple)) else [value]
-
-
-@dataclasses.dataclass
-class Batch:
-    """Checked inputs and references, one entry per model input.
-
-    Attributes:
-        points: ``(N, *S_i)`` float32 per input: where paths start (embedding outputs for
-            inputs with an ``input_layer``).
-        references: ``(N or 1, R, *S_i)`` float32 per input.
-        raw: ``(N, *T_i)`` raw model inputs per embedded input (token ids), else ``None``.
-        reference_raw: ``(N or 1, R, *T_i)`` raw references per embedded input, else ``None``.
-        movable: ``(N, *T_i)`` float32 0/1 per embedded input (0 at padding), else ``None``.
-    """
-
-    points: List[np.ndarray]
-    references: List[np.ndarray]
-    raw: List[Optional[np.ndarray]]
-    reference_raw: List[Optional[np.ndarray]]
-    movable: List[Optional[np.ndarray]]
-
-    @property
-    def count(self) -> int:
-        return len(self.points[0])
-
-    @property
-    def embedded(self) -> List[int]:
-        return [index for index, raw in enumerate(self.raw) if raw is not None]
 
 
 class PairExplainer:
@@ -79,12 +42,10 @@ class PairExplainer:
     def __init__(self, model: Any, *, batch_size: Optional[int], representation_layer: Any = None,
                  need_representation: bool = False, input_layer: Any = None,
                  padding_id: Optional[int] = defaults.PADDING_ID, output: Any = None):
-        self.batch_size = batch_size  # checked by the subclass's settings
-        self.padding_id = padding_id
-        self._view = ModelView(model, representation_layer, input_layer=input_layer, output=output,
-                               need_representation=need_representation)
-        self._functions: Dict[Tuple[Any, ...], Any] = {}
-        self._forward_functions: Dict[Tuple[Any, ...], Any] = {}
+        # The values come checked by the subclass's settings.
+        self._compiled = CompiledModel(model, batch_size=batch_size, representation_layer=representation_layer,
+                                       need_representation=need_representation, input_layer=input_layer,
+                                       padding_id=padding_id, output=output)
         #: Optional ``wrapper(function) -> function`` applied to every compiled per-pair function
         #: before it runs, e.g. to spread it over a ``tf.distribute`` strategy's replicas.
         self.pair_wrapper: Optional[Callable[[PairFunction], PairFunction]] = None
@@ -92,33 +53,52 @@ class PairExplainer:
     @property
     def model(self) -> Any:
         """The explained Keras model."""
-        return self._view.model
+        return self._compiled.model
+
+    @property
+    def batch_size(self) -> Optional[int]:
+        """The most (input, reference) pairs processed at once (``None``: all)."""
+        return self._compiled.batch_size
+
+    @property
+    def padding_id(self) -> Optional[int]:
+        """With an ``input_layer``, the id of padding positions."""
+        return self._compiled.padding_id
+
+    @property
+    def _view(self) -> ModelView:
+        return self._compiled.view
 
     @property
     def tracing_count(self) -> int:
         """How many times the compiled functions were traced (stays flat across repeated calls)."""
-        functions = list(self._functions.values()) + list(self._forward_functions.values())
-        return sum(function.experimental_get_tracing_count() for function in functions)
+        return self._compiled.tracing_count
+
+    def check_inputs(self, inputs: Any) -> Any:
+        """Checks raw inputs against the model (see :meth:`CompiledModel.check_inputs`)."""
+        return self._compiled.check_inputs(inputs)
+
+    def resolve_targets(self, targets: Any, inputs: Any) -> Tuple[Optional[np.ndarray], Any]:
+        """``(class indices (N,) or None, score spec)`` (see :meth:`CompiledModel.resolve_targets`)."""
+        return self._compiled.resolve_targets(targets, inputs)
+
+    _check_inputs = check_inputs
+    _resolve_targets = resolve_targets
 
     # -- compiled functions -------------------------------------------------------------------
     def _build(self, signature: Tuple[Any, ...], options: Tuple[Any, ...], score: Any) -> PairFunction:
         raise NotImplementedError
 
     def _function(self, signature: Tuple[Any, ...], options: Tuple[Any, ...], score: Any) -> PairFunction:
-        """The compiled function for these shapes and options, built once and cached.
+        """The compiled per-pair function for these shapes and options, built once and cached."""
+        return self._compiled.function(("pairs", signature, options),
+                                       lambda: self._build(signature, options, score), score)
 
-        A callable target is traced into the graph, so each new callable object gets its own
-        function: pass the same callable to repeated calls to avoid tracing again. Only the
-        most recent :data:`CALLABLE_CACHE_SIZE` callable-target functions are kept.
-        """
-        key = (signature, options, score if callable(score) else None)
-        if key not in self._functions:
-            if callable(score):
-                held = [other for other in self._functions if other[2] is not None]
-                for stale in held[:max(0, len(held) - CALLABLE_CACHE_SIZE + 1)]:
-                    del self._functions[stale]
-            self._functions[key] = self._build(signature, options, score)
-        return self._functions[key]
+    def _prepare(self, inputs: Any, references: Any, *, allow_scalar: bool = False) -> Batch:
+        return self._compiled.prepare(inputs, references, name=self.reference_name, allow_scalar=allow_scalar)
+
+    def _batch_targets(self, targets: Any, batch: Batch) -> Tuple[Optional[np.ndarray], Any]:
+        return self._compiled.batch_targets(targets, batch)
 
     @staticmethod
     def _signature(batch: Batch) -> Tuple[Any, ...]:
@@ -140,133 +120,6 @@ class PairExplainer:
             return None
         values = iter(raw)
         return [next(values) if layer is not None else None for layer in self._view.input_layers]
-
-    # -- forward passes -----------------------------------------------------------------------
-    def _outputs(self, inputs: Any) -> Any:
-        """Model outputs (as logits where possible) for the raw inputs (an array or a list), chunked."""
-        flat = [np.asarray(value) for value in as_list(inputs)]
-        key = tuple((array.shape[1:], array.dtype.str) for array in flat)
-        if key not in self._forward_functions:
-            view = self._view
-            specs = [tf.TensorSpec([None, *array.shape[1:]],
-                                   tf.float32 if layer is None else tf.as_dtype(array.dtype))
-                     for array, layer in zip(flat, view.input_layers)]
-
-            def forward(values):
-                return view(None, model_inputs=list(values), representation=False)[1]
-
-            self._forward_functions[key] = tf.function(forward, input_signature=[specs])
-        forward = self._forward_functions[key]
-        count = len(flat[0])
-        size = self.batch_size or count
-        chunks = [forward([tf.constant(array[start:start + size]) for array in flat])
-                  for start in range(0, count, size)]
-        if len(chunks) == 1:
-            return chunks[0]
-        return tf.nest.map_structure(lambda *parts: tf.concat(parts, axis=0), *chunks)
-
-    def _embed(self, model_inputs: np.ndarray, index: int) -> np.ndarray:
-        """``input_layer`` outputs ``(M, *T, D)`` for raw inputs ``(M, *T)`` of input ``index``."""
-        key = ("embed", index, model_inputs.shape[1:], model_inputs.dtype.str)
-        if key not in self._forward_functions:
-            spec = tf.TensorSpec([None, *model_inputs.shape[1:]], tf.as_dtype(model_inputs.dtype))
-            view = self._view
-            self._forward_functions[key] = tf.function(lambda ids: view.embed(ids, index), input_signature=[spec])
-        embed = self._forward_functions[key]
-        size = self.batch_size or len(model_inputs)
-        return np.concatenate([embed(tf.constant(model_inputs[start:start + size])).numpy()
-                               for start in range(0, len(model_inputs), size)])
-
-    # -- checks at the public boundary ----------------------------------------------------------
-    def _check_inputs(self, inputs: Any) -> Any:
-        """Validates raw ``inputs`` (an array, or a list/dict for several inputs) against the model.
-
-        Returns the checked array for a single input, else the list of checked arrays.
-        """
-        view = self._view
-        flat = view.inputs.flatten("inputs", inputs)
-        several = len(flat) > 1
-        embeddings = None
-        checked = []
-        for index, value in enumerate(flat):
-            name = f"inputs[{view.inputs.names[index]!r}]" if several else "inputs"
-            if view.input_layers[index] is not None:
-                array = validation.model_input_array(name, value)
-            else:
-                array = validation.float_array(name, value)
-                if embeddings is None:
-                    embeddings = view.inputs.embedding_consumers(view.model)
-                if embeddings[index] is not None:
-                    raise ValueError(
-                        f"`{name}` feeds the embedding layer '{embeddings[index]}', whose lookup has no gradient: "
-                        f"attributions of token ids cast to float would all be zero. Pass the integer ids with "
-                        f"`input_layer='{embeddings[index]}'` to explain them in the embedding space. "
-                        f"Received: {array.dtype} values of shape {array.shape}")
-            validation.fits_model_input(name, array.shape, view.inputs.shapes[index])
-            checked.append(array)
-        if several and len({len(array) for array in checked}) > 1:
-            raise ValueError(f"`inputs` must hold the same number N of rows for every input. "
-                             f"Received: {[len(array) for array in checked]}")
-        return checked if several else checked[0]
-
-    def _prepare(self, inputs: Any, references: Any, *, allow_scalar: bool = False) -> Batch:
-        """Checks ``inputs`` and ``references`` and lays them out as a :class:`Batch`."""
-        view = self._view
-        name = self.reference_name
-        checked = as_list(self._check_inputs(inputs))
-        several = len(checked) > 1
-        if allow_scalar and several and isinstance(references, numbers.Real) and not isinstance(references, bool):
-            flat_references = [references] * len(checked)
-        else:
-            flat_references = view.inputs.flatten(name, references)
-        batch = Batch([], [], [], [], [])
-        for index, (array, reference) in enumerate(zip(checked, flat_references)):
-            label = f"{name}[{view.inputs.names[index]!r}]" if several else name
-            if view.input_layers[index] is None:
-                batch.points.append(array)
-                batch.references.append(validation.references_array(label, reference, array.shape,
-                                                                    allow_scalar=allow_scalar))
-                batch.raw.append(None)
-                batch.reference_raw.append(None)
-                batch.movable.append(None)
-                continue
-            raw_references = validation.references_array(label, reference, array.shape, integer=True)
-            if raw_references.dtype != array.dtype:
-                raise TypeError(f"`{label}` must have the dtype of the inputs ({array.dtype}). "
-                                f"Received: {raw_references.dtype}")
-            embedded = self._embed(raw_references.reshape((-1,) + raw_references.shape[2:]), index)
-            batch.points.append(self._embed(array, index))
-            batch.references.append(embedded.reshape(raw_references.shape[:2] + embedded.shape[1:]))
-            batch.raw.append(array)
-            batch.reference_raw.append(raw_references)
-            movable = np.ones(array.shape, np.float32)
-            if self.padding_id is not None:
-                movable[array == self.padding_id] = 0.0
-            batch.movable.append(movable)
-        return batch
-
-    def _resolve_targets(self, targets: Any, inputs: Any) -> Tuple[Optional[np.ndarray], Any]:
-        """Returns ``(class indices (N,) or None, score spec)``; runs one forward pass if needed."""
-        if callable(targets):
-            return None, targets
-        outputs = self._outputs(inputs)
-        count = len(as_list(inputs)[0])
-        self._view.warn_if_probabilities(outputs)
-        classes = num_classes(outputs)
-        checked = validation.targets(targets, count, classes)
-        if checked is None:
-            if classes is None:
-                raise ValueError(
-                    "`targets=None` explains the predicted class, which needs a model output of shape (N, C). "
-                    "Pass a callable `targets` mapping the model output to N scores. Received: output of "
-                    f"type {type(outputs).__name__}"
-                )
-            checked = np.argmax(np.asarray(outputs).reshape(count, -1), axis=1).astype(np.int64)
-        return checked, "index"
-
-    def _batch_targets(self, targets: Any, batch: Batch) -> Tuple[Optional[np.ndarray], Any]:
-        raw_inputs = [raw if raw is not None else points for raw, points in zip(batch.raw, batch.points)]
-        return self._resolve_targets(targets, raw_inputs if len(raw_inputs) > 1 else raw_inputs[0])
 
     # -- running --------------------------------------------------------------------------------
     def _run_pairs(self, function: PairFunction, batch: Batch, targets: Optional[np.ndarray]) -> Dict[str, Any]:

@@ -18,7 +18,8 @@ import numpy as np
 import tensorflow as tf
 
 from . import defaults, settings
-from .pairs import BaselineExplainer, as_list
+from .compiled import as_list
+from .pairs import BaselineExplainer
 from .model_view import ModelView, target_scores
 
 RULES = settings.IG_RULES

@@ -63,4 +63,4 @@ def test_train_with_callback(tmp_path):
 def test_real_models(tmp_path):
     output = run_example("real_models.py", "--epochs", 2, "--steps", 16, "--inputs", 2, cwd=tmp_path)
     assert "representation: input of layer 'is_high'" in output
-    assert output.count("logit of that class") == 2 and output.count("attribution to the row sums") == 2
+    assert output.count("logit of that class") == 2 and output.count(", to the row sums") == 2

@@ -6,7 +6,7 @@ The package is split by job, and every public function is available from here
 - :mod:`~tf_ig2.visualize.maps`: magnitude and signed (diverging) maps, colour maps, overlays,
   enlargement (``magnitude_map``, ``diverging_map``, ``colorize``, ``rescale_images``, ``overlay``,
   ``upscale``, ``display_factor``);
-- :mod:`~tf_ig2.visualize.panels`: one labelled uint8 picture per explained image, input | GradCF |
+- :mod:`~tf_ig2.visualize.panel_layout`: one labelled uint8 picture per explained image, input | GradCF |
   signed map with colour bar | magnitude on grey (``panel``, ``panels``, ``explanation_panels``);
 - :mod:`~tf_ig2.visualize.tokens`: token heat strips, HTML spans and Markdown tables;
 - :mod:`~tf_ig2.visualize.bars`: bar charts of tabular attributions;
@@ -31,14 +31,14 @@ _PUBLIC = {
                                  "rescale_images", "upscale")},
     **{name: "markup" for name in ("caption", "explanation_html", "html_image", "html_table", "html_text",
                                    "markdown_text")},
-    **{name: "panels" for name in ("explanation_panels", "panel", "panels")},
+    **{name: "panel_layout" for name in ("explanation_panels", "panel", "panels")},
     **{name: "plots" for name in ("path_frames", "plot", "plot_path")},
     **{name: "png" for name in ("encode_images", "encode_png")},
     **{name: "tiles" for name in ("display_images", "grid", "tile", "to_uint8")},
     **{name: "tokens" for name in ("check_vocabulary", "token_html", "token_markdown", "token_strip", "token_texts")},
 }
 
-_SUBMODULES = ("bars", "maps", "markup", "panels", "plots", "png", "tiles", "tokens")
+_SUBMODULES = ("bars", "maps", "markup", "panel_layout", "plots", "png", "tiles", "tokens")
 
 __all__ = sorted(name for name in _PUBLIC if not name.startswith("_"))
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from .. import defaults, validation
 from . import maps, markup, tokens as token_pictures
-from .panels import _joint_display, _single
+from .panel_layout import _joint_display, _single
 
 #: The diverging colour map of signed attributions (blue, white, red: the same as the panels).
 SIGNED_CMAP = "bwr"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_ig2 import defaults, visualize
+from tf_ig2 import visualize
 from tf_ig2.explanation import Explanation
 from tf_ig2.visualize import panel_layout as panel_module
 

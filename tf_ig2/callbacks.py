@@ -42,9 +42,13 @@ import tensorflow as tf
 
 from . import callback_inputs, defaults, diagnostics, methods, validation
 from .callback_displays import make_display
-from .callback_inputs import INPUT_KINDS, choose_targets, split_validation_data  # noqa: F401 - public here too
+from .callback_inputs import INPUT_KINDS, choose_targets, split_validation_data
 from .explanation import Explanation
-from .visualize import encode_images, encode_png, token_markdown  # noqa: F401 - public here too
+from .visualize import encode_images, encode_png, token_markdown
+
+#: Public names; the input checks and picture helpers are defined elsewhere and kept importable from here.
+__all__ = ["AttributionCallback", "EventsWriter", "IG2Callback", "INPUT_KINDS", "check_name", "choose_targets",
+           "encode_images", "encode_png", "resolve_method", "split_validation_data", "token_markdown"]
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ cheaper than eager TensorFlow ops.
 from __future__ import annotations
 
 import numbers
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, Sequence
 
 import numpy as np
 import tensorflow as tf

@@ -44,7 +44,7 @@ def _figure_class() -> Any:
     return Figure
 
 
-def _kind(inputs: np.ndarray, attributions: np.ndarray, input_kind: Optional[str], vocabulary: Vocabulary) -> str:
+def _kind(inputs: np.ndarray, input_kind: Optional[str], vocabulary: Vocabulary) -> str:
     if input_kind is not None:
         if input_kind not in ("images", "tabular", "tokens"):
             raise ValueError("`input_kind` must be None, 'images', 'tabular' or 'tokens'. "
@@ -103,7 +103,7 @@ def plot(explanation: Any, inputs: Any, *, class_names: Optional[Sequence[Any]] 
     if inputs.shape[0] != attributions.shape[0]:
         raise ValueError(f"`inputs` must be the {attributions.shape[0]} explained inputs. Received: shape "
                          f"{inputs.shape}")
-    kind = _kind(inputs, attributions, input_kind, vocabulary)
+    kind = _kind(inputs, input_kind, vocabulary)
     rows = _rows(len(inputs), max_rows)
     draw = {"images": _image_rows, "tabular": _tabular_rows, "tokens": _token_rows}[kind]
     options = {"images": dict(percentile=percentile, colormap=colormap, alpha=alpha, value_range=value_range,

@@ -25,7 +25,7 @@ from tf_ig2.callbacks import AttributionCallback, IG2Callback
 
 EPOCHS = 3
 SHOWN = 6  # validation images logged per epoch (max_outputs)
-IMAGE_TAGS = ("overlay", "grid")
+IMAGE_TAGS = ("panels", "overlay", "grid")
 
 
 def digits():
@@ -135,6 +135,32 @@ def test_overlay_pixels_are_the_visualized_attributions(trained):
     expected = visualize.upscale(visualize.overlay(callback.images[:1], callback.explain().attributions[:1]),
                                  callback.display_factor()).numpy()[0]
     np.testing.assert_allclose(first_png, np.round(expected * 255.0), atol=1.0)
+
+
+@pytest.mark.parametrize("run, freq", [("ig2", 1), ("ig", 2)])
+def test_panels_one_per_explained_input_and_logged_epoch(trained, run, freq):
+    from tf_ig2.visualize import panel_layout as panel_module
+
+    callback = trained[run]
+    accumulator = read_run(callback.run_dir)
+    tag = f"{run}/panels"
+    assert accumulator.SummaryMetadata(tag).plugin_data.plugin_name == "images"
+    events = accumulator.Tensors(tag)
+    assert [event.step for event in events] == [epoch for epoch in range(EPOCHS) if epoch % freq == 0]
+    side = 8 * -(-defaults.CALLBACK_MIN_DISPLAY_SIZE // 8)
+    height = 2 * panel_module.MARGIN + 3 * panel_module.LINE + side  # two title lines, the labels, the pictures
+    for event in events:
+        sizes = png_sizes(event)
+        assert len(sizes) == len(callback.inputs) and {size[0] for size in sizes} == {height}
+    last = [tf.io.decode_png(value).numpy() for value in tf.make_ndarray(events[-1].tensor_proto)[2:]]
+    explanation = callback.explain()  # the model is as it was at the last epoch
+    expected = visualize.explanation_panels(explanation, callback.inputs, min_size=callback.min_display_size,
+                                            value_range=callback.explainer_options.get("value_range"))
+    np.testing.assert_array_equal(np.stack(last), expected)
+    if run == "ig2":  # value_range (0, 1): the input column is the digit itself, enlarged
+        top, left = panel_module.MARGIN + 3 * panel_module.LINE, panel_module.MARGIN
+        enlarged = np.kron(callback.inputs[0, ..., 0], np.ones((side // 8, side // 8)))
+        np.testing.assert_array_equal(last[0][top:top + side, left:left + side, 0], np.round(enlarged * 255.0))
 
 
 def test_scalars_are_finite_and_representation_distance_is_ig2_only(trained):

@@ -33,6 +33,8 @@ _PUBLIC = {
     "explain_dataset": "dataset",
     "load_results": "dataset",
     "METHODS": "methods",
+    "plot": "visualize",
+    "plot_path": "visualize",
 }
 
 #: Submodules reachable as attributes (``tf_ig2.metrics``) without importing them first.

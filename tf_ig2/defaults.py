@@ -123,3 +123,21 @@ CALLBACK_TEXT_EMPHASIS: float = 0.5
 #: inputs; beyond it the summary holds counts and completeness statistics, and the per-input
 #: values stay in the result shards (tf_ig2.dataset.load_results).
 CLI_SUMMARY_MAX_INPUTS: int = 1000
+
+#: The callbacks' IG² settings when none are given, chosen so that logging an epoch costs at most
+#: about a quarter of a 1,000-image training epoch of a MobileNetV2 at 64x64x3 on one thread
+#: (benchmarks/callback_cost.py; see docs/callback.md): GradPath steps, explained inputs and
+#: references per input (the first ones of those given).
+CALLBACK_STEPS: int = 32
+CALLBACK_INPUTS: int = 4
+CALLBACK_REFERENCES: int = 2
+
+#: Panels and figures show small inputs enlarged (nearest neighbour, integer factor) until their
+#: shorter side is at least this many pixels (an 8x8 digit becomes 96x96).
+PANEL_MIN_SIZE: int = 96
+
+#: ``tf_ig2.plot`` draws at most this many inputs, one per row.
+PLOT_MAX_ROWS: int = 4
+
+#: ``tf_ig2.plot_path`` shows the GradPath at these fractions of its steps.
+PATH_FRACTIONS: tuple = (0.0, 0.25, 0.5, 0.75, 1.0)

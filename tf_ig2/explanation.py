@@ -70,6 +70,15 @@ class Explanation:
             parts.append(f"max |delta|={float(np.max(np.abs(self.delta))):.4g}")
         return f"Explanation({', '.join(parts)})"
 
+    def _repr_html_(self) -> str:
+        """A compact HTML summary for notebooks: method, shapes, and per input target, scores and deltas.
+
+        Every value is HTML-escaped (see :func:`tf_ig2.visualize.explanation_html`).
+        """
+        from .visualize.markup import explanation_html  # numpy and the standard library only
+
+        return explanation_html(self)
+
     @property
     def relative_delta(self) -> np.ndarray:
         """``(N,)`` ``|delta|`` divided by ``|target_scores - counterfactual_scores|``."""

@@ -14,7 +14,7 @@ from typing import Any, Union
 import numpy as np
 
 from . import defaults, visualize
-from .callbacks import choose_targets, split_validation_data
+from .callback_inputs import choose_targets, split_validation_data
 from .gradpath import ig2
 
 #: Keyword arguments of :meth:`IG2Explainer.explain` that set the picture rather than IG².

@@ -1,4 +1,4 @@
-"""Image maps of attributions: magnitude and signed maps, colour maps, overlays and grids.
+"""Image maps of attributions: magnitude and signed maps, colour maps, overlays, enlargement.
 
 For an attribution ``A`` of shape ``(N, H, W, C)`` the magnitude map of image ``n`` is
 ``M_n = clip(sum_c |A_n[..., c]| / P_q(sum_c |A_n|), 0, 1)``, where ``P_q`` is the per-image
@@ -12,20 +12,19 @@ all-zero map stays exactly zero. When the percentile itself is zero (a map with 
 pixels) the maximum is used instead, so those pixels stay visible.
 
 All functions are pure: they take numpy arrays or tensors and return float32 ``tf.Tensor`` values
-in ``[0, 1]`` (``display_images``, for the callbacks, returns uint8 numpy arrays ready to encode);
-nothing is written anywhere. The work is done in numpy, where these small per-image operations are
+in ``[0, 1]``; nothing is written anywhere. The work is done in numpy, where these small per-image operations are
 cheaper than eager TensorFlow ops.
 """
 
 from __future__ import annotations
 
 import numbers
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, Sequence
 
 import numpy as np
 import tensorflow as tf
 
-from . import defaults, validation
+from .. import defaults, validation
 
 #: Colour maps as 17 RGB anchors at 0, 1/16, ..., 1, linearly interpolated in between (sampled
 #: from the standard definitions of these maps; within 0.03 of them everywhere).
@@ -126,6 +125,27 @@ def _magnitude(attributions: Any, percentile: float) -> np.ndarray:
     return np.clip(_robust_scale(maps, percentile), 0.0, 1.0)
 
 
+def _signed(attributions: Any, percentile: float) -> tuple:
+    """``(N, H, W)`` signed maps ``sum_c A`` scaled into [-1, 1], and ``(N,)`` their scales.
+
+    The scale of image ``n`` (in attribution units) is the value that maps to full colour: its
+    percentile of ``|sum_c A|``, or its maximum when that percentile is zero (0 for an all-zero map).
+    """
+    maps = _channel_sum("attributions", attributions, absolute=False)
+    scaled = _robust_scale(maps, percentile)
+    flat = np.abs(maps.reshape(len(maps), -1))
+    peaks = flat.max(axis=1)
+    levels = np.percentile(flat / np.where(peaks > 0.0, peaks, 1.0)[:, None], percentile, axis=1)
+    scales = np.where(levels > 0.0, levels, 1.0) * peaks
+    return np.clip(scaled, -1.0, 1.0), scales
+
+
+def _diverging(signed: np.ndarray) -> np.ndarray:
+    """``(..., 3)`` colours of values in [-1, 1]: ``v > 0`` is ``(1, 1 - v, 1 - v)``, ``v < 0`` ``(1 - |v|, 1 - |v|, 1)``."""
+    positive, negative = np.maximum(signed, 0.0), np.maximum(-signed, 0.0)
+    return np.stack([1.0 - negative, 1.0 - positive - negative, 1.0 - positive], axis=-1)
+
+
 def _colorize(values: np.ndarray, table: np.ndarray) -> np.ndarray:
     table = table.astype(np.float64)
     anchors = len(table)
@@ -161,11 +181,18 @@ def _resize(maps: np.ndarray, size: tuple) -> np.ndarray:
     return np.clip(np.stack(resized).astype(np.float64), 0.0, 1.0)
 
 
-def _overlay(images: Any, attributions: Any, alpha: float, percentile: float, colormap: str) -> np.ndarray:
+def _grey(images: np.ndarray) -> np.ndarray:
+    """``(N, H, W, 3)`` RGB in [0, 1] -> the same in grey (luma weights), still 3 channels."""
+    luma = images @ np.array([0.299, 0.587, 0.114])
+    return np.repeat(luma[..., None], 3, axis=-1)
+
+
+def _overlay(images: Any, attributions: Any, alpha: float, percentile: float, colormap: str, *,
+             grey: bool = False) -> np.ndarray:
     alpha = validation.fraction("alpha", alpha)
     percentile = _percentile_argument(percentile)
     table = _colormap_argument(colormap)
-    background = _rescale(images)
+    background = _grey(_rescale(images)) if grey else _rescale(images)
     maps = _magnitude(attributions, percentile)
     if len(maps) != len(background):
         raise ValueError(
@@ -208,11 +235,8 @@ def diverging_map(attributions: Any, *, percentile: float = defaults.HEATMAP_PER
     Returns:
         ``(N, H, W, 3)`` float32 RGB tensor in [0, 1].
     """
-    percentile = _percentile_argument(percentile)
-    maps = _channel_sum("attributions", attributions, absolute=False)
-    signed = np.clip(_robust_scale(maps, percentile), -1.0, 1.0)
-    positive, negative = np.maximum(signed, 0.0), np.maximum(-signed, 0.0)
-    return _tensor(np.stack([1.0 - negative, 1.0 - positive - negative, 1.0 - positive], axis=-1))
+    signed, _ = _signed(attributions, _percentile_argument(percentile))
+    return _tensor(_diverging(signed))
 
 
 def colorize(maps: Any, colormap: str = defaults.HEATMAP_COLORMAP) -> tf.Tensor:
@@ -282,165 +306,24 @@ def upscale(images: Any, factor: int) -> tf.Tensor:
     """
     factor = validation.positive_int("factor", factor)
     values = _numeric_array("images", images, (4,))
-    return _tensor(np.repeat(np.repeat(values, factor, axis=1), factor, axis=2))
+    return _tensor(_enlarge(values, factor))
 
 
-def _grid(values: np.ndarray, columns: Optional[int]) -> np.ndarray:
-    from tf_explain.utils.display import grid_display  # heavy (OpenCV); only needed here
-
-    if values.ndim == 3:
-        values = values[..., None]
-    if values.shape[-1] not in (1, 3):
-        raise ValueError(f"`images` must have 1 or 3 channels. Received: shape {values.shape}")
-    if values.shape[-1] == 1:
-        values = np.repeat(values, 3, axis=-1)
-    if columns is None:
-        columns = int(np.ceil(np.sqrt(len(values))))
-    return grid_display(values, num_columns=columns)
-
-
-def grid(images: Any, columns: Optional[int] = None) -> tf.Tensor:
-    """Tiles a batch of images into one image, row by row (tf-explain's ``grid_display``).
-
-    Empty cells at the end of the last row are black.
+def display_factor(shape: Sequence[int], min_size: int) -> int:
+    """The integer enlargement that makes an image's shorter side at least ``min_size`` pixels.
 
     Args:
-        images: ``(N, H, W, 3)`` (or ``(N, H, W, 1)`` / ``(N, H, W)``, shown grey) numbers.
-        columns: Images per row; ``None`` for ``ceil(sqrt(N))``.
+        shape: ``(H, W, ...)`` of one image.
+        min_size: Pixels >= 1; 1 keeps the image as it is.
 
     Returns:
-        ``(rows * H, columns * W, 3)`` float32 tensor with ``rows = ceil(N / columns)``.
+        ``max(1, ceil(min_size / min(H, W)))``.
     """
-    columns = validation.optional_positive_int("columns", columns)
-    return _tensor(_grid(_numeric_array("images", images, (3, 4)), columns))
+    min_size = validation.positive_int("min_size", min_size)
+    shorter = min(int(shape[0]), int(shape[1]))
+    return max(1, -(-min_size // max(shorter, 1)))
 
 
-def display_images(images: Any, attributions: Any, *, alpha: float = defaults.OVERLAY_ALPHA,
-                   percentile: float = defaults.HEATMAP_PERCENTILE, colormap: str = defaults.HEATMAP_COLORMAP,
-                   factor: int = 1, columns: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
-    """Overlays enlarged by ``factor`` and their grid, as uint8 RGB arrays ready to encode.
-
-    The same pictures as :func:`overlay`, :func:`upscale` and :func:`grid`, without the round
-    trips through tensors (for callbacks, which log them every few epochs).
-
-    Returns:
-        ``(overlays (N, H * factor, W * factor, 3), grid (rows * H * factor, columns * W * factor, 3))``,
-        both uint8.
-    """
-    factor = validation.positive_int("factor", factor)
-    columns = validation.optional_positive_int("columns", columns)
-    blended = _overlay(images, attributions, alpha, percentile, colormap)
-    blended = np.repeat(np.repeat(blended, factor, axis=1), factor, axis=2)
-    overlays = np.clip(np.round(blended * 255.0), 0, 255).astype(np.uint8)
-    return overlays, _grid(overlays, columns)
-
-
-# -- text and tabular ---------------------------------------------------------------------------
-def _signed_colours(values: np.ndarray) -> np.ndarray:
-    """``(K, 3)`` float colours in [0, 1]: red for positive, blue for negative, white for zero."""
-    values = np.asarray(values, np.float64)
-    scale = np.abs(values).max() if values.size else 0.0
-    signed = values / scale if scale > 0 else np.zeros_like(values)
-    red, blue = np.clip(signed, 0, 1), np.clip(-signed, 0, 1)
-    return np.stack([1 - blue, 1 - red - blue, 1 - red], axis=-1).clip(0, 1)
-
-
-def token_strip(tokens: Sequence[str], attributions: Any, *, height: int = 28,
-                font_scale: float = 0.5) -> tf.Tensor:
-    """A heat strip of tokens: each token on a box coloured by its attribution.
-
-    Args:
-        tokens: T token strings (padding tokens may be left out by passing fewer tokens).
-        attributions: ``(T,)`` per-token attributions (e.g. an IG² explanation through an
-            embedding); red is positive, blue negative, white zero, on one symmetric scale.
-        height: Pixel height of the strip.
-        font_scale: OpenCV font scale of the token text.
-
-    Returns:
-        ``(height, W, 3)`` float32 image in [0, 1], W growing with the tokens' lengths.
-    """
-    import cv2  # a dependency of tf-explain; imported lazily
-
-    values = np.asarray(attributions, np.float64).reshape(-1)
-    if len(tokens) != len(values):
-        raise ValueError(f"`tokens` and `attributions` must have the same length. Received: "
-                         f"{len(tokens)} tokens and {len(values)} attributions")
-    colours = _signed_colours(values)
-    font, thickness, pad = cv2.FONT_HERSHEY_SIMPLEX, 1, 6
-    widths = [cv2.getTextSize(str(token), font, font_scale, thickness)[0][0] + 2 * pad for token in tokens]
-    strip = np.full((height, max(sum(widths), 1), 3), 255, np.uint8)  # OpenCV draws text on uint8
-    left = 0
-    for token, width, colour in zip(tokens, widths, colours):
-        strip[:, left:left + width] = np.round(colour * 255)
-        strip[:, left + width - 1:left + width] = 217
-        baseline = height // 2 + int(cv2.getTextSize(str(token), font, font_scale, thickness)[0][1] / 2)
-        cv2.putText(strip, str(token), (left + pad, baseline), font, font_scale, (0, 0, 0), thickness, cv2.LINE_AA)
-        left += width
-    return tf.constant(strip.astype(np.float32) / 255.0)
-
-
-def token_html(tokens: Sequence[str], attributions: Any) -> str:
-    """An HTML snippet of the tokens on backgrounds coloured by their attributions.
-
-    Args:
-        tokens: T token strings.
-        attributions: ``(T,)`` per-token attributions.
-
-    Returns:
-        A ``<span>`` sequence, each with its attribution in the ``title`` (shown on hover).
-    """
-    import html
-
-    values = np.asarray(attributions, np.float64).reshape(-1)
-    if len(tokens) != len(values):
-        raise ValueError(f"`tokens` and `attributions` must have the same length. Received: "
-                         f"{len(tokens)} tokens and {len(values)} attributions")
-    spans = []
-    for token, value, colour in zip(tokens, values, _signed_colours(values)):
-        red, green, blue = (int(round(255 * c)) for c in colour)
-        spans.append(f'<span style="background-color: rgb({red}, {green}, {blue}); padding: 0 2px" '
-                     f'title="{value:+.4g}">{html.escape(str(token))}</span>')
-    return '<p style="font-family: monospace; line-height: 1.8">' + " ".join(spans) + "</p>"
-
-
-def feature_bars(names: Sequence[str], attributions: Any, *, top: Optional[int] = None,
-                 width: int = 480, row_height: int = 20, font_scale: float = 0.4) -> tf.Tensor:
-    """A horizontal bar chart of per-feature attributions (tabular inputs), largest first.
-
-    Args:
-        names: F feature names.
-        attributions: ``(F,)`` attributions of one input.
-        top: Show only the ``top`` features of largest magnitude (``None``: all).
-        width: Image width in pixels.
-        row_height: Pixels per bar.
-        font_scale: OpenCV font scale of the labels.
-
-    Returns:
-        ``(rows * row_height, width, 3)`` float32 image in [0, 1]: red bars right of the axis for
-        positive values, blue bars left of it for negative ones.
-    """
-    import cv2
-
-    values = np.asarray(attributions, np.float64).reshape(-1)
-    if len(names) != len(values):
-        raise ValueError(f"`names` and `attributions` must have the same length. Received: "
-                         f"{len(names)} names and {len(values)} attributions")
-    order = np.argsort(-np.abs(values), kind="stable")[: top or len(values)]
-    label_width = width * 2 // 5
-    axis = label_width + (width - label_width) // 2
-    half = (width - label_width) // 2 - 4
-    scale = np.abs(values[order]).max() if len(order) else 0.0
-    chart = np.full((max(len(order), 1) * row_height, width, 3), 255, np.uint8)  # OpenCV draws text on uint8
-    chart[:, axis:axis + 1] = 77
-    font = cv2.FONT_HERSHEY_SIMPLEX
-    for row, index in enumerate(order):
-        top_edge = row * row_height
-        length = int(round(half * abs(values[index]) / scale)) if scale > 0 else 0
-        colour = (217, 51, 51) if values[index] >= 0 else (51, 89, 217)
-        if values[index] >= 0:
-            chart[top_edge + 3:top_edge + row_height - 3, axis + 1:axis + 1 + length] = colour
-        else:
-            chart[top_edge + 3:top_edge + row_height - 3, axis - length:axis] = colour
-        label = str(names[index])[:28]
-        cv2.putText(chart, label, (4, top_edge + row_height - 6), font, font_scale, (0, 0, 0), 1, cv2.LINE_AA)
-    return tf.constant(chart.astype(np.float32) / 255.0)
+def _enlarge(values: np.ndarray, factor: int) -> np.ndarray:
+    """``(..., H, W, C)`` -> ``(..., H * factor, W * factor, C)``, pixels as blocks."""
+    return np.repeat(np.repeat(values, factor, axis=-3), factor, axis=-2) if factor > 1 else values

@@ -1,0 +1,58 @@
+"""Pictures of attributions: pure functions from arrays to arrays (or matplotlib figures).
+
+The package is split by job, and every public function is available from here
+(``from tf_ig2 import visualize; visualize.overlay(...)``):
+
+- :mod:`~tf_ig2.visualize.maps`: magnitude and signed (diverging) maps, colour maps, overlays,
+  enlargement (``magnitude_map``, ``diverging_map``, ``colorize``, ``rescale_images``, ``overlay``,
+  ``upscale``, ``display_factor``);
+- :mod:`~tf_ig2.visualize.panel_layout`: one labelled uint8 picture per explained image, input | GradCF |
+  signed map with colour bar | magnitude on grey (``panel``, ``panels``, ``explanation_panels``);
+- :mod:`~tf_ig2.visualize.tokens`: token heat strips, HTML spans and Markdown tables;
+- :mod:`~tf_ig2.visualize.bars`: bar charts of tabular attributions;
+- :mod:`~tf_ig2.visualize.tiles`: the one tiler (``tile``, ``grid``) and the callbacks' overlays;
+- :mod:`~tf_ig2.visualize.png`: the one PNG encoder (``encode_png``, ``encode_images``);
+- :mod:`~tf_ig2.visualize.markup`: HTML- and Markdown-safe text, inline images, the notebook summary;
+- :mod:`~tf_ig2.visualize.plots`: matplotlib figures (``plot``, ``plot_path``), only with the
+  optional extra ``pip install "tf-ig2[plot]"``; matplotlib is imported when they are called.
+
+Nothing here writes files or prints.
+"""
+
+import importlib
+from typing import Any
+
+#: Public name -> the submodule defining it (imported on first use, so that importing the package,
+#: or the HTML helpers that ``Explanation._repr_html_`` uses, does not import TensorFlow).
+_PUBLIC = {
+    "feature_bars": "bars",
+    **{name: "maps" for name in ("COLORMAPS", "_colormap_argument", "_numeric_array", "_percentile_argument",
+                                 "colorize", "display_factor", "diverging_map", "magnitude_map", "overlay",
+                                 "rescale_images", "upscale")},
+    **{name: "markup" for name in ("caption", "explanation_html", "html_image", "html_table", "html_text",
+                                   "markdown_text")},
+    **{name: "panel_layout" for name in ("explanation_panels", "panel", "panels")},
+    **{name: "plots" for name in ("path_frames", "plot", "plot_path")},
+    **{name: "png" for name in ("encode_images", "encode_png")},
+    **{name: "tiles" for name in ("display_images", "grid", "tile", "to_uint8")},
+    **{name: "tokens" for name in ("check_vocabulary", "token_html", "token_markdown", "token_strip", "token_texts")},
+}
+
+_SUBMODULES = ("bars", "maps", "markup", "panel_layout", "plots", "png", "tiles", "tokens")
+
+__all__ = sorted(name for name in _PUBLIC if not name.startswith("_"))
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PUBLIC:
+        value = getattr(importlib.import_module(f".{_PUBLIC[name]}", __name__), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list:
+    return sorted(set(globals()) | set(_PUBLIC) | set(_SUBMODULES))

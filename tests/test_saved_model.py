@@ -213,7 +213,7 @@ def test_plain_tensorflow_saved_model(tmp_path):
 
 def test_saved_model_weights_are_visible_to_dataset_fingerprints(tmp_path):
     from conftest import small_cnn
-    from tf_ig2 import dataset
+    from tf_ig2.dataset import plan
 
     fingerprints = []
     for seed in (0, 1, 0):
@@ -221,5 +221,5 @@ def test_saved_model_weights_are_visible_to_dataset_fingerprints(tmp_path):
         small_cnn(softmax=False, seed=seed).export(str(folder), verbose=False)
         loaded = tf_ig2.load_model(str(folder))
         assert len(loaded.signature_variables) == 6
-        fingerprints.append(dataset._model_fingerprint(loaded)["weights_sha1"])
+        fingerprints.append(plan.model_fingerprint(loaded)["weights_sha1"])
     assert fingerprints[0] != fingerprints[1] and fingerprints[0] == fingerprints[2]

@@ -627,6 +627,7 @@ def run_explain_stream(args: argparse.Namespace) -> Dict[str, Any]:
     finished.
     """
     from . import dataset, io, saved_model
+    from .dataset import results
 
     output = args.output
     try:
@@ -650,11 +651,11 @@ def run_explain_stream(args: argparse.Namespace) -> Dict[str, Any]:
         explained = io.stream_explained(output) if resuming else 0
         if resuming:
             wanted["shard_size"] = args.shard_size or record["settings"].get("shard_size")
-            differences = io.stream_differences(record["settings"], wanted)
+            differences = results.settings_differences(record["settings"], wanted)
             if differences and explained:
-                shown = "; ".join(differences[:6]) + ("; ..." if len(differences) > 6 else "")
                 raise ValueError(
-                    f"Output folder {output!r} holds an unfinished streamed run of other settings ({shown}); run "
+                    f"Output folder {output!r} holds an unfinished streamed run of other settings "
+                    f"({results.describe_differences(differences)}); run "
                     "the command with its settings to continue it, pass --overwrite to start over, or choose "
                     "another folder."
                 )

@@ -28,11 +28,12 @@ import math
 import os
 import shutil
 import tempfile
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from . import defaults
+from .dataset.results import ResultsFolder, load_results, merge_shards, write_json
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -724,17 +725,6 @@ def _read_json(path: str) -> Optional[Dict[str, Any]]:
     return value if isinstance(value, dict) else None
 
 
-def _write_json(path: str, value: Dict[str, Any]) -> None:
-    """Writes ``value`` under a temporary name and renames it: the file is whole or absent."""
-    temporary = path + ".tmp"
-    with open(temporary, "w", encoding="utf-8") as handle:
-        json.dump(value, handle, indent=2)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-
-
 def stream_record(output: PathLike) -> Optional[Dict[str, Any]]:
     """The record of the streamed run in ``output`` (``settings``, ``finished``), or ``None``."""
     record = _read_json(os.path.join(os.fspath(output), STREAM_FOLDER, STREAM_RECORD))
@@ -749,20 +739,17 @@ def write_stream_record(output: PathLike, settings: Dict[str, Any], *, finished:
 
     folder = os.path.join(os.fspath(output), STREAM_FOLDER)
     os.makedirs(folder, exist_ok=True)
-    _write_json(os.path.join(folder, STREAM_RECORD),
-                {"tf_ig2_version": __version__, "settings": settings, "finished": finished})
-
-
-def _stream_index(output: str) -> Optional[Dict[str, Any]]:
-    from .dataset import INDEX_NAME
-
-    return _read_json(os.path.join(output, STREAM_FOLDER, INDEX_NAME))
+    write_json(os.path.join(folder, STREAM_RECORD),
+               {"tf_ig2_version": __version__, "settings": settings, "finished": finished})
 
 
 def stream_explained(output: PathLike) -> int:
-    """How many inputs the streamed run in ``output`` has explained in finished shards."""
-    index = _stream_index(os.fspath(output))
-    return int(index.get("count", 0)) if index is not None else 0
+    """How many inputs the streamed run in ``output`` has explained in finished shards (0 if unknown)."""
+    try:
+        folder = ResultsFolder.read(os.path.join(os.fspath(output), STREAM_FOLDER))
+    except ValueError:
+        return 0
+    return folder.count if folder is not None else 0
 
 
 def check_stream_output(output: PathLike, overwrite: bool) -> Optional[Dict[str, Any]]:
@@ -793,17 +780,6 @@ def check_stream_output(output: PathLike, overwrite: bool) -> Optional[Dict[str,
                          "again from the start (files this command does not write are left as they are).")
     check_output(output, overwrite)
     return None
-
-
-def stream_differences(stored: Dict[str, Any], wanted: Dict[str, Any]) -> List[str]:
-    """The settings that differ between two runs, as ``"name: stored -> wanted"``."""
-    return [f"{key}: {stored.get(key)!r} -> {wanted.get(key)!r}"
-            for key in sorted(set(stored) | set(wanted)) if stored.get(key) != wanted.get(key)]
-
-
-def _concatenated(paths: Iterable[str]) -> np.ndarray:
-    parts = [np.load(path) for path in paths]
-    return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
 
 def finish_stream(output: PathLike, *, settings: Dict[str, Any], names: Optional[List[str]], representation: str,
@@ -837,46 +813,31 @@ def finish_stream(output: PathLike, *, settings: Dict[str, Any], names: Optional
         ValueError: If ``output/shards`` holds no finished results.
     """
     from . import __version__
-    from .dataset import _shard_name
 
     output = os.fspath(output)
     shards = os.path.join(output, STREAM_FOLDER)
-    index = _stream_index(output)
-    if index is None or not index.get("complete") or "attributions" not in index.get("arrays", {}):
+    folder = ResultsFolder.read(shards)
+    if folder is None or not folder.complete or "attributions" not in folder.arrays:
         raise ValueError(f"{shards!r} holds no finished streamed results.")
-    numbers = [int(shard["shard"]) for shard in index["shards"]]
-    count = int(index["count"])
-
-    def paths(array: str) -> List[str]:
-        return [os.path.join(shards, _shard_name(array, number)) for number in numbers]
-
-    sample_shape = [int(side) for side in index["arrays"]["attributions"]["shape"]]
+    count = folder.count
     with staged_output(output, overwrite=True) as staging:
-        target = np.lib.format.open_memmap(os.path.join(staging, ATTRIBUTIONS_FILE), mode="w+", dtype=np.float32,
-                                           shape=(count, *sample_shape))
-        low = 0
-        for path in paths("attributions"):
-            part = np.load(path, mmap_mode="r")
-            target[low:low + len(part)] = part
-            low += len(part)
-        target.flush()
-        del target
-        absolute_sum, largest = 0.0, 0.0
-        for path in paths("delta"):
-            magnitudes = np.abs(np.load(path).astype(np.float64))
-            absolute_sum += float(magnitudes.sum())
-            largest = max(largest, float(magnitudes.max(initial=0.0)))
+        sample_shape = list(merge_shards(shards, "attributions", os.path.join(staging, ATTRIBUTIONS_FILE))[1:])
+        listed = count <= (defaults.CLI_SUMMARY_MAX_INPUTS if max_listed is None else max_listed)
+        wanted = [name for name in ("targets", "target_scores", "counterfactual_scores", "delta",
+                                    "representation_distance") if name in folder.arrays]
+        if not listed:
+            wanted = ["delta"]
+        values = load_results(shards, mmap_mode=None, names=wanted)
+        magnitudes = np.abs(values["delta"].astype(np.float64))
         records = None
-        if count <= (defaults.CLI_SUMMARY_MAX_INPUTS if max_listed is None else max_listed):
-            stored = set(index["arrays"])
+        if listed:
             records = _records(
                 count,
-                targets=_concatenated(paths("targets")) if "targets" in stored else None,
-                scores=_concatenated(paths("target_scores")),
-                gradcf_scores=_concatenated(paths("counterfactual_scores")),
-                deltas=_concatenated(paths("delta")),
-                distances=(_concatenated(paths("representation_distance"))
-                           if "representation_distance" in stored else None),
+                targets=values.get("targets"),
+                scores=values["target_scores"],
+                gradcf_scores=values["counterfactual_scores"],
+                deltas=values["delta"],
+                distances=values.get("representation_distance"),
                 names=names)
         document = {
             "tf_ig2_version": __version__,
@@ -886,9 +847,10 @@ def finish_stream(output: PathLike, *, settings: Dict[str, Any], names: Optional
             "inputs_shape": [count, *sample_shape],
             "counterfactuals_shape": None,
             "settings": settings,
-            "counts": {"inputs": count, "shards": len(numbers), "shard_size": int(index["shard_size"]),
+            "counts": {"inputs": count, "shards": folder.shards, "shard_size": folder.shard_size,
                        "explained_earlier": int(resumed), "explained_now": count - int(resumed)},
-            "completeness_delta": {"mean_abs": absolute_sum / count if count else 0.0, "max_abs": largest},
+            "completeness_delta": {"mean_abs": float(magnitudes.mean()) if count else 0.0,
+                                   "max_abs": float(magnitudes.max(initial=0.0))},
             "files": {"attributions": ATTRIBUTIONS_FILE, "counterfactuals": None, "grid": None, "overlays": [],
                       "shards": STREAM_FOLDER},
             "inputs": records,

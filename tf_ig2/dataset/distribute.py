@@ -83,19 +83,20 @@ class DistributedPairs:
         self.capacity = 0
         self.function = function  # with self.strategy: their ids stay unique while cached
 
-        layout: List[Tuple[str, Tuple[int, ...]]] = []
+        structure: List[Any] = []  # the outputs' nesting, recorded while tracing
+        layout: List[Tuple[int, ...]] = []  # per packed output: its shape per pair
 
         def replica_step(*arguments):
             """One replica's pairs; float32 outputs of known shape are packed into one (p, total) tensor."""
             outputs = function(*arguments)
+            leaves = tf.nest.flatten(outputs)
             layout.clear()
-            names = sorted(outputs)
-            if any(outputs[name].dtype != tf.float32 or not outputs[name].shape[1:].is_fully_defined()
-                   for name in names):
+            structure[:] = [outputs]
+            if any(leaf.dtype != tf.float32 or not leaf.shape[1:].is_fully_defined() for leaf in leaves):
                 return outputs
-            layout.extend((name, tuple(outputs[name].shape[1:])) for name in names)
-            return tf.concat([tf.reshape(outputs[name], [-1, int(np.prod(shape, dtype=np.int64))])
-                              for name, shape in layout], axis=1)
+            layout.extend(tuple(leaf.shape[1:]) for leaf in leaves)
+            return tf.concat([tf.reshape(leaf, [-1, int(np.prod(shape, dtype=np.int64))])
+                              for leaf, shape in zip(leaves, layout)], axis=1)
 
         @tf.function
         def step(*arguments):
@@ -105,17 +106,18 @@ class DistributedPairs:
             gathered = tf.nest.map_structure(lambda value: strategy.gather(value, axis=0), outputs)
             if not layout:
                 return gathered
-            unpacked, offset = {}, 0
-            for name, shape in layout:
+            leaves, offset = [], 0
+            for shape in layout:
                 size = int(np.prod(shape, dtype=np.int64))
-                unpacked[name] = tf.reshape(gathered[:, offset:offset + size], [-1, *shape])
+                leaves.append(tf.reshape(gathered[:, offset:offset + size], [-1, *shape]))
                 offset += size
-            return unpacked
+            return tf.nest.pack_sequence_as(structure[0], leaves)
 
         self.step = step
 
-    def __call__(self, *arguments: tf.Tensor) -> Dict[str, tf.Tensor]:
-        count = int(arguments[0].shape[0])
+    def __call__(self, *arguments: Any) -> Dict[str, Any]:
+        """Runs the pairs of ``arguments`` (tensors, or lists of them, of P pairs each) on the replicas."""
+        count = int(tf.nest.flatten(arguments)[0].shape[0])
         if count > self.capacity:
             self.capacity = -(-count // self.replicas) * self.replicas
         share = self.capacity // self.replicas
@@ -127,8 +129,8 @@ class DistributedPairs:
                 lambda context: values[context.replica_id_in_sync_group * share:
                                        (context.replica_id_in_sync_group + 1) * share])
 
-        outputs = self.step(*(spread(values) for values in arguments))
-        return {name: value[:count] for name, value in outputs.items()}
+        outputs = self.step(*tf.nest.map_structure(spread, list(arguments)))
+        return tf.nest.map_structure(lambda value: value[:count], outputs)
 
 
 def agree_on_start(strategy: tf.distribute.Strategy, state: Tuple[int, int, int]) -> Tuple[int, int, int]:

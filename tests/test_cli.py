@@ -178,14 +178,14 @@ def test_images_in_and_pngs_out(files, tmp_path, capsys):
 
 
 def test_image_values_follow_resize_and_scale(tmp_path):
-    from tf_ig2 import io
+    from tf_ig2 import cli_files
 
     assert cv2.imwrite(str(tmp_path / "flat.png"), np.full((4, 6, 3), 200, np.uint8))
-    values, names = io.read_inputs(tmp_path / "flat.png", "inputs", image_size=(2, 3), channels=3, scale=0.5)
+    values, names = cli_files.read_inputs(tmp_path / "flat.png", "inputs", image_size=(2, 3), channels=3, scale=0.5)
     assert names == ["flat.png"] and values.shape == (1, 2, 3, 3) and values.dtype == np.float32
     np.testing.assert_allclose(values, 100.0, atol=1e-3)
-    assert io.parse_scale("1/255") == pytest.approx(1 / 255)
-    assert io.parse_scale("0.00392156862745098") == pytest.approx(1 / 255)
+    assert cli_files.parse_scale("1/255") == pytest.approx(1 / 255)
+    assert cli_files.parse_scale("0.00392156862745098") == pytest.approx(1 / 255)
 
 
 def write_png(path, pixels):
@@ -196,24 +196,24 @@ def write_png(path, pixels):
 
 
 def test_value_range_snapping_clips_round_off_only():
-    from tf_ig2 import io
+    from tf_ig2 import cli_files
 
     eps = float(np.finfo(np.float32).eps)
-    assert io.value_range_tolerance(0.0) == io.value_range_tolerance(1.0) == 16 * eps
-    assert io.value_range_tolerance(-255.0) == 16 * eps * 255
+    assert cli_files.value_range_tolerance(0.0) == cli_files.value_range_tolerance(1.0) == 16 * eps
+    assert cli_files.value_range_tolerance(-255.0) == 16 * eps * 255
     values = np.array([1 + 15 * eps, 1 + 17 * eps, -1.5e-6, -2.5e-6, 0.5, 1.01, 255 + 1e-4], np.float32)
-    snapped = io.snap_to_value_range(values, (0.0, 1.0))
+    snapped = cli_files.snap_to_value_range(values, (0.0, 1.0))
     np.testing.assert_array_equal(snapped, np.array([1.0, 1 + 17 * eps, 0.0, -2.5e-6, 0.5, 1.01, 255 + 1e-4],
                                                     np.float32))
     assert snapped.dtype == np.float32 and values[0] == np.float32(1 + 15 * eps), "the input was changed"
-    np.testing.assert_array_equal(io.snap_to_value_range(values, (0.0, 255.0))[-1], 255.0)
+    np.testing.assert_array_equal(cli_files.snap_to_value_range(values, (0.0, 255.0))[-1], 255.0)
     inside = np.array([0.0, 0.5, 1.0], np.float32)
-    assert io.snap_to_value_range(inside, (0.0, 1.0)) is inside
-    assert io.snap_to_value_range(values, None) is values
+    assert cli_files.snap_to_value_range(inside, (0.0, 1.0)) is inside
+    assert cli_files.snap_to_value_range(values, None) is values
 
 
 def test_white_pixels_scaled_by_1_255_fit_value_range_0_1(files, tmp_path, capsys):
-    from tf_ig2 import io
+    from tf_ig2 import cli_files
 
     # 12x10 grey PNGs, white but for a few black pixels: resized to the model's 8x8 (antialiased) and
     # multiplied by float32(1/255), their white areas come out a few float32 epsilons above 1.
@@ -229,13 +229,13 @@ def test_white_pixels_scaled_by_1_255_fit_value_range_0_1(files, tmp_path, capsy
     image[:4] = 0
     write_png(references / "reference.png", image)
     read = dict(image_size=(8, 8), channels=1, scale=1 / 255)
-    raw, _ = io.read_inputs(inputs, "inputs", **read)
-    raw_references, _ = io.read_inputs(references, "references", **read)
+    raw, _ = cli_files.read_inputs(inputs, "inputs", **read)
+    raw_references, _ = cli_files.read_inputs(references, "references", **read)
     assert raw.max() > 1.0 and raw_references.max() > 1.0, "the images do not show the round-off"
-    snapped, _ = io.read_inputs(inputs, "inputs", value_range=(0.0, 1.0), **read)
+    snapped, _ = cli_files.read_inputs(inputs, "inputs", value_range=(0.0, 1.0), **read)
     assert snapped.max() == 1.0 and snapped.min() >= 0.0
     np.testing.assert_allclose(snapped, raw, rtol=0, atol=1e-6)
-    np.testing.assert_array_equal(io.read_image(inputs / "image_1.png", value_range=(0.0, 1.0), **read),
+    np.testing.assert_array_equal(cli_files.read_image(inputs / "image_1.png", value_range=(0.0, 1.0), **read),
                                   snapped[1])
     for extra in ([], ["--stream", "--quiet"]):
         output = tmp_path / ("streamed" if extra else "in_memory")
@@ -345,7 +345,7 @@ def test_non_empty_output_needs_overwrite_and_keeps_other_files(files, tmp_path,
 
 
 def test_a_failure_late_in_the_run_leaves_the_output_untouched(files, tmp_path, capsys, monkeypatch):
-    from tf_ig2 import io
+    from tf_ig2 import cli_files
 
     output = tmp_path / "out"
     output.mkdir()
@@ -354,7 +354,7 @@ def test_a_failure_late_in_the_run_leaves_the_output_untouched(files, tmp_path, 
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(io, "write_images", disk_full)
+    monkeypatch.setattr(cli_files, "write_images", disk_full)
     status, _, err = run(explain_arguments(files, "cnn.keras", output, "--overwrite"), capsys)
     assert status == 2 and "No space left on device" in err and err.count("\n") == 1
     assert listing(output) == {"attributions.npy": b"old"}

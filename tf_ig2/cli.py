@@ -2,16 +2,16 @@
 
 ``tf-ig2 explain MODEL --inputs PATH --references PATH --output DIR`` loads a ``.keras``,
 ``.h5`` or SavedModel model (:func:`tf_ig2.saved_model.load_model`), reads inputs and references
-(:func:`tf_ig2.io.read_inputs`), explains them with IG² (Zhuo & Ge, TPAMI 2024, Eqs. 7-10;
-:func:`tf_ig2.saved_model.explain_model`) and writes the results (:mod:`tf_ig2.io`).
+(:func:`tf_ig2.cli_files.read_inputs`), explains them with IG² (Zhuo & Ge, TPAMI 2024, Eqs. 7-10;
+:func:`tf_ig2.saved_model.explain_model`) and writes the results (:mod:`tf_ig2.cli_files`).
 Models using custom layers load once ``--import MODULE`` has imported the modules registering
 them (:func:`import_modules`). ``tf-ig2 demo`` trains a small CNN on scikit-learn's digits and
 explains it (:mod:`tf_ig2.demo`).
 
-With ``--stream``, inputs larger than memory are opened lazily (:func:`tf_ig2.io.open_stream`)
+With ``--stream``, inputs larger than memory are opened lazily (:func:`tf_ig2.cli_files.open_stream`)
 and explained a batch at a time by :func:`tf_ig2.dataset.explain_dataset` into result shards in
 ``DIR/shards``, so that a stopped run continues where it stopped when the same command is run
-again; :func:`tf_ig2.io.finish_stream` then writes ``DIR/attributions.npy`` and ``DIR/summary.json``.
+again; :func:`tf_ig2.cli_files.finish_stream` then writes ``DIR/attributions.npy`` and ``DIR/summary.json``.
 
 Exit status: 0 on success; 2 on a usage or input error, reported as one line
 ``tf-ig2: error: ...`` on stderr, with the output folder left untouched (in stream mode, finished
@@ -185,7 +185,7 @@ def _finite_float(text: str) -> float:
 
 
 def _scale(text: str) -> float:
-    from .io import parse_scale
+    from .cli_files import parse_scale
 
     try:
         return parse_scale(text)
@@ -241,7 +241,7 @@ as it is. Runs offline in well under a minute on two CPU cores."""
 def build_parser() -> argparse.ArgumentParser:
     """The ``tf-ig2`` argument parser (subcommands ``explain`` and ``demo``)."""
     from . import __version__
-    from . import io as reading
+    from . import cli_files
 
     parser = _Parser(prog=PROGRAM, description="IG2 attributions (Integrated Gradient on Iterative Gradient "
                                                 "Path) for Keras and TensorFlow models.")
@@ -275,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="clip every path point to [LO, HI], in the units of the values after --scale "
                               "(default: no clipping); inputs and references must lie inside, except that values "
                               "within float32 round-off of a bound (at most "
-                              f"{reading.VALUE_RANGE_ROUND_OFF_EPS} float32 epsilons times max(1, |bound|) outside, "
+                              f"{cli_files.VALUE_RANGE_ROUND_OFF_EPS} float32 epsilons times max(1, |bound|) outside, "
                               "e.g. a white pixel at 1.0000002 after --scale 1/255 and resizing) are clipped to it")
     explain.add_argument("--batch-size", type=_positive_int, metavar="B",
                          help="the most (input, reference) pairs computed at once (default: all); also sets how "
@@ -414,7 +414,7 @@ def _value_range(args: argparse.Namespace) -> Optional[Tuple[float, float]]:
 
 def _read_options(args: argparse.Namespace, image_size: Optional[Tuple[int, int]],
                   layout: Dict[str, Any]) -> Dict[str, Any]:
-    """The keywords of :func:`tf_ig2.io.read_inputs` and :func:`tf_ig2.io.open_stream` for this command.
+    """The keywords of :func:`tf_ig2.cli_files.read_inputs` and :func:`tf_ig2.cli_files.open_stream` for this command.
 
     Besides size, channels and scale, the value range: values read within float32 round-off
     outside it (e.g. a white pixel at 1.0000002 after ``--scale 1/255``) are clipped to it.
@@ -506,7 +506,7 @@ def _settings(args: argparse.Namespace, image_size: Optional[Sequence[int]]) -> 
 
 def run_explain(args: argparse.Namespace) -> Dict[str, Any]:
     """Runs ``tf-ig2 explain``; returns what was written. Raises ``UsageError`` on bad input."""
-    from . import io, saved_model
+    from . import cli_files, saved_model
 
     if args.value_range is not None and args.value_range[0] > args.value_range[1]:
         raise UsageError(f"argument --value-range: LO must be <= HI. Received: {args.value_range[0]:g} "
@@ -517,14 +517,14 @@ def run_explain(args: argparse.Namespace) -> Dict[str, Any]:
     if args.stream:
         return run_explain_stream(args)
     try:
-        io.check_output(args.output, args.overwrite)
+        cli_files.check_output(args.output, args.overwrite)
         model = _load_model(args)
         expected = saved_model.expected_input_shape(model)
         layout = _image_layout(expected)
         image_size = tuple(args.image_size) if args.image_size else layout["image_size"]
         read = _read_options(args, image_size, layout)
-        inputs, names = io.read_inputs(args.inputs, "inputs", **read)
-        references, _ = io.read_inputs(args.references, "references", **read)
+        inputs, names = cli_files.read_inputs(args.inputs, "inputs", **read)
+        references, _ = cli_files.read_inputs(args.references, "references", **read)
         options = _ig2_options(args)
         progress = ProgressBar("Explaining", enabled=not args.quiet)
         try:
@@ -533,8 +533,8 @@ def run_explain(args: argparse.Namespace) -> Dict[str, Any]:
         finally:
             progress.close()
         settings = _settings(args, image_size)
-        with io.staged_output(args.output, overwrite=args.overwrite) as staging:
-            written = io.write_explanation(staging, explanation, inputs, names=names, settings=settings,
+        with cli_files.staged_output(args.output, overwrite=args.overwrite) as staging:
+            written = cli_files.write_explanation(staging, explanation, inputs, names=names, settings=settings,
                                            min_display_size=args.min_display_size)
     except (ValueError, TypeError, OSError) as error:
         raise UsageError(str(error)) from error
@@ -608,11 +608,11 @@ def _command_line_wording(text: str) -> str:
 
 def _forget_unstarted_run(output: str, created_output: bool, created_shards: bool) -> int:
     """Removes what a streamed run created when it finished no shard; returns the inputs kept."""
-    from . import io
+    from . import cli_files
 
-    kept = io.stream_explained(output)
+    kept = cli_files.stream_explained(output)
     if kept == 0 and created_shards:
-        shutil.rmtree(os.path.join(output, io.STREAM_FOLDER), ignore_errors=True)
+        shutil.rmtree(os.path.join(output, cli_files.STREAM_FOLDER), ignore_errors=True)
         if created_output and os.path.isdir(output) and not os.listdir(output):
             os.rmdir(output)
     return kept
@@ -626,19 +626,19 @@ def run_explain_stream(args: argparse.Namespace) -> Dict[str, Any]:
     (the same command continues from there), or removes what it created when no shard was
     finished.
     """
-    from . import dataset, io, saved_model
+    from . import cli_files, dataset, saved_model
     from .dataset import results
 
     output = args.output
     try:
-        record = io.check_stream_output(output, args.overwrite)
+        record = cli_files.check_stream_output(output, args.overwrite)
         model = _load_model(args)
         layout = _image_layout(saved_model.expected_input_shape(model))
         image_size = tuple(args.image_size) if args.image_size else layout["image_size"]
         read = _read_options(args, image_size, layout)
-        inputs = io.open_stream(args.inputs, "inputs", **read)
+        inputs = cli_files.open_stream(args.inputs, "inputs", **read)
         saved_model.check_input_shape(model, (inputs.count, *inputs.sample_shape), "inputs")
-        references = io.read_stream_references(args.references, "references", **read)
+        references = cli_files.read_stream_references(args.references, "references", **read)
         options = _ig2_options(args)
         explainer, representation = _prepare_explainer(model, options)
         _check_stream_references(references, inputs.count, inputs.sample_shape, explainer)
@@ -648,7 +648,7 @@ def run_explain_stream(args: argparse.Namespace) -> Dict[str, Any]:
         if settings["model_format"] == "saved_model":
             wanted["model_sha1"] = _files_sha1(args.model)
         resuming = record is not None and not args.overwrite
-        explained = io.stream_explained(output) if resuming else 0
+        explained = cli_files.stream_explained(output) if resuming else 0
         if resuming:
             wanted["shard_size"] = args.shard_size or record["settings"].get("shard_size")
             differences = results.settings_differences(record["settings"], wanted)
@@ -673,21 +673,21 @@ def run_explain_stream(args: argparse.Namespace) -> Dict[str, Any]:
         raise UsageError(_command_line_wording(str(error))) from error
 
     settings.update(stream=True, shard_size=wanted["shard_size"])
-    shards = os.path.join(output, io.STREAM_FOLDER)
+    shards = os.path.join(output, cli_files.STREAM_FOLDER)
     created_output, created_shards = not os.path.exists(output), not os.path.exists(shards)
     if resuming:
         sys.stderr.write(f"{PROGRAM}: continuing the unfinished streamed run in {output}: {explained} of "
                          f"{inputs.count} inputs were explained earlier\n")
     per_input = references.shape[1] if references.ndim == len(inputs.sample_shape) + 2 else references.shape[0]
     try:
-        io.write_stream_record(output, wanted, finished=False)
+        cli_files.write_stream_record(output, wanted, finished=False)
         result = dataset.explain_dataset(
             explainer, inputs.values, references, shards, targets=args.target,
             batch_size=_read_batch(args.batch_size, int(per_input)), shard_size=wanted["shard_size"],
             progress=not args.quiet, overwrite=not resuming)
-        written = io.finish_stream(output, settings=settings, names=inputs.names, representation=representation,
+        written = cli_files.finish_stream(output, settings=settings, names=inputs.names, representation=representation,
                                    method=explainer.method, resumed=result.resumed)
-        io.write_stream_record(output, wanted, finished=True)
+        cli_files.write_stream_record(output, wanted, finished=True)
     except KeyboardInterrupt:
         kept = _forget_unstarted_run(output, created_output, created_shards)
         raise Interrupted(f"the {kept} inputs explained so far are kept in {shards}: run the same command again to "

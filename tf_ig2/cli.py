@@ -36,6 +36,7 @@ import warnings
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from . import defaults
+from .cli_files import one_line
 
 PROGRAM = "tf-ig2"
 
@@ -69,15 +70,11 @@ class Interrupted(KeyboardInterrupt):
     """Ctrl-C during a streamed run; its text says what was kept."""
 
 
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
-
-
 class _Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one ``tf-ig2: error: ...`` line and exit status 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        sys.stderr.write(f"{PROGRAM}: error: {_one_line(message)} (see {self.prog} --help)\n")
+        sys.stderr.write(f"{PROGRAM}: error: {one_line(message)} (see {self.prog} --help)\n")
         raise SystemExit(EXIT_USAGE)
 
 
@@ -361,7 +358,7 @@ def _one_line_warnings() -> Iterator[None]:
     """Shows Python warnings as single ``tf-ig2: warning: ...`` lines on stderr."""
 
     def show(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
-        sys.stderr.write(f"{PROGRAM}: warning: {_one_line(str(message))}\n")
+        sys.stderr.write(f"{PROGRAM}: warning: {one_line(str(message))}\n")
 
     with warnings.catch_warnings():
         warnings.showwarning = show
@@ -446,7 +443,7 @@ def import_modules(names: Sequence[str]) -> None:
                 if name.endswith(".py"):
                     hint = f"; give the module's name without .py: --import {name[:-3]}"
             raise UsageError(f"argument --import: could not import the module {name!r}: "
-                             f"{type(error).__name__}: {_one_line(str(error))}{hint}") from error
+                             f"{one_line(error)}{hint}") from error
 
 
 def _load_model(args: argparse.Namespace) -> Any:
@@ -626,7 +623,7 @@ def run_explain_stream(args: argparse.Namespace) -> Dict[str, Any]:
     (the same command continues from there), or removes what it created when no shard was
     finished.
     """
-    from . import cli_files, dataset, saved_model
+    from . import cli_files, dataset, saved_model, validation
     from .dataset import results
 
     output = args.output
@@ -637,7 +634,8 @@ def run_explain_stream(args: argparse.Namespace) -> Dict[str, Any]:
         image_size = tuple(args.image_size) if args.image_size else layout["image_size"]
         read = _read_options(args, image_size, layout)
         inputs = cli_files.open_stream(args.inputs, "inputs", **read)
-        saved_model.check_input_shape(model, (inputs.count, *inputs.sample_shape), "inputs")
+        validation.fits_model_input("inputs", (inputs.count, *inputs.sample_shape),
+                                    saved_model.expected_input_shape(model))
         references = cli_files.read_stream_references(args.references, "references", **read)
         options = _ig2_options(args)
         explainer, representation = _prepare_explainer(model, options)
@@ -747,10 +745,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                       "attributions.npy, counterfactuals.npy)")
                 print(f"TensorBoard:  tensorboard --logdir {result['logs']}")
     except UsageError as error:
-        sys.stderr.write(f"{PROGRAM}: error: {_one_line(str(error))}\n")
+        sys.stderr.write(f"{PROGRAM}: error: {one_line(str(error))}\n")
         return EXIT_USAGE
     except KeyboardInterrupt as interruption:
-        note = _one_line(str(interruption))
+        note = one_line(str(interruption))
         sys.stderr.write(f"{PROGRAM}: interrupted{'; ' + note if note else ''}\n")
         return EXIT_INTERRUPTED
     return EXIT_OK

@@ -154,7 +154,7 @@ def _read_npy(name: str, path: str) -> np.ndarray:
     try:
         array = np.load(path, allow_pickle=False)
     except Exception as error:  # noqa: BLE001 - any failure to read is reported the same way
-        raise ValueError(f"Could not read `{name}` from {path!r}: {_one_line(error)}") from error
+        raise ValueError(f"Could not read `{name}` from {path!r}: {one_line(error)}") from error
     return _numeric(name, np.asarray(array), path)
 
 
@@ -175,7 +175,7 @@ def _read_npz(name: str, path: str) -> np.ndarray:
     except ValueError:
         raise
     except Exception as error:  # noqa: BLE001 - any failure to read is reported the same way
-        raise ValueError(f"Could not read `{name}` from {path!r}: {_one_line(error)}") from error
+        raise ValueError(f"Could not read `{name}` from {path!r}: {one_line(error)}") from error
     return _numeric(name, np.asarray(array), path)
 
 
@@ -187,7 +187,7 @@ def _decode_image(name: str, path: str, channels: Optional[int]) -> np.ndarray:
             contents = handle.read()
         image = tf.io.decode_image(contents, channels=channels or 3, expand_animations=False)
     except Exception as error:  # noqa: BLE001 - any failure to read is reported the same way
-        raise ValueError(f"Could not read `{name}` image {path!r}: {_one_line(error)}") from error
+        raise ValueError(f"Could not read `{name}` image {path!r}: {one_line(error)}") from error
     return image.numpy()
 
 
@@ -307,9 +307,16 @@ def read_image(path: PathLike, name: str = "inputs", *, image_size: Optional[Seq
 
 
 # -- writing -------------------------------------------------------------------------------------
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split())
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+def one_line(message: Union[str, BaseException]) -> str:
+    """``message`` on one line, its whitespace runs collapsed; an error is prefixed with its type.
+
+    Every message the command line prints, and every error met reading a model or a file, goes
+    through it: an error ``OSError("No space\\n left")`` becomes ``"OSError: No space left"``.
+    """
+    text = " ".join(str(message).split())
+    if not isinstance(message, BaseException):
+        return text
+    return f"{type(message).__name__}: {text}" if text else type(message).__name__
 
 
 def check_output(path: PathLike, overwrite: bool) -> str:
@@ -618,7 +625,7 @@ def _open_npy(name: str, path: str) -> np.ndarray:
     try:
         array = open_inputs(path)
     except Exception as error:  # noqa: BLE001 - any failure to read is reported the same way
-        raise ValueError(f"Could not read `{name}` from {path!r}: {_one_line(error)}") from error
+        raise ValueError(f"Could not read `{name}` from {path!r}: {one_line(error)}") from error
     return _numeric(name, array, path)
 
 
@@ -709,7 +716,7 @@ def read_stream_references(path: PathLike, name: str = "references", *,
             try:
                 array = np.load(path, mmap_mode="c")
             except Exception as error:  # noqa: BLE001 - any failure to read is reported the same way
-                raise ValueError(f"Could not read `{name}` from {path!r}: {_one_line(error)}") from error
+                raise ValueError(f"Could not read `{name}` from {path!r}: {one_line(error)}") from error
             _snap_in_place(array, value_range, write=True)
             return array
     return read_inputs(path, name, image_size=image_size, channels=channels, scale=scale,

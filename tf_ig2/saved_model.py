@@ -25,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from . import defaults, validation
+from .cli_files import one_line
 from .explanation import Explanation
 from .gradpath import IG2
 from .model_view import Targets
@@ -240,7 +241,7 @@ def _load_saved_model(path: str, signature: Optional[str], output_name: Optional
     try:
         root = tf.saved_model.load(folder)
     except Exception as error:  # noqa: BLE001 - any failure to read means an unusable SavedModel
-        raise ValueError(f"Could not load the SavedModel at {folder!r}: {_one_line(error)}") from error
+        raise ValueError(f"Could not load the SavedModel at {folder!r}: {one_line(error)}") from error
     signatures = dict(getattr(root, "signatures", None) or {})
     if not signatures:
         raise ValueError(f"The SavedModel at {folder!r} has no serving signature to call.")
@@ -286,11 +287,6 @@ def _load_saved_model(path: str, signature: Optional[str], output_name: Optional
         input_shape=tuple(spec.shape.as_list()), input_dtype=spec.dtype, output_name=output_name,
         output_names=names,
     )
-
-
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split())
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 # -- public API ----------------------------------------------------------------------------------
@@ -346,7 +342,7 @@ def load_model(path: PathLike, *, safe_mode: bool = True, signature: Optional[st
                 f"uses{origin}. Import the module that defines it, decorated with "
                 "@keras.saving.register_keras_serializable(), before loading the model.",
                 path=path, class_name=class_name, module=module) from error
-        raise ValueError(f"Could not load the Keras model at {path!r}: {_one_line(error)}") from error
+        raise ValueError(f"Could not load the Keras model at {path!r}: {one_line(error)}") from error
     if not isinstance(model, keras.layers.Layer):
         raise ValueError(f"The file at {path!r} holds no Keras model. Received: {type(model).__name__}")
     return model
@@ -377,26 +373,6 @@ def expected_input_shape(model: Any) -> Optional[Tuple[Optional[int], ...]]:
         raise ValueError(f"Only models with a single input are supported. Received: a model with {len(inputs)} "
                          f"inputs {[tuple(tensor.shape) for tensor in inputs]}")
     return tuple(None if side is None else int(side) for side in inputs[0].shape)
-
-
-def check_input_shape(model: Any, shape: Tuple[int, ...], name: str = "inputs") -> None:
-    """Raises unless ``(N, *S)`` data of ``shape`` fits the model's declared input shape.
-
-    Raises:
-        ValueError: If the ranks differ or a declared size differs from ``shape``.
-    """
-    expected = expected_input_shape(model)
-    if expected is None:
-        return
-    shape = tuple(int(side) for side in shape)
-    fits = len(shape) == len(expected) and all(
-        want is None or want == have for want, have in zip(expected[1:], shape[1:]))
-    if not fits:
-        wanted = ", ".join("any" if side is None else str(side) for side in expected[1:])
-        raise ValueError(
-            f"`{name}` do not fit the model, which expects inputs of shape (N, {wanted}). "
-            f"Received: {name} of shape {shape}"
-        )
 
 
 def _check_options(options: Dict[str, Any]) -> None:
@@ -518,7 +494,7 @@ def explain_model(model: Any, inputs: Any, references: Any, targets: Targets = N
         inputs = validation.model_input_array("inputs", inputs)
     else:
         inputs = validation.float_array("inputs", inputs)
-    check_input_shape(model, inputs.shape, "inputs")
+    validation.fits_model_input("inputs", inputs.shape, expected_input_shape(model))
     explainer, description = ig2_explainer(model, options)
     references = validation.references_array("references", references, inputs.shape, integer=embedded)
     if not embedded:

@@ -99,6 +99,7 @@ def test_explain_matches_the_python_api(files, model, tmp_path, capsys):
     summary = json.loads((output / "summary.json").read_text())
     assert summary["tf_ig2_version"] == tf_ig2.__version__
     assert summary["settings"]["steps"] == STEPS and summary["settings"]["target"] == 1
+    assert summary["settings"]["method"] == "ig2" and summary["settings"]["integration"] == "left"
     assert summary["representation"] == "input of layer 'logits'"
     assert len(summary["inputs"]) == 3
     for index, record in enumerate(summary["inputs"]):
@@ -106,6 +107,7 @@ def test_explain_matches_the_python_api(files, model, tmp_path, capsys):
         assert record["score"] == pytest.approx(float(api.target_scores[index]), rel=1e-5, abs=1e-6)
         assert record["gradcf_score"] == pytest.approx(float(api.counterfactual_scores[index]), rel=1e-5, abs=1e-6)
         assert record["completeness_delta"] == pytest.approx(float(api.delta[index]), rel=1e-4, abs=1e-6)
+        assert record["relative_delta"] == pytest.approx(float(api.relative_delta[index]), rel=1e-4, abs=1e-6)
         distances = [[item["start"], item["end"]] for item in record["representation_distance"]]
         np.testing.assert_allclose(distances, api.representation_distance[index], rtol=1e-5, atol=1e-6)
     assert sorted(os.listdir(output)) == sorted(
@@ -401,7 +403,8 @@ def test_progress_bar_and_warnings_use_single_stderr_lines(files, tmp_path, caps
 def test_help_documents_every_option(capsys):
     status, out, _ = run(["explain", "--help"], capsys)
     assert status == 0
-    for option in ("--inputs", "--references", "--target", "--representation-layer", "--steps", "--step-size",
+    for option in ("--inputs", "--references", "--method", "--target", "--representation-layer", "--steps",
+                   "--step-size", "--integration", "--segment-points", "--rule", "--fraction", "--max-dist",
                    "--value-range", "--batch-size", "--image-size", "--scale", "--output", "--overwrite",
                    "--signature", "--output-name", "--unsafe-deserialization", "--min-display-size", "--quiet",
                    "Exit status"):

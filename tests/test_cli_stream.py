@@ -92,7 +92,7 @@ def assert_same_results(streamed, in_memory, names=None):
     assert len(summary["inputs"]) == len(expected)
     for record, wanted in zip(summary["inputs"], reference["inputs"]):
         assert record["name"] == wanted["name"] and record["target"] == wanted["target"]
-        for key in ("score", "gradcf_score", "completeness_delta"):
+        for key in ("score", "gradcf_score", "completeness_delta", "relative_delta"):
             assert record[key] == pytest.approx(wanted[key], rel=RTOL, abs=ATOL)
         np.testing.assert_allclose([[item["start"], item["end"]] for item in record["representation_distance"]],
                                    [[item["start"], item["end"]] for item in wanted["representation_distance"]],

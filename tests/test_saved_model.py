@@ -87,6 +87,27 @@ def test_saved_model_named_features_output(saved):
                                         representation_layer="conv", output_name="logits")
 
 
+@pytest.mark.parametrize("kind", ["keras", "saved_model"])
+@pytest.mark.parametrize("method", ["ig", "guided_ig"])
+def test_other_methods_through_the_registry_equal_their_explainers(saved, kind, method):
+    explainers = {"ig": tf_ig2.IntegratedGradients, "guided_ig": tf_ig2.GuidedIG}
+    options = {"ig": dict(steps=STEPS, rule="midpoint"), "guided_ig": dict(steps=STEPS, fraction=0.5)}[method]
+    model = saved["model"] if kind == "keras" else saved["logits_model"]
+    expected = explainers[method](model, **options).explain(saved["inputs"], 0.0, targets=2)
+    explanation = saved_model.explain_saved_model(saved["paths"][kind], saved["inputs"], 0.0, targets=2,
+                                                  method=method, **options)
+    assert explanation.method == method and explanation.representation is None
+    assert explanation.representation_distance is None
+    np.testing.assert_allclose(explanation.attributions, expected.attributions, **TOLERANCE)
+    np.testing.assert_allclose(explanation.counterfactuals, np.zeros((4, 1, 8, 8, 1), np.float32))
+    # Per-input baselines in groups of batch_size pairs: the same numbers.
+    baselines = saved["references"][None].repeat(4, axis=0)
+    grouped = saved_model.explain_model(saved_model.load_model(saved["paths"][kind]), saved["inputs"], baselines,
+                                        method=method, batch_size=3, **options)
+    ungrouped = explainers[method](model, **options).explain(saved["inputs"], baselines)
+    np.testing.assert_allclose(grouped.attributions, ungrouped.attributions, **TOLERANCE)
+
+
 def test_batched_explanation_is_identical_and_reports_progress(saved):
     model = saved_model.load_model(saved["paths"]["keras"])
     calls = []
@@ -121,7 +142,9 @@ def test_shapes_are_checked_before_any_work(saved, monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("the explainer was built before the shape check")
 
-    monkeypatch.setattr(saved_model, "IG2", fail)
+    from tf_ig2 import gradpath
+
+    monkeypatch.setattr(gradpath, "IG2", fail)
     wrong = np.zeros((2, 9, 8, 1), np.float32)
     for kind in ("keras", "saved_model"):
         with pytest.raises(ValueError, match=r"expects inputs of shape \(N, 8, 8, 1\).*\(2, 9, 8, 1\)"):
@@ -132,8 +155,14 @@ def test_argument_errors(saved):
     path = saved["paths"]["keras"]
     with pytest.raises(ValueError, match="Available layers: 'conv', 'flatten', 'features', 'logits'"):
         saved_model.explain_saved_model(path, saved["inputs"], saved["references"], representation_layer="nope")
-    with pytest.raises(TypeError, match="Unknown IG² option"):
+    with pytest.raises(TypeError, match=r"Unknown option\(s\) \['step'\] for method 'ig2'"):
         saved_model.explain_saved_model(path, saved["inputs"], saved["references"], step=3)
+    with pytest.raises(TypeError, match=r"Unknown option\(s\) \['representation_layer'\] for method 'ig'"):
+        saved_model.explain_saved_model(path, saved["inputs"], 0.0, method="ig", representation_layer="features")
+    with pytest.raises(ValueError, match="`method` must be one of"):
+        saved_model.explain_saved_model(path, saved["inputs"], saved["references"], method="smoothgrad")
+    with pytest.raises(TypeError, match="`return_path` is for methods that return their path"):
+        saved_model.explain_saved_model(path, saved["inputs"], 0.0, method="guided_ig", return_path=True)
     with pytest.raises(TypeError, match="`path` must be a path"):
         saved_model.load_model(3)
     with pytest.raises(ValueError, match="`signature` names no signature.*'serving_default'"):

@@ -34,6 +34,7 @@ import numpy as np
 
 from . import defaults
 from .dataset.results import ResultsFolder, load_results, merge_shards, write_json
+from .explanation import Explanation
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -451,6 +452,9 @@ def _records(count: int, *, targets: Optional[np.ndarray], scores: np.ndarray, g
              deltas: np.ndarray, distances: Optional[np.ndarray], names: Optional[List[str]] = None,
              overlays: Optional[List[str]] = None) -> List[Dict[str, Any]]:
     """One JSON-ready record per input (see :func:`summary`); arrays are ``(N,)`` or ``(N, R, 2)``."""
+    relative = Explanation(attributions=None, counterfactuals=None, target_scores=np.asarray(scores),
+                           counterfactual_scores=np.asarray(gradcf_scores), delta=np.asarray(deltas),
+                           method="").relative_delta
     records = []
     for index in range(count):
         record: Dict[str, Any] = {
@@ -460,6 +464,7 @@ def _records(count: int, *, targets: Optional[np.ndarray], scores: np.ndarray, g
             "score": float(scores[index]),
             "gradcf_score": float(gradcf_scores[index]),
             "completeness_delta": float(deltas[index]),
+            "relative_delta": float(relative[index]),
         }
         if distances is not None:
             record["representation_distance"] = [
@@ -477,9 +482,11 @@ def summary(explanation: Any, *, names: Optional[List[str]] = None, overlays: Op
     """The JSON-ready summary of an explanation: settings, version and one record per input.
 
     Per input: its name, the explained ``target``, its ``score`` ``f_c(x)``, the mean
-    ``gradcf_score`` ``f_c(GradCF)`` over its references, the ``completeness_delta``
-    ``sum(A) - (score - gradcf_score)`` and, per reference, the representation distance at the
-    start and the end of the GradPath.
+    ``gradcf_score`` ``f_c(counterfactual)`` over its references (GradCF for IG², the baselines
+    for the other methods), the ``completeness_delta`` ``sum(A) - (score - gradcf_score)``, the
+    ``relative_delta`` ``|completeness_delta| / |score - gradcf_score|``
+    (:attr:`~tf_ig2.Explanation.relative_delta`) and, for IG², per reference the representation
+    distance at the start and the end of the GradPath.
     """
     from . import __version__
 

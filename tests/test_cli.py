@@ -134,6 +134,34 @@ def test_explain_saved_model_folder(files, tmp_path, capsys):
         assert float(attributions[index].sum()) - gap == pytest.approx(record["completeness_delta"], abs=1e-4)
 
 
+@pytest.mark.parametrize("suffix", ["h5", "keras"])
+@pytest.mark.parametrize("stream", [False, True], ids=["in_memory", "stream"])
+def test_tf_keras_model_only_tf_keras_reads(tmp_path, capsys, suffix, stream):
+    import warnings
+
+    import tf_keras
+
+    tf_keras.utils.set_random_seed(1)
+    model = tf_keras.Sequential([tf_keras.Input((6, 1)), tf_keras.layers.LocallyConnected1D(2, 3, activation="tanh"),
+                                 tf_keras.layers.Flatten(), tf_keras.layers.Dense(3, name="scores")])
+    path = tmp_path / f"local.{suffix}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.save(str(path))
+    rng = np.random.default_rng(2)
+    inputs, references = rng.random((4, 6, 1)).astype(np.float32), rng.random((2, 6, 1)).astype(np.float32)
+    np.save(tmp_path / "inputs.npy", inputs)
+    np.save(tmp_path / "references.npy", references)
+    output = tmp_path / "out"
+    status, out, err = run(["explain", path, "--inputs", tmp_path / "inputs.npy", "--references",
+                            tmp_path / "references.npy", "--steps", STEPS, "--integration", "rescaled", "--quiet",
+                            "--output", output, *(["--stream"] if stream else [])], capsys)
+    assert status == 0 and err == "", err
+    expected = tf_ig2.IG2(model, steps=STEPS, integration="rescaled").explain(inputs, references)
+    np.testing.assert_allclose(np.load(output / "attributions.npy"), expected.attributions, **TOLERANCE)
+    assert "Representation: input of layer 'scores'" in out
+
+
 def test_npz_archive_and_vector_inputs_write_no_pngs(files, tmp_path, capsys):
     paths = files["paths"]
     output = tmp_path / "vectors"

@@ -5,6 +5,7 @@ agree to float32 round-off, since loading changes no weight.
 """
 
 import os
+import warnings
 
 import keras
 import numpy as np
@@ -252,3 +253,79 @@ def test_saved_model_weights_are_visible_to_dataset_fingerprints(tmp_path):
         assert len(loaded.signature_variables) == 6
         fingerprints.append(plan.model_fingerprint(loaded)["weights_sha1"])
     assert fingerprints[0] != fingerprints[1] and fingerprints[0] == fingerprints[2]
+
+
+def tf_keras_models():
+    """tf_keras (Keras 2) Sequentials: one Keras 3 reads too, one with a layer Keras 3 no longer has."""
+    import tf_keras
+
+    tf_keras.utils.set_random_seed(0)
+    dense = tf_keras.Sequential([tf_keras.Input((6,)), tf_keras.layers.Dense(5, activation="tanh", name="hidden"),
+                                 tf_keras.layers.Dense(3, name="scores")])
+    local = tf_keras.Sequential([tf_keras.Input((6, 1)), tf_keras.layers.LocallyConnected1D(2, 3, activation="tanh"),
+                                 tf_keras.layers.Flatten(), tf_keras.layers.Dense(3, name="scores")])
+    return {"dense": dense, "local": local}
+
+
+@pytest.fixture(scope="module")
+def tf_keras_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tf_keras")
+    models, paths = tf_keras_models(), {}
+    for name, model in models.items():
+        for suffix in ("h5", "keras"):
+            paths[f"{name}.{suffix}"] = str(folder / f"{name}.{suffix}")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # tf_keras calls .h5 legacy
+                model.save(paths[f"{name}.{suffix}"])
+    return {"models": models, "paths": paths, "folder": folder}
+
+
+@pytest.mark.parametrize("suffix", ["h5", "keras"])
+@pytest.mark.parametrize("name", ["dense", "local"])
+def test_tf_keras_files_load_and_explain(tf_keras_files, name, suffix):
+    from tf_ig2.model_view import keras_module
+
+    path, model = tf_keras_files["paths"][f"{name}.{suffix}"], tf_keras_files["models"][name]
+    loaded = saved_model.load_model(path)
+    if name == "local":  # Keras 3 has no LocallyConnected1D: tf_keras reads the file
+        assert keras_module(loaded).__name__ == "tf_keras"
+    rng = np.random.default_rng(0)
+    shape = tuple(model.input_shape[1:])
+    inputs, references = rng.random((3, *shape)).astype(np.float32), rng.random((2, *shape)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(loaded(inputs)), np.asarray(model(inputs)), **TOLERANCE)
+    explanation = saved_model.explain_saved_model(path, inputs, references, steps=STEPS, targets=1)
+    expected = tf_ig2.IG2(model, steps=STEPS).explain(inputs, references, 1)
+    np.testing.assert_allclose(explanation.attributions, expected.attributions, **TOLERANCE)
+    assert explanation.representation == expected.representation == "input of layer 'scores'"
+    baseline = saved_model.explain_saved_model(path, inputs, 0.0, method="ig", steps=STEPS, targets=1)
+    np.testing.assert_allclose(baseline.attributions, tf_ig2.IntegratedGradients(model, steps=STEPS).explain(
+        inputs, 0.0, 1).attributions, **TOLERANCE)
+
+
+@pytest.mark.parametrize("suffix", ["h5", "keras"])
+def test_tf_keras_fallback_keeps_safe_mode(tmp_path, suffix):
+    import tf_keras
+
+    tf_keras.utils.set_random_seed(0)
+    model = tf_keras.Sequential([tf_keras.Input((6, 1)), tf_keras.layers.Lambda(lambda tensor: tensor * 2.0),
+                                 tf_keras.layers.LocallyConnected1D(2, 3), tf_keras.layers.Flatten(),
+                                 tf_keras.layers.Dense(2)])
+    path = str(tmp_path / f"lambda.{suffix}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.save(path)
+    with pytest.raises(ValueError, match=r"read with tf_keras, since Keras 3 cannot read it.*safe_mode"):
+        saved_model.load_model(path)
+    loaded = saved_model.load_model(path, safe_mode=False)
+    values = np.ones((1, 6, 1), np.float32)
+    np.testing.assert_allclose(np.asarray(loaded(values)), np.asarray(model(values)), **TOLERANCE)
+
+
+def test_not_a_keras_model_is_refused(tmp_path, monkeypatch):
+    import keras as keras3
+
+    path = tmp_path / "model.keras"
+    path.write_bytes(b"anything")
+    monkeypatch.setattr(keras3.saving, "load_model", lambda *args, **kwargs: object())
+    with pytest.raises(ValueError, match="holds no Keras model. Received: object"):
+        saved_model.load_model(path)

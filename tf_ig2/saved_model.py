@@ -15,6 +15,7 @@ and the caller asks for it by name; :attr:`Explanation.representation` says whic
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -29,7 +30,7 @@ import tensorflow as tf
 from . import defaults, methods, validation
 from .cli_files import one_line
 from .explanation import Explanation
-from .model_view import Targets
+from .model_view import Targets, keras_module
 
 logger = logging.getLogger(__name__)
 
@@ -288,8 +289,31 @@ def _load_saved_model(path: str, signature: Optional[str], output_name: Optional
 
 
 # -- public API ----------------------------------------------------------------------------------
+def _load_with_tf_keras(path: str, safe_mode: bool) -> Tuple[Any, Optional[BaseException]]:
+    """``(model, None)`` as tf_keras (Keras 2) loads the file, else ``(None, its error or None)``.
+
+    ``(None, None)`` when tf_keras is missing, or safe mode is asked for and its scope (which,
+    unlike ``load_model(safe_mode=...)``, covers legacy ``.h5`` files too) cannot be found.
+    """
+    try:
+        import tf_keras
+    except ImportError:
+        return None, None
+    try:
+        from tf_keras.src.saving.serialization_lib import SafeModeScope
+    except ImportError:
+        if safe_mode:
+            return None, None
+        SafeModeScope = None  # noqa: N806 - the class, when tf_keras has it
+    try:
+        with SafeModeScope(safe_mode) if SafeModeScope is not None else contextlib.nullcontext():
+            return tf_keras.models.load_model(path, compile=False, safe_mode=safe_mode), None
+    except Exception as error:  # noqa: BLE001 - the caller reports Keras 3's error, or this one
+        return None, error
+
+
 def load_model(path: PathLike, *, safe_mode: bool = True, signature: Optional[str] = None,
-               output_name: Optional[str] = None) -> keras.layers.Layer:
+               output_name: Optional[str] = None) -> Any:
     """Loads a saved model as a Keras object that the explainers (:class:`~tf_ig2.IG2`, ...) explain.
 
     Args:
@@ -305,8 +329,12 @@ def load_model(path: PathLike, *, safe_mode: bool = True, signature: Optional[st
             :func:`explain_model` (the one output not asked for as representation) or to
             :meth:`SavedModelFunction.with_output`. Ignored for Keras files.
 
+    Keras files are read by Keras 3; when Keras 3 cannot read one and ``tf_keras`` (Keras 2) is
+    installed, by ``tf_keras.models.load_model(path, compile=False)`` (under the same safe mode),
+    e.g. for layers Keras 3 no longer has. The explainers accept either kind of model.
+
     Returns:
-        The ``keras.Model`` stored in a Keras file (uncompiled), or a
+        The ``keras.Model`` (or ``tf_keras`` model) stored in a Keras file, uncompiled, or a
         :class:`SavedModelFunction` serving the SavedModel's signature.
 
     Raises:
@@ -331,6 +359,13 @@ def load_model(path: PathLike, *, safe_mode: bool = True, signature: Optional[st
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=safe_mode)
     except Exception as error:  # noqa: BLE001 - a file Keras cannot read is reported as such
+        model, fallback_error = _load_with_tf_keras(path, safe_mode)
+        if model is not None:
+            logger.info("Keras 3 could not read %s (%s); loaded it with tf_keras", path, one_line(error))
+            return _keras_model(model, path)
+        if fallback_error is not None and "safe_mode" in str(fallback_error):
+            raise ValueError(f"Could not load the Keras model at {path!r} (read with tf_keras, since Keras 3 "
+                             f"cannot read it): {one_line(fallback_error)}") from fallback_error
         missing = _missing_class(error)
         if missing is not None:
             class_name, module = missing
@@ -341,8 +376,15 @@ def load_model(path: PathLike, *, safe_mode: bool = True, signature: Optional[st
                 "@keras.saving.register_keras_serializable(), before loading the model.",
                 path=path, class_name=class_name, module=module) from error
         raise ValueError(f"Could not load the Keras model at {path!r}: {one_line(error)}") from error
-    if not isinstance(model, keras.layers.Layer):
-        raise ValueError(f"The file at {path!r} holds no Keras model. Received: {type(model).__name__}")
+    return _keras_model(model, path)
+
+
+def _keras_model(model: Any, path: str) -> Any:
+    """``model``, checked to be a Keras 3 or tf_keras layer or model."""
+    try:
+        keras_module(model)
+    except TypeError:
+        raise ValueError(f"The file at {path!r} holds no Keras model. Received: {type(model).__name__}") from None
     return model
 
 
@@ -553,12 +595,9 @@ def explain_saved_model(path: PathLike, inputs: Any, references: Any, targets: T
         output_name: SavedModel output holding the scores, when the signature has several.
         return_path: Also return the ``(N, R, steps + 1, *S)`` path (IG² only).
         progress: Called as ``progress(done, total)`` after each group of inputs.
-        **options: The method's settings (see :func:`explain_model`). For IG²:
-            ``representation_layer`` (for a SavedModel, ``None`` means ``"output"``, the model
-            output; the name of another signature output selects that output), ``steps``,
-            ``step_size``, ``value_range``, ``batch_size``, ``integration``, ``segment_points``;
-            ``input_layer`` and ``padding_id`` for token inputs; ``output`` for a Keras model
-            with several outputs.
+        **options: The method's settings, as for :func:`explain_model`; for a SavedModel,
+            IG²'s ``representation_layer=None`` means ``"output"`` (the model output), and the
+            name of another signature output selects that output.
 
     Returns:
         An :class:`~tf_ig2.Explanation`; for IG² its ``representation`` names the space GradPath

@@ -796,8 +796,9 @@ def check_stream_output(output: PathLike, overwrite: bool) -> Optional[Dict[str,
     return None
 
 
-def finish_stream(output: PathLike, *, settings: Dict[str, Any], names: Optional[List[str]], representation: str,
-                  method: str, resumed: int, max_listed: Optional[int] = None) -> List[str]:
+def finish_stream(output: PathLike, *, settings: Dict[str, Any], names: Optional[List[str]],
+                  representation: Optional[str], method: str, resumed: int,
+                  max_listed: Optional[int] = None) -> List[str]:
     """Writes ``attributions.npy`` and ``summary.json`` of the finished streamed run in ``output``.
 
     The attributions ``(N, *S)`` float32 are copied shard by shard into a memory-mapped
@@ -807,15 +808,18 @@ def finish_stream(output: PathLike, *, settings: Dict[str, Any], names: Optional
     ``summary.json`` holds the settings, the tf_ig2 version, the counts (inputs, shards,
     inputs explained by earlier runs), the mean and largest ``|completeness_delta|`` and,
     when N is at most ``max_listed``, one record per input as :func:`summary` writes them
-    (else ``"inputs": null``: the per-input values stay in ``output/shards``, read by
-    :func:`tf_ig2.dataset.load_results`).
+    (else ``"inputs": null``: the per-input values stay in ``output/shards``). The results
+    folder is read through :mod:`tf_ig2.dataset.results` only: its index
+    (:class:`~tf_ig2.dataset.results.ResultsFolder`), :func:`~tf_ig2.dataset.load_results` for
+    the per-input values and :func:`~tf_ig2.dataset.merge_shards` for the attributions.
 
     Args:
         output: The output folder, holding the finished results in ``shards/``.
         settings: The settings used, stored in the summary.
         names: The inputs' names (image file names), or ``None``.
-        representation: The description of the representation GradPath moved in.
-        method: The explainer's method (``"ig2"``).
+        representation: The description of the representation GradPath moved in (IG²), or
+            ``None``.
+        method: The explainer's method (``"ig2"``, ``"ig"``, ``"guided_ig"``).
         resumed: Inputs that earlier runs had explained.
         max_listed: The most inputs listed one by one; ``None`` for
             :data:`tf_ig2.defaults.CLI_SUMMARY_MAX_INPUTS` (1000).

@@ -19,6 +19,7 @@ from ..pairs import PairExplainer
 from .results import ALWAYS_STORED
 from .sources import as_array, is_array
 
+
 def _digest(array: np.ndarray) -> str:
     """sha1 of an array's values, shape and dtype (read in slices: memory maps stay flat)."""
     array = array if isinstance(array, np.ndarray) else np.asarray(array)

@@ -307,7 +307,11 @@ class ResultsFolder:
 
 
 class ShardWriter:
-    """Collects per-input rows and writes a shard of ``shard_size`` inputs whenever it has one."""
+    """Collects per-input rows and writes a shard of ``shard_size`` inputs whenever it has one.
+
+    Raises:
+        ValueError: If the folder holds a number of inputs that is not a whole number of shards.
+    """
 
     def __init__(self, folder: ResultsFolder, shard_size: int, start: int):
         self.folder = folder
@@ -320,9 +324,11 @@ class ShardWriter:
 
     @property
     def shards(self) -> int:
+        """Finished shards in the folder."""
         return self.folder.shards
 
     def add(self, rows: Dict[str, np.ndarray], inputs: np.ndarray) -> None:
+        """Adds ``(B, ...)`` rows per stored array for the ``(B, *S)`` ``inputs``; writes full shards."""
         for name, values in rows.items():
             self.pending.setdefault(name, []).append(values)
         self.pending_inputs.append(inputs)
@@ -342,6 +348,7 @@ class ShardWriter:
         self.count -= count
 
     def finish(self) -> None:
+        """Writes the last, partial shard and marks the results complete."""
         if self.count:
             self._write(self.count)
         self.folder.finish()

@@ -21,8 +21,9 @@ from .. import validation
 
 PathLike = Union[str, "os.PathLike[str]"]
 
+
 def open_inputs(path: PathLike) -> Any:
-    """Inputs stored on disk, in a form :func:`explain_dataset` streams with flat memory.
+    """Inputs stored on disk, in a form :func:`~tf_ig2.dataset.explain_dataset` streams with flat memory.
 
     Args:
         path: A ``.npy`` file holding ``(N, *S)`` inputs, or a folder of ``.npy`` files, each
@@ -46,7 +47,7 @@ class ArrayFiles:
     """A re-iterable stream of arrays read from files one at a time, in order.
 
     Each file gives one input ``S`` or a batch ``(B, *S)`` (or an ``(x, y)`` tuple, if ``load``
-    returns one). Being re-iterable, it lets :func:`explain_dataset` check, when continuing a
+    returns one). Being re-iterable, it lets :func:`~tf_ig2.dataset.explain_dataset` check, when continuing a
     stopped run, that the inputs are those explained before.
 
     Args:

@@ -99,6 +99,7 @@ def test_explain_matches_the_python_api(files, model, tmp_path, capsys):
     summary = json.loads((output / "summary.json").read_text())
     assert summary["tf_ig2_version"] == tf_ig2.__version__
     assert summary["settings"]["steps"] == STEPS and summary["settings"]["target"] == 1
+    assert summary["settings"]["method"] == "ig2" and summary["settings"]["integration"] == "left"
     assert summary["representation"] == "input of layer 'logits'"
     assert len(summary["inputs"]) == 3
     for index, record in enumerate(summary["inputs"]):
@@ -106,6 +107,7 @@ def test_explain_matches_the_python_api(files, model, tmp_path, capsys):
         assert record["score"] == pytest.approx(float(api.target_scores[index]), rel=1e-5, abs=1e-6)
         assert record["gradcf_score"] == pytest.approx(float(api.counterfactual_scores[index]), rel=1e-5, abs=1e-6)
         assert record["completeness_delta"] == pytest.approx(float(api.delta[index]), rel=1e-4, abs=1e-6)
+        assert record["relative_delta"] == pytest.approx(float(api.relative_delta[index]), rel=1e-4, abs=1e-6)
         distances = [[item["start"], item["end"]] for item in record["representation_distance"]]
         np.testing.assert_allclose(distances, api.representation_distance[index], rtol=1e-5, atol=1e-6)
     assert sorted(os.listdir(output)) == sorted(
@@ -130,6 +132,34 @@ def test_explain_saved_model_folder(files, tmp_path, capsys):
     for index, record in enumerate(summary["inputs"]):
         gap = record["score"] - record["gradcf_score"]
         assert float(attributions[index].sum()) - gap == pytest.approx(record["completeness_delta"], abs=1e-4)
+
+
+@pytest.mark.parametrize("suffix", ["h5", "keras"])
+@pytest.mark.parametrize("stream", [False, True], ids=["in_memory", "stream"])
+def test_tf_keras_model_only_tf_keras_reads(tmp_path, capsys, suffix, stream):
+    import warnings
+
+    import tf_keras
+
+    tf_keras.utils.set_random_seed(1)
+    model = tf_keras.Sequential([tf_keras.Input((6, 1)), tf_keras.layers.LocallyConnected1D(2, 3, activation="tanh"),
+                                 tf_keras.layers.Flatten(), tf_keras.layers.Dense(3, name="scores")])
+    path = tmp_path / f"local.{suffix}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.save(str(path))
+    rng = np.random.default_rng(2)
+    inputs, references = rng.random((4, 6, 1)).astype(np.float32), rng.random((2, 6, 1)).astype(np.float32)
+    np.save(tmp_path / "inputs.npy", inputs)
+    np.save(tmp_path / "references.npy", references)
+    output = tmp_path / "out"
+    status, out, err = run(["explain", path, "--inputs", tmp_path / "inputs.npy", "--references",
+                            tmp_path / "references.npy", "--steps", STEPS, "--integration", "rescaled", "--quiet",
+                            "--output", output, *(["--stream"] if stream else [])], capsys)
+    assert status == 0 and err == "", err
+    expected = tf_ig2.IG2(model, steps=STEPS, integration="rescaled").explain(inputs, references)
+    np.testing.assert_allclose(np.load(output / "attributions.npy"), expected.attributions, **TOLERANCE)
+    assert "Representation: input of layer 'scores'" in out
 
 
 def test_npz_archive_and_vector_inputs_write_no_pngs(files, tmp_path, capsys):
@@ -178,14 +208,14 @@ def test_images_in_and_pngs_out(files, tmp_path, capsys):
 
 
 def test_image_values_follow_resize_and_scale(tmp_path):
-    from tf_ig2 import io
+    from tf_ig2 import cli_files
 
     assert cv2.imwrite(str(tmp_path / "flat.png"), np.full((4, 6, 3), 200, np.uint8))
-    values, names = io.read_inputs(tmp_path / "flat.png", "inputs", image_size=(2, 3), channels=3, scale=0.5)
+    values, names = cli_files.read_inputs(tmp_path / "flat.png", "inputs", image_size=(2, 3), channels=3, scale=0.5)
     assert names == ["flat.png"] and values.shape == (1, 2, 3, 3) and values.dtype == np.float32
     np.testing.assert_allclose(values, 100.0, atol=1e-3)
-    assert io.parse_scale("1/255") == pytest.approx(1 / 255)
-    assert io.parse_scale("0.00392156862745098") == pytest.approx(1 / 255)
+    assert cli_files.parse_scale("1/255") == pytest.approx(1 / 255)
+    assert cli_files.parse_scale("0.00392156862745098") == pytest.approx(1 / 255)
 
 
 def write_png(path, pixels):
@@ -196,24 +226,24 @@ def write_png(path, pixels):
 
 
 def test_value_range_snapping_clips_round_off_only():
-    from tf_ig2 import io
+    from tf_ig2 import cli_files
 
     eps = float(np.finfo(np.float32).eps)
-    assert io.value_range_tolerance(0.0) == io.value_range_tolerance(1.0) == 16 * eps
-    assert io.value_range_tolerance(-255.0) == 16 * eps * 255
+    assert cli_files.value_range_tolerance(0.0) == cli_files.value_range_tolerance(1.0) == 16 * eps
+    assert cli_files.value_range_tolerance(-255.0) == 16 * eps * 255
     values = np.array([1 + 15 * eps, 1 + 17 * eps, -1.5e-6, -2.5e-6, 0.5, 1.01, 255 + 1e-4], np.float32)
-    snapped = io.snap_to_value_range(values, (0.0, 1.0))
+    snapped = cli_files.snap_to_value_range(values, (0.0, 1.0))
     np.testing.assert_array_equal(snapped, np.array([1.0, 1 + 17 * eps, 0.0, -2.5e-6, 0.5, 1.01, 255 + 1e-4],
                                                     np.float32))
     assert snapped.dtype == np.float32 and values[0] == np.float32(1 + 15 * eps), "the input was changed"
-    np.testing.assert_array_equal(io.snap_to_value_range(values, (0.0, 255.0))[-1], 255.0)
+    np.testing.assert_array_equal(cli_files.snap_to_value_range(values, (0.0, 255.0))[-1], 255.0)
     inside = np.array([0.0, 0.5, 1.0], np.float32)
-    assert io.snap_to_value_range(inside, (0.0, 1.0)) is inside
-    assert io.snap_to_value_range(values, None) is values
+    assert cli_files.snap_to_value_range(inside, (0.0, 1.0)) is inside
+    assert cli_files.snap_to_value_range(values, None) is values
 
 
 def test_white_pixels_scaled_by_1_255_fit_value_range_0_1(files, tmp_path, capsys):
-    from tf_ig2 import io
+    from tf_ig2 import cli_files
 
     # 12x10 grey PNGs, white but for a few black pixels: resized to the model's 8x8 (antialiased) and
     # multiplied by float32(1/255), their white areas come out a few float32 epsilons above 1.
@@ -229,13 +259,13 @@ def test_white_pixels_scaled_by_1_255_fit_value_range_0_1(files, tmp_path, capsy
     image[:4] = 0
     write_png(references / "reference.png", image)
     read = dict(image_size=(8, 8), channels=1, scale=1 / 255)
-    raw, _ = io.read_inputs(inputs, "inputs", **read)
-    raw_references, _ = io.read_inputs(references, "references", **read)
+    raw, _ = cli_files.read_inputs(inputs, "inputs", **read)
+    raw_references, _ = cli_files.read_inputs(references, "references", **read)
     assert raw.max() > 1.0 and raw_references.max() > 1.0, "the images do not show the round-off"
-    snapped, _ = io.read_inputs(inputs, "inputs", value_range=(0.0, 1.0), **read)
+    snapped, _ = cli_files.read_inputs(inputs, "inputs", value_range=(0.0, 1.0), **read)
     assert snapped.max() == 1.0 and snapped.min() >= 0.0
     np.testing.assert_allclose(snapped, raw, rtol=0, atol=1e-6)
-    np.testing.assert_array_equal(io.read_image(inputs / "image_1.png", value_range=(0.0, 1.0), **read),
+    np.testing.assert_array_equal(cli_files.read_image(inputs / "image_1.png", value_range=(0.0, 1.0), **read),
                                   snapped[1])
     for extra in ([], ["--stream", "--quiet"]):
         output = tmp_path / ("streamed" if extra else "in_memory")
@@ -345,7 +375,7 @@ def test_non_empty_output_needs_overwrite_and_keeps_other_files(files, tmp_path,
 
 
 def test_a_failure_late_in_the_run_leaves_the_output_untouched(files, tmp_path, capsys, monkeypatch):
-    from tf_ig2 import io
+    from tf_ig2 import cli_files
 
     output = tmp_path / "out"
     output.mkdir()
@@ -354,7 +384,7 @@ def test_a_failure_late_in_the_run_leaves_the_output_untouched(files, tmp_path, 
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(io, "write_images", disk_full)
+    monkeypatch.setattr(cli_files, "write_images", disk_full)
     status, _, err = run(explain_arguments(files, "cnn.keras", output, "--overwrite"), capsys)
     assert status == 2 and "No space left on device" in err and err.count("\n") == 1
     assert listing(output) == {"attributions.npy": b"old"}
@@ -401,7 +431,8 @@ def test_progress_bar_and_warnings_use_single_stderr_lines(files, tmp_path, caps
 def test_help_documents_every_option(capsys):
     status, out, _ = run(["explain", "--help"], capsys)
     assert status == 0
-    for option in ("--inputs", "--references", "--target", "--representation-layer", "--steps", "--step-size",
+    for option in ("--inputs", "--references", "--method", "--target", "--representation-layer", "--steps",
+                   "--step-size", "--integration", "--segment-points", "--rule", "--fraction", "--max-dist",
                    "--value-range", "--batch-size", "--image-size", "--scale", "--output", "--overwrite",
                    "--signature", "--output-name", "--unsafe-deserialization", "--min-display-size", "--quiet",
                    "Exit status"):

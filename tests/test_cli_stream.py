@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tf_ig2 import cli, defaults, io
+from tf_ig2 import cli, cli_files, defaults
 from tf_ig2.dataset import load_results
 from tf_ig2.gradpath import IG2
 from conftest import listing, small_cnn
@@ -74,7 +74,7 @@ def image_arguments(files, output, *extra):
 
 def shard_stats(folder):
     """(inode, modification time) of every finished shard file."""
-    shards = os.path.join(folder, io.STREAM_FOLDER)
+    shards = os.path.join(folder, cli_files.STREAM_FOLDER)
     return {name: (os.stat(os.path.join(shards, name)).st_ino, os.stat(os.path.join(shards, name)).st_mtime_ns)
             for name in os.listdir(shards) if name.endswith(".npy")}
 
@@ -92,7 +92,7 @@ def assert_same_results(streamed, in_memory, names=None):
     assert len(summary["inputs"]) == len(expected)
     for record, wanted in zip(summary["inputs"], reference["inputs"]):
         assert record["name"] == wanted["name"] and record["target"] == wanted["target"]
-        for key in ("score", "gradcf_score", "completeness_delta"):
+        for key in ("score", "gradcf_score", "completeness_delta", "relative_delta"):
             assert record[key] == pytest.approx(wanted[key], rel=RTOL, abs=ATOL)
         np.testing.assert_allclose([[item["start"], item["end"]] for item in record["representation_distance"]],
                                    [[item["start"], item["end"]] for item in wanted["representation_distance"]],
@@ -110,18 +110,18 @@ def test_open_stream_reads_exactly_what_read_inputs_reads(files):
              (files["images"], {"image_size": (8, 8), "channels": 1, "scale": 1 / 255}),
              (files["images"], {"channels": 3})]
     for path, options in cases:
-        opened = io.open_stream(path, "inputs", **options)
-        expected, names = io.read_inputs(path, "inputs", **options)
+        opened = cli_files.open_stream(path, "inputs", **options)
+        expected, names = cli_files.read_inputs(path, "inputs", **options)
         values = opened.values if isinstance(opened.values, np.ndarray) else np.concatenate(list(opened.values))
         assert values.dtype == np.float32
         np.testing.assert_array_equal(values, expected)
         assert (opened.count, opened.sample_shape, opened.names) == (len(expected), expected.shape[1:], names)
-    assert isinstance(io.open_stream(files["inputs.npy"]).values, np.memmap)
-    references = io.read_stream_references(files["per_input_references.npy"])
+    assert isinstance(cli_files.open_stream(files["inputs.npy"]).values, np.memmap)
+    references = cli_files.read_stream_references(files["per_input_references.npy"])
     assert isinstance(references, np.memmap) and references.shape == (N, R, 8, 8, 1)
-    scaled = io.read_stream_references(files["per_input_references.npy"], scale=2.0)
+    scaled = cli_files.read_stream_references(files["per_input_references.npy"], scale=2.0)
     assert not isinstance(scaled, np.memmap)
-    np.testing.assert_array_equal(scaled, io.read_inputs(files["per_input_references.npy"], "references",
+    np.testing.assert_array_equal(scaled, cli_files.read_inputs(files["per_input_references.npy"], "references",
                                                          scale=2.0)[0])
 
 
@@ -135,16 +135,16 @@ def test_streamed_arrays_clip_round_off_outside_the_value_range(files, tmp_path,
     np.save(tmp_path / "references.npy", references)
     stored = (tmp_path / "references.npy").read_bytes()
     # Inputs: converted a slice at a time; in-range memory maps stay as they are.
-    opened = io.open_stream(tmp_path / "inputs.npy", "inputs", value_range=(0.0, 1.0))
+    opened = cli_files.open_stream(tmp_path / "inputs.npy", "inputs", value_range=(0.0, 1.0))
     values = np.concatenate(list(opened.values))
     assert values[0, 0, 0, 0] == 1.0 and values[N - 1, 2, 3, 0] == 0.0
     np.testing.assert_array_equal(values, np.clip(inputs, 0.0, 1.0))
     # Per-input references stay memory-mapped: copy-on-write, the file is not changed.
-    clipped = io.read_stream_references(tmp_path / "references.npy", value_range=(0.0, 1.0))
+    clipped = cli_files.read_stream_references(tmp_path / "references.npy", value_range=(0.0, 1.0))
     assert isinstance(clipped, np.memmap) and clipped.mode == "c"
     np.testing.assert_array_equal(clipped, np.clip(references, 0.0, 1.0))
     assert (tmp_path / "references.npy").read_bytes() == stored
-    untouched = io.read_stream_references(files["per_input_references.npy"], value_range=(0.0, 1.0))
+    untouched = cli_files.read_stream_references(files["per_input_references.npy"], value_range=(0.0, 1.0))
     assert isinstance(untouched, np.memmap) and untouched.mode == "r"
     # The command explains them as the in-memory command does.
     arguments = ["explain", files["cnn.keras"], "--inputs", tmp_path / "inputs.npy", "--references",
@@ -190,7 +190,7 @@ def test_image_folder_stops_and_continues(files, tmp_path, capsys, monkeypatch):
     status, _, err = run(image_arguments(files, in_memory), capsys)
     assert status == 0, err
     # Ctrl-C while reading the 36th image: the first batch of 32 inputs (4 shards) is kept.
-    read_image, calls = io.read_image, []
+    read_image, calls = cli_files.read_image, []
 
     def interrupted_read(*args, **kwargs):
         calls.append(args[0])
@@ -198,7 +198,7 @@ def test_image_folder_stops_and_continues(files, tmp_path, capsys, monkeypatch):
             raise KeyboardInterrupt
         return read_image(*args, **kwargs)
 
-    monkeypatch.setattr(io, "read_image", interrupted_read)
+    monkeypatch.setattr(cli_files, "read_image", interrupted_read)
     arguments = image_arguments(files, streamed, "--stream", "--shard-size", SHARD, "--quiet")
     status, out, err = run(arguments, capsys)
     err = without_completeness_notice(err)

@@ -391,7 +391,7 @@ MIRRORED_SCRIPT = textwrap.dedent("""
                                strategy=strategy)
     again = explain_dataset(explainer, inputs, references, os.path.join(folder, "again"), batch_size=4,
                             shard_size=8, progress=False, strategy=strategy)
-    from tf_ig2.dataset import _DISTRIBUTED
+    from tf_ig2.dataset.distribute import _DISTRIBUTED
     steps = [wrapper.step.experimental_get_tracing_count() for wrapper in _DISTRIBUTED[explainer].values()]
     one, two = single.load(mmap_mode=None), mirrored.load(mmap_mode=None)
     three = again.load(mmap_mode=None)

@@ -5,6 +5,7 @@ agree to float32 round-off, since loading changes no weight.
 """
 
 import os
+import warnings
 
 import keras
 import numpy as np
@@ -87,6 +88,27 @@ def test_saved_model_named_features_output(saved):
                                         representation_layer="conv", output_name="logits")
 
 
+@pytest.mark.parametrize("kind", ["keras", "saved_model"])
+@pytest.mark.parametrize("method", ["ig", "guided_ig"])
+def test_other_methods_through_the_registry_equal_their_explainers(saved, kind, method):
+    explainers = {"ig": tf_ig2.IntegratedGradients, "guided_ig": tf_ig2.GuidedIG}
+    options = {"ig": dict(steps=STEPS, rule="midpoint"), "guided_ig": dict(steps=STEPS, fraction=0.5)}[method]
+    model = saved["model"] if kind == "keras" else saved["logits_model"]
+    expected = explainers[method](model, **options).explain(saved["inputs"], 0.0, targets=2)
+    explanation = saved_model.explain_saved_model(saved["paths"][kind], saved["inputs"], 0.0, targets=2,
+                                                  method=method, **options)
+    assert explanation.method == method and explanation.representation is None
+    assert explanation.representation_distance is None
+    np.testing.assert_allclose(explanation.attributions, expected.attributions, **TOLERANCE)
+    np.testing.assert_allclose(explanation.counterfactuals, np.zeros((4, 1, 8, 8, 1), np.float32))
+    # Per-input baselines in groups of batch_size pairs: the same numbers.
+    baselines = saved["references"][None].repeat(4, axis=0)
+    grouped = saved_model.explain_model(saved_model.load_model(saved["paths"][kind]), saved["inputs"], baselines,
+                                        method=method, batch_size=3, **options)
+    ungrouped = explainers[method](model, **options).explain(saved["inputs"], baselines)
+    np.testing.assert_allclose(grouped.attributions, ungrouped.attributions, **TOLERANCE)
+
+
 def test_batched_explanation_is_identical_and_reports_progress(saved):
     model = saved_model.load_model(saved["paths"]["keras"])
     calls = []
@@ -121,7 +143,9 @@ def test_shapes_are_checked_before_any_work(saved, monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("the explainer was built before the shape check")
 
-    monkeypatch.setattr(saved_model, "IG2", fail)
+    from tf_ig2 import gradpath
+
+    monkeypatch.setattr(gradpath, "IG2", fail)
     wrong = np.zeros((2, 9, 8, 1), np.float32)
     for kind in ("keras", "saved_model"):
         with pytest.raises(ValueError, match=r"expects inputs of shape \(N, 8, 8, 1\).*\(2, 9, 8, 1\)"):
@@ -132,8 +156,14 @@ def test_argument_errors(saved):
     path = saved["paths"]["keras"]
     with pytest.raises(ValueError, match="Available layers: 'conv', 'flatten', 'features', 'logits'"):
         saved_model.explain_saved_model(path, saved["inputs"], saved["references"], representation_layer="nope")
-    with pytest.raises(TypeError, match="Unknown IG² option"):
+    with pytest.raises(TypeError, match=r"Unknown option\(s\) \['step'\] for method 'ig2'"):
         saved_model.explain_saved_model(path, saved["inputs"], saved["references"], step=3)
+    with pytest.raises(TypeError, match=r"Unknown option\(s\) \['representation_layer'\] for method 'ig'"):
+        saved_model.explain_saved_model(path, saved["inputs"], 0.0, method="ig", representation_layer="features")
+    with pytest.raises(ValueError, match="`method` must be one of"):
+        saved_model.explain_saved_model(path, saved["inputs"], saved["references"], method="smoothgrad")
+    with pytest.raises(TypeError, match="`return_path` is for methods that return their path"):
+        saved_model.explain_saved_model(path, saved["inputs"], 0.0, method="guided_ig", return_path=True)
     with pytest.raises(TypeError, match="`path` must be a path"):
         saved_model.load_model(3)
     with pytest.raises(ValueError, match="`signature` names no signature.*'serving_default'"):
@@ -213,7 +243,7 @@ def test_plain_tensorflow_saved_model(tmp_path):
 
 def test_saved_model_weights_are_visible_to_dataset_fingerprints(tmp_path):
     from conftest import small_cnn
-    from tf_ig2 import dataset
+    from tf_ig2.dataset import plan
 
     fingerprints = []
     for seed in (0, 1, 0):
@@ -221,5 +251,81 @@ def test_saved_model_weights_are_visible_to_dataset_fingerprints(tmp_path):
         small_cnn(softmax=False, seed=seed).export(str(folder), verbose=False)
         loaded = tf_ig2.load_model(str(folder))
         assert len(loaded.signature_variables) == 6
-        fingerprints.append(dataset._model_fingerprint(loaded)["weights_sha1"])
+        fingerprints.append(plan.model_fingerprint(loaded)["weights_sha1"])
     assert fingerprints[0] != fingerprints[1] and fingerprints[0] == fingerprints[2]
+
+
+def tf_keras_models():
+    """tf_keras (Keras 2) Sequentials: one Keras 3 reads too, one with a layer Keras 3 no longer has."""
+    import tf_keras
+
+    tf_keras.utils.set_random_seed(0)
+    dense = tf_keras.Sequential([tf_keras.Input((6,)), tf_keras.layers.Dense(5, activation="tanh", name="hidden"),
+                                 tf_keras.layers.Dense(3, name="scores")])
+    local = tf_keras.Sequential([tf_keras.Input((6, 1)), tf_keras.layers.LocallyConnected1D(2, 3, activation="tanh"),
+                                 tf_keras.layers.Flatten(), tf_keras.layers.Dense(3, name="scores")])
+    return {"dense": dense, "local": local}
+
+
+@pytest.fixture(scope="module")
+def tf_keras_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tf_keras")
+    models, paths = tf_keras_models(), {}
+    for name, model in models.items():
+        for suffix in ("h5", "keras"):
+            paths[f"{name}.{suffix}"] = str(folder / f"{name}.{suffix}")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # tf_keras calls .h5 legacy
+                model.save(paths[f"{name}.{suffix}"])
+    return {"models": models, "paths": paths, "folder": folder}
+
+
+@pytest.mark.parametrize("suffix", ["h5", "keras"])
+@pytest.mark.parametrize("name", ["dense", "local"])
+def test_tf_keras_files_load_and_explain(tf_keras_files, name, suffix):
+    from tf_ig2.model_view import keras_module
+
+    path, model = tf_keras_files["paths"][f"{name}.{suffix}"], tf_keras_files["models"][name]
+    loaded = saved_model.load_model(path)
+    if name == "local":  # Keras 3 has no LocallyConnected1D: tf_keras reads the file
+        assert keras_module(loaded).__name__ == "tf_keras"
+    rng = np.random.default_rng(0)
+    shape = tuple(model.input_shape[1:])
+    inputs, references = rng.random((3, *shape)).astype(np.float32), rng.random((2, *shape)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(loaded(inputs)), np.asarray(model(inputs)), **TOLERANCE)
+    explanation = saved_model.explain_saved_model(path, inputs, references, steps=STEPS, targets=1)
+    expected = tf_ig2.IG2(model, steps=STEPS).explain(inputs, references, 1)
+    np.testing.assert_allclose(explanation.attributions, expected.attributions, **TOLERANCE)
+    assert explanation.representation == expected.representation == "input of layer 'scores'"
+    baseline = saved_model.explain_saved_model(path, inputs, 0.0, method="ig", steps=STEPS, targets=1)
+    np.testing.assert_allclose(baseline.attributions, tf_ig2.IntegratedGradients(model, steps=STEPS).explain(
+        inputs, 0.0, 1).attributions, **TOLERANCE)
+
+
+@pytest.mark.parametrize("suffix", ["h5", "keras"])
+def test_tf_keras_fallback_keeps_safe_mode(tmp_path, suffix):
+    import tf_keras
+
+    tf_keras.utils.set_random_seed(0)
+    model = tf_keras.Sequential([tf_keras.Input((6, 1)), tf_keras.layers.Lambda(lambda tensor: tensor * 2.0),
+                                 tf_keras.layers.LocallyConnected1D(2, 3), tf_keras.layers.Flatten(),
+                                 tf_keras.layers.Dense(2)])
+    path = str(tmp_path / f"lambda.{suffix}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.save(path)
+    with pytest.raises(ValueError, match=r"read with tf_keras, since Keras 3 cannot read it.*safe_mode"):
+        saved_model.load_model(path)
+    loaded = saved_model.load_model(path, safe_mode=False)
+    values = np.ones((1, 6, 1), np.float32)
+    np.testing.assert_allclose(np.asarray(loaded(values)), np.asarray(model(values)), **TOLERANCE)
+
+
+def test_not_a_keras_model_is_refused(tmp_path, monkeypatch):
+    import keras as keras3
+
+    path = tmp_path / "model.keras"
+    path.write_bytes(b"anything")
+    monkeypatch.setattr(keras3.saving, "load_model", lambda *args, **kwargs: object())
+    with pytest.raises(ValueError, match="holds no Keras model. Received: object"):
+        saved_model.load_model(path)

@@ -1,17 +1,15 @@
-"""The ``tf-ig2`` command line: explain a saved model with IG², or run the demo.
+"""The ``tf-ig2`` command line: explain a saved model with IG², IG or Guided IG, or run the demo.
 
-``tf-ig2 explain MODEL --inputs PATH --references PATH --output DIR`` loads a ``.keras``,
-``.h5`` or SavedModel model (:func:`tf_ig2.saved_model.load_model`), reads inputs and references
-(:func:`tf_ig2.io.read_inputs`), explains them with IG² (Zhuo & Ge, TPAMI 2024, Eqs. 7-10;
-:func:`tf_ig2.saved_model.explain_model`) and writes the results (:mod:`tf_ig2.io`).
-Models using custom layers load once ``--import MODULE`` has imported the modules registering
-them (:func:`import_modules`). ``tf-ig2 demo`` trains a small CNN on scikit-learn's digits and
-explains it (:mod:`tf_ig2.demo`).
+``tf-ig2 explain MODEL --inputs PATH --references PATH --output DIR [--method ig2|ig|guided_ig]``
+loads a ``.keras``, ``.h5`` or SavedModel model (:func:`tf_ig2.saved_model.load_model`), reads
+inputs and references (:mod:`tf_ig2.cli_files`), explains them with the chosen method, IG² (Zhuo &
+Ge, TPAMI 2024, Eqs. 7-10) by default, and writes the results; :mod:`tf_ig2.cli_explain` runs
+it, in memory or, with ``--stream``, a batch at a time into resumable result shards. Each
+method's options come from the method registry (:mod:`tf_ig2.methods`). ``tf-ig2 demo`` trains a
+small CNN on scikit-learn's digits and explains it (:mod:`tf_ig2.demo`).
 
-With ``--stream``, inputs larger than memory are opened lazily (:func:`tf_ig2.io.open_stream`)
-and explained a batch at a time by :func:`tf_ig2.dataset.explain_dataset` into result shards in
-``DIR/shards``, so that a stopped run continues where it stopped when the same command is run
-again; :func:`tf_ig2.io.finish_stream` then writes ``DIR/attributions.npy`` and ``DIR/summary.json``.
+This module holds the parser, the entry point :func:`main` and what keeps stderr readable:
+TensorFlow's start-up lines removed, warnings and errors on one line each.
 
 Exit status: 0 on success; 2 on a usage or input error, reported as one line
 ``tf-ig2: error: ...`` on stderr, with the output folder left untouched (in stream mode, finished
@@ -22,22 +20,23 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import faulthandler
 import logging
-import hashlib
-import importlib
 import math
 import os
 import re
-import shutil
 import sys
 import tempfile
+import textwrap
 import warnings
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
-from . import defaults
+from . import defaults, methods, settings
+from .cli_explain import METHOD_OPTIONS, PROGRAM, ProgressBar, UsageError, run_explain
 
-PROGRAM = "tf-ig2"
+__all__ = ["main", "build_parser", "quiet_tensorflow_startup", "ProgressBar", "UsageError", "PROGRAM"]
+from .cli_files import one_line
 
 #: Exit statuses.
 EXIT_OK = 0
@@ -61,23 +60,11 @@ TENSORFLOW_STARTUP_LINE = re.compile(
     r"|To enable the following instructions: .* rebuild TensorFlow with the appropriate compiler flags\.\s*$)")
 
 
-class UsageError(Exception):
-    """A problem with the command line's arguments or inputs; reported in one line."""
-
-
-class Interrupted(KeyboardInterrupt):
-    """Ctrl-C during a streamed run; its text says what was kept."""
-
-
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
-
-
 class _Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one ``tf-ig2: error: ...`` line and exit status 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        sys.stderr.write(f"{PROGRAM}: error: {_one_line(message)} (see {self.prog} --help)\n")
+        sys.stderr.write(f"{PROGRAM}: error: {one_line(message)} (see {self.prog} --help)\n")
         raise SystemExit(EXIT_USAGE)
 
 
@@ -185,7 +172,7 @@ def _finite_float(text: str) -> float:
 
 
 def _scale(text: str) -> float:
-    from .io import parse_scale
+    from .cli_files import parse_scale
 
     try:
         return parse_scale(text)
@@ -203,13 +190,19 @@ def _module_name(text: str) -> str:
 
 # -- parser --------------------------------------------------------------------------------------
 _EXPLAIN_DESCRIPTION = """\
-Explain a saved model's predictions with IG2 and write the results to DIR:
+Explain a saved model's predictions with IG2 (or --method ig, guided_ig) and write the
+results to DIR:
   attributions.npy     (N, *S) float32, exactly what tf_ig2.saved_model.explain_saved_model returns
-  counterfactuals.npy  (N, R, *S) float32, the GradCF end point of every path
-  summary.json         per input: target, score, GradCF score, completeness delta,
-                       representation distance at the start and end per reference;
-                       plus the settings used and the tf_ig2 version
+  counterfactuals.npy  (N, R, *S) float32, the end point of every path (GradCF for IG2,
+                       the baselines for ig and guided_ig)
+  summary.json         per input: target, score, counterfactual score, completeness delta and
+                       relative delta, for IG2 the representation distance at the start and end
+                       per reference; plus the settings used and the tf_ig2 version
   overlay_000.png ...  one overlay per input, and grid.png (image inputs only)
+
+Each method takes its own options (tf_ig2.methods):
+{method_options}
+An option of another method is a usage error.
 
 Outputs are written to a temporary folder beside DIR and moved into place only when
 everything succeeded. A non-empty DIR is refused unless --overwrite is given; then the
@@ -238,10 +231,69 @@ explanation/ and logs/ are replaced as a whole and every other entry of DIR is l
 as it is. Runs offline in well under a minute on two CPU cores."""
 
 
+def _takers(name: str) -> str:
+    """The methods taking the setting ``name``, e.g. ``"ig, guided_ig"``."""
+    return ", ".join(key for key, entry in methods.METHODS.items() if name in entry.settings.names())
+
+
+def _default(name: str) -> str:
+    """The defaults of the setting ``name`` for each method taking it, e.g. ``"ig2 201, ig 64"``."""
+    values = {key: next(field.default for field in dataclasses.fields(entry.settings) if field.name == name)
+              for key, entry in methods.METHODS.items() if name in entry.settings.names()}
+    if len(set(map(repr, values.values()))) == 1:
+        return str(next(iter(values.values())))
+    return ", ".join(f"{key} {value}" for key, value in values.items())
+
+
+def _explain_description() -> str:
+    """:data:`_EXPLAIN_DESCRIPTION` with each method's options, as the registry lists them."""
+    lines = [textwrap.fill(", ".join(flag for name, flag in METHOD_OPTIONS.items() if name in entry.settings.names()),
+                           width=88, initial_indent=f"  {key:<11}", subsequent_indent=" " * 13)
+             for key, entry in methods.METHODS.items()]
+    return _EXPLAIN_DESCRIPTION.format(method_options="\n".join(lines))
+
+
+def _add_method_options(explain: argparse.ArgumentParser, round_off_eps: int) -> None:
+    """The options of :data:`METHOD_OPTIONS`, all defaulting to ``None`` (the method's default)."""
+    explain.add_argument("--representation-layer", metavar="NAME",
+                         help=f"({_takers('representation_layer')}) layer whose output GradPath measures distances "
+                              "in; 'output' for the model output (default: the input of the last layer; for a "
+                              "SavedModel: 'output', or the name of another signature output)")
+    explain.add_argument("--steps", type=_positive_int, metavar="K",
+                         help=f"({_takers('steps')}) number of path steps (default: {_default('steps')})")
+    explain.add_argument("--step-size", type=_step_size, metavar="S|auto",
+                         help=f"({_takers('step_size')}) length of each step, or 'auto' for "
+                              f"{defaults.AUTO_STEP_FACTOR:g} * ||x - x_r|| / steps (default: auto)")
+    explain.add_argument("--value-range", type=_finite_float, nargs=2, metavar=("LO", "HI"),
+                         help=f"({_takers('value_range')}) clip every path point to [LO, HI], in the units of the "
+                              "values after --scale (default: no clipping); inputs and references must lie inside, "
+                              f"except that values within float32 round-off of a bound (at most {round_off_eps} "
+                              "float32 epsilons times max(1, |bound|) outside, e.g. a white pixel at 1.0000002 "
+                              "after --scale 1/255 and resizing) are clipped to it")
+    explain.add_argument("--integration", choices=settings.INTEGRATIONS,
+                         help=f"({_takers('integration')}) how the gradient is integrated along the path "
+                              f"(default: {_default('integration')}; 'rescaled' makes every segment add up)")
+    explain.add_argument("--segment-points", type=_positive_int, metavar="M",
+                         help=f"({_takers('segment_points')}) gradients per path segment for --integration "
+                              f"midpoint (default: {_default('segment_points')})")
+    explain.add_argument("--rule", choices=settings.IG_RULES,
+                         help=f"({_takers('rule')}) quadrature rule along the straight line "
+                              f"(default: {_default('rule')})")
+    explain.add_argument("--fraction", type=_finite_float, metavar="F",
+                         help=f"({_takers('fraction')}) share of the features moved at each step, in (0, 1] "
+                              f"(default: {_default('fraction')})")
+    explain.add_argument("--max-dist", type=_finite_float, metavar="D",
+                         help=f"({_takers('max_dist')}) largest relative distance from the straight line, in "
+                              f"[0, 1] (default: {_default('max_dist')})")
+    explain.add_argument("--batch-size", type=_positive_int, metavar="B",
+                         help="(all methods) the most (input, reference) pairs computed at once (default: all); "
+                              "also sets how often the progress bar moves")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``tf-ig2`` argument parser (subcommands ``explain`` and ``demo``)."""
     from . import __version__
-    from . import io as reading
+    from . import cli_files
 
     parser = _Parser(prog=PROGRAM, description="IG2 attributions (Integrated Gradient on Iterative Gradient "
                                                 "Path) for Keras and TensorFlow models.")
@@ -250,36 +302,24 @@ def build_parser() -> argparse.ArgumentParser:
     commands.required = True
 
     explain = commands.add_parser(
-        "explain", help="explain a saved model's predictions", description=_EXPLAIN_DESCRIPTION,
+        "explain", help="explain a saved model's predictions", description=_explain_description(),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     explain.add_argument("model", metavar="MODEL",
                          help="a .keras file, a legacy .h5 file or a SavedModel folder (e.g. from model.export())")
     explain.add_argument("--inputs", required=True, metavar="PATH",
                          help="inputs to explain: a .npy array (N, *S), a .npz archive (one array, or one named "
                               "'inputs'), an image file or a folder of images (PNG, JPEG, BMP; read in name order)")
-    explain.add_argument("--references", required=True, metavar="PATH",
-                         help="references: (R, *S) shared by all inputs or (N, R, *S) per input, as a .npy/.npz "
-                              "array (a .npz may hold both, named 'inputs' and 'references'), or images (R images)")
+    explain.add_argument("--method", choices=sorted(methods.METHODS), default="ig2",
+                         help="attribution method: ig2 (IG2, the default), ig (straight-line Integrated "
+                              "Gradients) or guided_ig (Guided IG)")
+    explain.add_argument("--references", metavar="PATH|NUMBER",
+                         help="references (ig2) or baselines (ig, guided_ig): (R, *S) shared by all inputs or "
+                              "(N, R, *S) per input, as a .npy/.npz array (a .npz may hold both, named 'inputs' and "
+                              "'references'), or images (R images); for ig and guided_ig also a number such as 0, "
+                              "one baseline value for every feature (default for them: 0; required for ig2)")
     explain.add_argument("--target", type=_class_index, metavar="INT",
                          help="class index explained for every input (default: each input's predicted class)")
-    explain.add_argument("--representation-layer", metavar="NAME",
-                         help="layer whose output GradPath measures distances in; 'output' for the model output "
-                              "(default: the input of the last layer; for a SavedModel: 'output', or the name of "
-                              "another signature output)")
-    explain.add_argument("--steps", type=_positive_int, default=defaults.IG2_STEPS, metavar="K",
-                         help=f"number of GradPath steps (default: {defaults.IG2_STEPS})")
-    explain.add_argument("--step-size", type=_step_size, default=defaults.AUTO, metavar="S|auto",
-                         help=f"length of each step, or 'auto' for {defaults.AUTO_STEP_FACTOR:g} * ||x - x_r|| / "
-                              "steps (default: auto)")
-    explain.add_argument("--value-range", type=_finite_float, nargs=2, metavar=("LO", "HI"),
-                         help="clip every path point to [LO, HI], in the units of the values after --scale "
-                              "(default: no clipping); inputs and references must lie inside, except that values "
-                              "within float32 round-off of a bound (at most "
-                              f"{reading.VALUE_RANGE_ROUND_OFF_EPS} float32 epsilons times max(1, |bound|) outside, "
-                              "e.g. a white pixel at 1.0000002 after --scale 1/255 and resizing) are clipped to it")
-    explain.add_argument("--batch-size", type=_positive_int, metavar="B",
-                         help="the most (input, reference) pairs computed at once (default: all); also sets how "
-                              "often the progress bar moves")
+    _add_method_options(explain, cli_files.VALUE_RANGE_ROUND_OFF_EPS)
     explain.add_argument("--image-size", type=_positive_int, nargs=2, metavar=("H", "W"),
                          help="resize image inputs and references to H x W (default: the model's input size if "
                               "it declares one, else the images' own size)")
@@ -330,38 +370,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# -- progress ------------------------------------------------------------------------------------
-class ProgressBar:
-    """A one-line progress bar on stderr, drawn only when stderr is a terminal."""
-
-    def __init__(self, label: str, *, enabled: bool, width: int = 30):
-        self.label = label
-        self.enabled = enabled and bool(getattr(sys.stderr, "isatty", lambda: False)())
-        self.width = width
-        self._drawn = False
-
-    def __call__(self, done: int, total: int) -> None:
-        if not self.enabled or total <= 0:
-            return
-        filled = int(self.width * done / total)
-        sys.stderr.write(f"\r{self.label} [{'=' * filled}{'.' * (self.width - filled)}] {done}/{total}")
-        sys.stderr.flush()
-        self._drawn = True
-
-    def close(self) -> None:
-        """Ends the bar's line."""
-        if self._drawn:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
-            self._drawn = False
-
-
+# -- messages ------------------------------------------------------------------------------------
 @contextlib.contextmanager
 def _one_line_warnings() -> Iterator[None]:
     """Shows Python warnings as single ``tf-ig2: warning: ...`` lines on stderr."""
 
     def show(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
-        sys.stderr.write(f"{PROGRAM}: warning: {_one_line(str(message))}\n")
+        sys.stderr.write(f"{PROGRAM}: warning: {one_line(str(message))}\n")
 
     with warnings.catch_warnings():
         warnings.showwarning = show
@@ -396,312 +411,6 @@ def _logging_to_stderr(enabled: bool) -> Iterator[None]:
 
 
 # -- commands ------------------------------------------------------------------------------------
-def _image_layout(expected: Optional[Sequence[Optional[int]]]) -> Dict[str, Any]:
-    """Image size and channels implied by a model's ``(None, H, W, C)`` input shape."""
-    layout: Dict[str, Any] = {"image_size": None, "channels": None}
-    if expected is not None and len(expected) == 4:
-        height, width, channels = expected[1:]
-        if height is not None and width is not None:
-            layout["image_size"] = (int(height), int(width))
-        if channels in (1, 3, 4):
-            layout["channels"] = int(channels)
-    return layout
-
-
-def _value_range(args: argparse.Namespace) -> Optional[Tuple[float, float]]:
-    return None if args.value_range is None else (float(args.value_range[0]), float(args.value_range[1]))
-
-
-def _read_options(args: argparse.Namespace, image_size: Optional[Tuple[int, int]],
-                  layout: Dict[str, Any]) -> Dict[str, Any]:
-    """The keywords of :func:`tf_ig2.io.read_inputs` and :func:`tf_ig2.io.open_stream` for this command.
-
-    Besides size, channels and scale, the value range: values read within float32 round-off
-    outside it (e.g. a white pixel at 1.0000002 after ``--scale 1/255``) are clipped to it.
-    """
-    return dict(image_size=image_size, channels=layout["channels"], scale=args.scale, value_range=_value_range(args))
-
-
-def import_modules(names: Sequence[str]) -> None:
-    """Imports the modules named by ``--import``, the current folder first on ``sys.path``.
-
-    Raises:
-        UsageError: If a module cannot be imported (it is missing, or its code fails); the one
-            line names the module and the error.
-    """
-    if not names:
-        return
-    folder = os.getcwd()
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
-    importlib.invalidate_caches()
-    for name in names:
-        try:
-            importlib.import_module(name)
-        except Exception as error:  # noqa: BLE001 - whatever the module raises is reported in one line
-            hint = ""
-            if isinstance(error, ModuleNotFoundError) and error.name is not None and (
-                    error.name == name or name.startswith(error.name + ".")):
-                hint = f" (searched the current folder {folder!r} and sys.path, which PYTHONPATH extends)"
-                if name.endswith(".py"):
-                    hint = f"; give the module's name without .py: --import {name[:-3]}"
-            raise UsageError(f"argument --import: could not import the module {name!r}: "
-                             f"{type(error).__name__}: {_one_line(str(error))}{hint}") from error
-
-
-def _load_model(args: argparse.Namespace) -> Any:
-    """Imports the ``--import`` modules, then loads MODEL (in memory and streamed alike).
-
-    Raises:
-        UsageError: If a module cannot be imported, or the model uses a class no module
-            registered (the one line names it and suggests ``--import MODULE``).
-        ValueError, TypeError: As :func:`tf_ig2.saved_model.load_model`.
-    """
-    from . import saved_model
-
-    import_modules(args.imports)
-    try:
-        return saved_model.load_model(args.model, safe_mode=not args.unsafe_deserialization,
-                                      signature=args.signature, output_name=args.output_name)
-    except saved_model.MissingClassError as error:
-        origin = f" (saved from module {error.module!r})" if error.module else ""
-        example = f", here probably --import {error.module}" if error.module else ""
-        tried = f"; the modules imported ({', '.join(args.imports)}) do not register it" if args.imports else ""
-        raise UsageError(
-            f"Could not load the Keras model at {error.path!r}: Keras cannot locate the class {error.class_name!r} "
-            f"it uses{origin}{tried}. Pass --import MODULE to import the module that defines it, decorated with "
-            f"@keras.saving.register_keras_serializable(){example} (run from the folder holding the module, or "
-            "with the folder on PYTHONPATH)"
-        ) from error
-
-
-def _ig2_options(args: argparse.Namespace) -> Dict[str, Any]:
-    return dict(representation_layer=args.representation_layer, steps=args.steps, step_size=args.step_size,
-                value_range=None if args.value_range is None else tuple(args.value_range),
-                batch_size=args.batch_size)
-
-
-def _settings(args: argparse.Namespace, image_size: Optional[Sequence[int]]) -> Dict[str, Any]:
-    """The settings stored in summary.json."""
-    from . import saved_model
-
-    return {
-        "model": args.model,
-        "model_format": saved_model.model_format(args.model),
-        "inputs": args.inputs,
-        "references": args.references,
-        "target": args.target,
-        "representation_layer": args.representation_layer,
-        "steps": args.steps,
-        "step_size": args.step_size,
-        "value_range": None if args.value_range is None else tuple(args.value_range),
-        "batch_size": args.batch_size,
-        "image_size": list(image_size) if image_size else None,
-        "scale": args.scale,
-        "signature": args.signature,
-        "output_name": args.output_name,
-        "imports": list(args.imports),
-    }
-
-
-def run_explain(args: argparse.Namespace) -> Dict[str, Any]:
-    """Runs ``tf-ig2 explain``; returns what was written. Raises ``UsageError`` on bad input."""
-    from . import io, saved_model
-
-    if args.value_range is not None and args.value_range[0] > args.value_range[1]:
-        raise UsageError(f"argument --value-range: LO must be <= HI. Received: {args.value_range[0]:g} "
-                         f"{args.value_range[1]:g}")
-    if args.shard_size is not None and not args.stream:
-        raise UsageError(f"argument --shard-size: only applies with --stream. Received: --shard-size "
-                         f"{args.shard_size} without --stream")
-    if args.stream:
-        return run_explain_stream(args)
-    try:
-        io.check_output(args.output, args.overwrite)
-        model = _load_model(args)
-        expected = saved_model.expected_input_shape(model)
-        layout = _image_layout(expected)
-        image_size = tuple(args.image_size) if args.image_size else layout["image_size"]
-        read = _read_options(args, image_size, layout)
-        inputs, names = io.read_inputs(args.inputs, "inputs", **read)
-        references, _ = io.read_inputs(args.references, "references", **read)
-        options = _ig2_options(args)
-        progress = ProgressBar("Explaining", enabled=not args.quiet)
-        try:
-            explanation = saved_model.explain_model(model, inputs, references, args.target, progress=progress,
-                                                    **options)
-        finally:
-            progress.close()
-        settings = _settings(args, image_size)
-        with io.staged_output(args.output, overwrite=args.overwrite) as staging:
-            written = io.write_explanation(staging, explanation, inputs, names=names, settings=settings,
-                                           min_display_size=args.min_display_size)
-    except (ValueError, TypeError, OSError) as error:
-        raise UsageError(str(error)) from error
-    return {"output": args.output, "files": written, "count": len(inputs),
-            "representation": explanation.representation}
-
-
-# -- explain --stream ------------------------------------------------------------------------------
-#: The settings that decide a streamed run's results: a stopped run is continued only when they
-#: agree (tf_ig2.dataset.explain_dataset then also compares the model's weights, the references,
-#: the targets and the first shard's inputs).
-_RESUME_SETTINGS = ("target", "representation_layer", "steps", "step_size", "value_range", "image_size", "scale",
-                    "signature", "output_name")
-
-
-def _prepare_explainer(model: Any, options: Dict[str, Any]) -> Tuple[Any, str]:
-    """An IG² explainer set up as :func:`tf_ig2.saved_model.explain_model` sets it up.
-
-    Returns:
-        ``(explainer, description of the representation GradPath moves in)``.
-    """
-    from . import saved_model
-
-    try:
-        return saved_model.ig2_explainer(model, options)
-    except ValueError as error:
-        raise ValueError(str(error).replace("pass batch_size=1", "pass --batch-size 1")) from error
-
-
-def _check_stream_references(references: Any, count: int, sample_shape: Tuple[int, ...], explainer: Any) -> None:
-    """Checks references ``(R, *S)`` or ``(N, R, *S)`` before any work, reading per-input ones lazily."""
-    from . import validation
-
-    if references.ndim == len(sample_shape) + 2:
-        if references.shape[0] != count:
-            raise ValueError(f"`references` given per input as (N, R, *input_shape) must have N={count} rows like "
-                             f"`inputs`. Received: shape {tuple(references.shape)}")
-        validation.references_array("references", references[:1], (1, *sample_shape))
-        return
-    checked = validation.references_array("references", references, (count, *sample_shape))
-    validation.fits_value_range("references", checked, explainer.value_range, sample_shape)
-
-
-def _read_batch(batch_size: Optional[int], references_per_input: int) -> int:
-    """Inputs read and explained at a time: whole batches of ``batch_size`` pairs, as in explain_model."""
-    if batch_size is None:
-        return defaults.DATASET_BATCH_SIZE
-    group = batch_size // math.gcd(references_per_input, batch_size)
-    return group * max(1, defaults.DATASET_BATCH_SIZE // group)
-
-
-def _files_sha1(path: str) -> str:
-    """sha1 of a SavedModel folder's files (whose weights the results folder cannot see)."""
-    folder = path if os.path.isdir(path) else (os.path.dirname(path) or ".")
-    digest = hashlib.sha1()
-    for root, folders, names in os.walk(folder):
-        folders.sort()
-        for name in sorted(names):
-            file_path = os.path.join(root, name)
-            digest.update(os.path.relpath(file_path, folder).encode())
-            with open(file_path, "rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
-    return digest.hexdigest()
-
-
-def _command_line_wording(text: str) -> str:
-    """Messages of the Python API name keyword arguments; the command line names its options."""
-    return re.sub(r"\boverwrite=True\b", "--overwrite", str(text))
-
-
-def _forget_unstarted_run(output: str, created_output: bool, created_shards: bool) -> int:
-    """Removes what a streamed run created when it finished no shard; returns the inputs kept."""
-    from . import io
-
-    kept = io.stream_explained(output)
-    if kept == 0 and created_shards:
-        shutil.rmtree(os.path.join(output, io.STREAM_FOLDER), ignore_errors=True)
-        if created_output and os.path.isdir(output) and not os.listdir(output):
-            os.rmdir(output)
-    return kept
-
-
-def run_explain_stream(args: argparse.Namespace) -> Dict[str, Any]:
-    """Runs ``tf-ig2 explain --stream``; returns what was written. Raises ``UsageError`` on bad input.
-
-    Nothing is written before the model, the inputs' shape and the references have been checked.
-    An error or an interruption while explaining keeps the finished shards in ``DIR/shards``
-    (the same command continues from there), or removes what it created when no shard was
-    finished.
-    """
-    from . import dataset, io, saved_model
-
-    output = args.output
-    try:
-        record = io.check_stream_output(output, args.overwrite)
-        model = _load_model(args)
-        layout = _image_layout(saved_model.expected_input_shape(model))
-        image_size = tuple(args.image_size) if args.image_size else layout["image_size"]
-        read = _read_options(args, image_size, layout)
-        inputs = io.open_stream(args.inputs, "inputs", **read)
-        saved_model.check_input_shape(model, (inputs.count, *inputs.sample_shape), "inputs")
-        references = io.read_stream_references(args.references, "references", **read)
-        options = _ig2_options(args)
-        explainer, representation = _prepare_explainer(model, options)
-        _check_stream_references(references, inputs.count, inputs.sample_shape, explainer)
-        settings = _settings(args, image_size)
-        wanted: Dict[str, Any] = {key: settings[key] for key in _RESUME_SETTINGS}
-        wanted["value_range"] = None if args.value_range is None else list(args.value_range)
-        if settings["model_format"] == "saved_model":
-            wanted["model_sha1"] = _files_sha1(args.model)
-        resuming = record is not None and not args.overwrite
-        explained = io.stream_explained(output) if resuming else 0
-        if resuming:
-            wanted["shard_size"] = args.shard_size or record["settings"].get("shard_size")
-            differences = io.stream_differences(record["settings"], wanted)
-            if differences and explained:
-                shown = "; ".join(differences[:6]) + ("; ..." if len(differences) > 6 else "")
-                raise ValueError(
-                    f"Output folder {output!r} holds an unfinished streamed run of other settings ({shown}); run "
-                    "the command with its settings to continue it, pass --overwrite to start over, or choose "
-                    "another folder."
-                )
-            resuming = not differences
-            if resuming and explained > inputs.count:
-                raise ValueError(
-                    f"Output folder {output!r} holds an unfinished streamed run that explained {explained} inputs, "
-                    f"more than the {inputs.count} inputs given; pass --overwrite to start over, or choose another "
-                    "folder."
-                )
-        if not resuming:
-            wanted["shard_size"] = args.shard_size or defaults.DATASET_SHARD_SIZE
-            explained = 0
-    except (ValueError, TypeError, OSError) as error:
-        raise UsageError(_command_line_wording(str(error))) from error
-
-    settings.update(stream=True, shard_size=wanted["shard_size"])
-    shards = os.path.join(output, io.STREAM_FOLDER)
-    created_output, created_shards = not os.path.exists(output), not os.path.exists(shards)
-    if resuming:
-        sys.stderr.write(f"{PROGRAM}: continuing the unfinished streamed run in {output}: {explained} of "
-                         f"{inputs.count} inputs were explained earlier\n")
-    per_input = references.shape[1] if references.ndim == len(inputs.sample_shape) + 2 else references.shape[0]
-    try:
-        io.write_stream_record(output, wanted, finished=False)
-        result = dataset.explain_dataset(
-            explainer, inputs.values, references, shards, targets=args.target,
-            batch_size=_read_batch(args.batch_size, int(per_input)), shard_size=wanted["shard_size"],
-            progress=not args.quiet, overwrite=not resuming)
-        written = io.finish_stream(output, settings=settings, names=inputs.names, representation=representation,
-                                   method=explainer.method, resumed=result.resumed)
-        io.write_stream_record(output, wanted, finished=True)
-    except KeyboardInterrupt:
-        kept = _forget_unstarted_run(output, created_output, created_shards)
-        raise Interrupted(f"the {kept} inputs explained so far are kept in {shards}: run the same command again to "
-                          "continue" if kept else "") from None
-    except (ValueError, TypeError, OSError) as error:
-        kept = _forget_unstarted_run(output, created_output, created_shards)
-        note = f" (the {kept} inputs explained so far are kept in {shards})" if kept else ""
-        raise UsageError(_command_line_wording(str(error)) + note) from error
-    except BaseException:
-        _forget_unstarted_run(output, created_output, created_shards)
-        raise
-    return {"output": output, "files": written, "count": result.count, "resumed": result.resumed,
-            "shards": result.shards, "shards_folder": shards, "representation": representation, "stream": True}
-
-
 def run_demo_command(args: argparse.Namespace) -> Dict[str, Any]:
     """Runs ``tf-ig2 demo``; returns the demo's paths. Raises ``UsageError`` on bad input."""
     from . import demo
@@ -737,7 +446,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                           f"{os.path.abspath(result['shards_folder'])}")
                 else:
                     print(f"Explained {result['count']} input(s); wrote {len(result['files'])} files to {folder}")
-                print(f"Representation: {result['representation']}")
+                if result["representation"] is not None:
+                    print(f"Representation: {result['representation']}")
+                else:
+                    print(f"Method: {result['method']} (a path from the baselines; no representation)")
             else:
                 result = run_demo_command(args)
                 print(f"Held-out accuracy of the demo CNN: {result['accuracy']:.3f}")
@@ -746,10 +458,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                       "attributions.npy, counterfactuals.npy)")
                 print(f"TensorBoard:  tensorboard --logdir {result['logs']}")
     except UsageError as error:
-        sys.stderr.write(f"{PROGRAM}: error: {_one_line(str(error))}\n")
+        sys.stderr.write(f"{PROGRAM}: error: {one_line(str(error))}\n")
         return EXIT_USAGE
     except KeyboardInterrupt as interruption:
-        note = _one_line(str(interruption))
+        note = one_line(str(interruption))
         sys.stderr.write(f"{PROGRAM}: interrupted{'; ' + note if note else ''}\n")
         return EXIT_INTERRUPTED
     return EXIT_OK

@@ -20,7 +20,7 @@ from typing import Any, Dict, Tuple
 
 import numpy as np
 
-from . import defaults, io
+from . import cli_files, defaults
 
 logger = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ def run_demo(output_dir: str = defaults.DEMO_OUTPUT_DIR, *, overwrite: bool = Fa
     for name, value in (("epochs", epochs), ("steps", steps), ("explained", explained),
                         ("references", references)):
         validation.positive_int(name, value)
-    destination = os.path.abspath(io.check_output(output_dir, overwrite))
+    destination = os.path.abspath(cli_files.check_output(output_dir, overwrite))
 
     import keras
 
@@ -150,7 +150,7 @@ def run_demo(output_dir: str = defaults.DEMO_OUTPUT_DIR, *, overwrite: bool = Fa
     reference_images = other_class_references(x_train, y_train, labels, references, rng)
     ig2_options = dict(steps=steps, value_range=(0.0, 1.0))
 
-    with io.staged_output(destination, overwrite=overwrite) as staging:
+    with cli_files.staged_output(destination, overwrite=overwrite) as staging:
         logs = os.path.join(staging, LOGS_FOLDER)
         model = build_model(x_train.shape[1:], int(y_train.max()) + 1)
         model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
@@ -190,8 +190,8 @@ def run_demo(output_dir: str = defaults.DEMO_OUTPUT_DIR, *, overwrite: bool = Fa
             "seed": seed,
         }
         names = [f"held-out digit {int(index)} (label {int(label)})" for index, label in zip(chosen, labels)]
-        io.write_explanation(folder, explanation, images, names=names, settings=settings)
-    with open(os.path.join(destination, EXPLANATION_FOLDER, io.SUMMARY_FILE), encoding="utf-8") as handle:
+        cli_files.write_explanation(folder, explanation, images, names=names, settings=settings)
+    with open(os.path.join(destination, EXPLANATION_FOLDER, cli_files.SUMMARY_FILE), encoding="utf-8") as handle:
         summary = json.load(handle)
     logs_path = os.path.join(destination, LOGS_FOLDER)
     return {

@@ -1,8 +1,10 @@
-"""IG² for models saved to disk: ``.keras`` files, legacy ``.h5`` files and SavedModel folders.
+"""Explaining models saved to disk: ``.keras`` files, legacy ``.h5`` files and SavedModel folders.
 
-:func:`load_model` turns any of the three into a Keras object the explainers accept, and
-:func:`explain_saved_model` explains inputs with IG² (Zhuo & Ge, TPAMI 2024, Eqs. 7-10) after
-checking that they fit the model's expected input shape, before any gradient is computed.
+:func:`load_model` turns any of the three into a Keras object the explainers accept (a Keras 3
+model, a tf_keras model when only tf_keras reads the file, or a SavedModel signature), and
+:func:`explain_saved_model` explains inputs with a registered method (:mod:`tf_ig2.methods`), by
+default IG² (Zhuo & Ge, TPAMI 2024, Eqs. 7-10), after checking that they fit the model's expected
+input shape, before any gradient is computed.
 
 A SavedModel keeps functions, not layers: it is served through one of its signatures (by default
 ``serving_default``), wrapped in :class:`SavedModelFunction`. With no layer to pick a
@@ -13,6 +15,7 @@ and the caller asks for it by name; :attr:`Explanation.representation` says whic
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -24,10 +27,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from . import defaults, validation
+from . import defaults, methods, validation
+from .cli_files import one_line
 from .explanation import Explanation
-from .gradpath import IG2
-from .model_view import Targets
+from .model_view import Targets, keras_module
 
 logger = logging.getLogger(__name__)
 
@@ -35,9 +38,6 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 #: The formats :func:`load_model` reads, as :func:`model_format` names them.
 FORMATS = ("keras", "keras_folder", "h5", "saved_model")
-
-#: The IG² settings :func:`explain_saved_model` passes on to :class:`~tf_ig2.IG2` (its keywords).
-from .gradpath import IG2_OPTIONS  # noqa: E402
 
 _KERAS_SUFFIXES = (".keras",)
 _H5_SUFFIXES = (".h5", ".hdf5")
@@ -240,7 +240,7 @@ def _load_saved_model(path: str, signature: Optional[str], output_name: Optional
     try:
         root = tf.saved_model.load(folder)
     except Exception as error:  # noqa: BLE001 - any failure to read means an unusable SavedModel
-        raise ValueError(f"Could not load the SavedModel at {folder!r}: {_one_line(error)}") from error
+        raise ValueError(f"Could not load the SavedModel at {folder!r}: {one_line(error)}") from error
     signatures = dict(getattr(root, "signatures", None) or {})
     if not signatures:
         raise ValueError(f"The SavedModel at {folder!r} has no serving signature to call.")
@@ -288,15 +288,33 @@ def _load_saved_model(path: str, signature: Optional[str], output_name: Optional
     )
 
 
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split())
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
-
-
 # -- public API ----------------------------------------------------------------------------------
+def _load_with_tf_keras(path: str, safe_mode: bool) -> Tuple[Any, Optional[BaseException]]:
+    """``(model, None)`` as tf_keras (Keras 2) loads the file, else ``(None, its error or None)``.
+
+    ``(None, None)`` when tf_keras is missing, or safe mode is asked for and its scope (which,
+    unlike ``load_model(safe_mode=...)``, covers legacy ``.h5`` files too) cannot be found.
+    """
+    try:
+        import tf_keras
+    except ImportError:
+        return None, None
+    try:
+        from tf_keras.src.saving.serialization_lib import SafeModeScope
+    except ImportError:
+        if safe_mode:
+            return None, None
+        SafeModeScope = None  # noqa: N806 - the class, when tf_keras has it
+    try:
+        with SafeModeScope(safe_mode) if SafeModeScope is not None else contextlib.nullcontext():
+            return tf_keras.models.load_model(path, compile=False, safe_mode=safe_mode), None
+    except Exception as error:  # noqa: BLE001 - the caller reports Keras 3's error, or this one
+        return None, error
+
+
 def load_model(path: PathLike, *, safe_mode: bool = True, signature: Optional[str] = None,
-               output_name: Optional[str] = None) -> keras.layers.Layer:
-    """Loads a saved model as a Keras object that :class:`~tf_ig2.IG2` explains.
+               output_name: Optional[str] = None) -> Any:
+    """Loads a saved model as a Keras object that the explainers (:class:`~tf_ig2.IG2`, ...) explain.
 
     Args:
         path: A ``.keras`` file (or an unzipped ``.keras`` folder), a legacy ``.h5``/``.hdf5``
@@ -311,8 +329,12 @@ def load_model(path: PathLike, *, safe_mode: bool = True, signature: Optional[st
             :func:`explain_model` (the one output not asked for as representation) or to
             :meth:`SavedModelFunction.with_output`. Ignored for Keras files.
 
+    Keras files are read by Keras 3; when Keras 3 cannot read one and ``tf_keras`` (Keras 2) is
+    installed, by ``tf_keras.models.load_model(path, compile=False)`` (under the same safe mode),
+    e.g. for layers Keras 3 no longer has. The explainers accept either kind of model.
+
     Returns:
-        The ``keras.Model`` stored in a Keras file (uncompiled), or a
+        The ``keras.Model`` (or ``tf_keras`` model) stored in a Keras file, uncompiled, or a
         :class:`SavedModelFunction` serving the SavedModel's signature.
 
     Raises:
@@ -337,6 +359,13 @@ def load_model(path: PathLike, *, safe_mode: bool = True, signature: Optional[st
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=safe_mode)
     except Exception as error:  # noqa: BLE001 - a file Keras cannot read is reported as such
+        model, fallback_error = _load_with_tf_keras(path, safe_mode)
+        if model is not None:
+            logger.info("Keras 3 could not read %s (%s); loaded it with tf_keras", path, one_line(error))
+            return _keras_model(model, path)
+        if fallback_error is not None and "safe_mode" in str(fallback_error):
+            raise ValueError(f"Could not load the Keras model at {path!r} (read with tf_keras, since Keras 3 "
+                             f"cannot read it): {one_line(fallback_error)}") from fallback_error
         missing = _missing_class(error)
         if missing is not None:
             class_name, module = missing
@@ -346,9 +375,16 @@ def load_model(path: PathLike, *, safe_mode: bool = True, signature: Optional[st
                 f"uses{origin}. Import the module that defines it, decorated with "
                 "@keras.saving.register_keras_serializable(), before loading the model.",
                 path=path, class_name=class_name, module=module) from error
-        raise ValueError(f"Could not load the Keras model at {path!r}: {_one_line(error)}") from error
-    if not isinstance(model, keras.layers.Layer):
-        raise ValueError(f"The file at {path!r} holds no Keras model. Received: {type(model).__name__}")
+        raise ValueError(f"Could not load the Keras model at {path!r}: {one_line(error)}") from error
+    return _keras_model(model, path)
+
+
+def _keras_model(model: Any, path: str) -> Any:
+    """``model``, checked to be a Keras 3 or tf_keras layer or model."""
+    try:
+        keras_module(model)
+    except TypeError:
+        raise ValueError(f"The file at {path!r} holds no Keras model. Received: {type(model).__name__}") from None
     return model
 
 
@@ -379,32 +415,6 @@ def expected_input_shape(model: Any) -> Optional[Tuple[Optional[int], ...]]:
     return tuple(None if side is None else int(side) for side in inputs[0].shape)
 
 
-def check_input_shape(model: Any, shape: Tuple[int, ...], name: str = "inputs") -> None:
-    """Raises unless ``(N, *S)`` data of ``shape`` fits the model's declared input shape.
-
-    Raises:
-        ValueError: If the ranks differ or a declared size differs from ``shape``.
-    """
-    expected = expected_input_shape(model)
-    if expected is None:
-        return
-    shape = tuple(int(side) for side in shape)
-    fits = len(shape) == len(expected) and all(
-        want is None or want == have for want, have in zip(expected[1:], shape[1:]))
-    if not fits:
-        wanted = ", ".join("any" if side is None else str(side) for side in expected[1:])
-        raise ValueError(
-            f"`{name}` do not fit the model, which expects inputs of shape (N, {wanted}). "
-            f"Received: {name} of shape {shape}"
-        )
-
-
-def _check_options(options: Dict[str, Any]) -> None:
-    unknown = sorted(set(options) - set(IG2_OPTIONS))
-    if unknown:
-        raise TypeError(f"Unknown IG² option(s) {unknown}; expected some of {list(IG2_OPTIONS)}.")
-
-
 def _merge(parts: List[Explanation]) -> Explanation:
     if len(parts) == 1:
         return parts[0]
@@ -418,15 +428,15 @@ def _merge(parts: List[Explanation]) -> Explanation:
     return Explanation(**merged)
 
 
-def _saved_model_setup(model: SavedModelFunction, options: Dict[str, Any]) -> Tuple[SavedModelFunction,
-                                                                                    Dict[str, Any]]:
+def _saved_model_setup(model: SavedModelFunction, options: Dict[str, Any],
+                       representation: bool) -> Tuple[SavedModelFunction, Dict[str, Any]]:
     """Defaults a SavedModel's representation to its output; picks the scores output if unset.
 
     With several signature outputs and no ``output_name``, the scores are the one output left
-    once the representation output is taken out.
+    once the representation output (for a method with a ``representation``) is taken out.
     """
     chosen = options.get("representation_layer")
-    if chosen is None:
+    if representation and chosen is None:
         chosen = defaults.OUTPUT_REPRESENTATION
         options = dict(options, representation_layer=chosen)
     if isinstance(chosen, str) and chosen != defaults.OUTPUT_REPRESENTATION and chosen not in model.output_names:
@@ -446,82 +456,102 @@ def _saved_model_setup(model: SavedModelFunction, options: Dict[str, Any]) -> Tu
     return model, options
 
 
-def ig2_explainer(model: Any, options: Dict[str, Any]) -> Tuple[IG2, str]:
-    """The IG² explainer for a loaded model, set up as :func:`explain_model` sets it up.
+def build_explainer(model: Any, options: Dict[str, Any], method: str = "ig2") -> Tuple[Any, Optional[str]]:
+    """The explainer of ``method`` for a loaded model, set up as :func:`explain_model` sets it up.
 
-    A :class:`SavedModelFunction` defaults to ``representation_layer="output"`` (or the named
-    signature output), serves its scores output, and must accept free batch sizes.
+    The explainer comes from the method registry (:func:`tf_ig2.methods.get`). A
+    :class:`SavedModelFunction` serves its scores output and must accept free batch sizes; for
+    IG² it defaults to ``representation_layer="output"`` (or the named signature output).
 
     Args:
-        model: A Keras model or a :class:`SavedModelFunction`.
-        options: :class:`~tf_ig2.IG2` settings.
+        model: A Keras (or tf_keras) model or a :class:`SavedModelFunction`.
+        options: The method's settings (:attr:`tf_ig2.methods.Method.settings`).
+        method: ``"ig2"``, ``"ig"`` or ``"guided_ig"``.
 
     Returns:
-        ``(explainer, description of the representation GradPath moves in)``.
+        ``(explainer, description of the representation GradPath moves in)``; the description
+        is ``None`` for methods without a representation.
 
     Raises:
-        TypeError, ValueError: On unknown or malformed options, or a SavedModel signature with a
-            fixed batch size.
+        TypeError, ValueError: On an unknown method, unknown or malformed options, or a
+            SavedModel signature with a fixed batch size.
     """
+    entry = methods.get(method)
+    representation = "representation" in entry.extra_outputs
     if not isinstance(model, SavedModelFunction):
-        explainer = IG2(model, **options)
-        return explainer, explainer.representation
-    model, options = _saved_model_setup(model, options)
+        explainer = entry.build(model, **options)
+        return explainer, (explainer.representation if representation else None)
+    model, options = _saved_model_setup(model, options, representation)
     fixed = model.input_shape_expected[0]
     if fixed is not None and not (fixed == 1 and options.get("batch_size") == 1):
         advice = ", or pass batch_size=1." if fixed == 1 else "."
         raise ValueError(
-            f"The SavedModel's signature only accepts batches of exactly {fixed} rows, while IG² evaluates it "
+            f"The SavedModel's signature only accepts batches of exactly {fixed} rows, while {method} evaluates it "
             f"on batches of (input, reference) pairs; export it with a free batch size (None){advice} "
             f"Received: batch_size={options.get('batch_size')}"
         )
-    explainer = IG2(model, **options)
+    explainer = entry.build(model, **options)
+    if not representation:
+        return explainer, None
     layer = explainer._view.representation_layer
     return explainer, ("model output: " + model.describe() if layer is None else model.describe(layer.name))
 
 
-def explain_model(model: Any, inputs: Any, references: Any, targets: Targets = None, *,
+def explain_model(model: Any, inputs: Any, references: Any, targets: Targets = None, *, method: str = "ig2",
                   return_path: bool = False, progress: Optional[Progress] = None, **options: Any) -> Explanation:
-    """Explains ``inputs`` of a loaded model with IG², checking shapes first.
+    """Explains ``inputs`` of a loaded model with ``method``, checking shapes first.
 
-    Gives exactly what ``tf_ig2.IG2(model, **options).explain(inputs, references, targets)``
-    gives, with three differences: the inputs are checked against the model's declared input
-    shape before any work; a :class:`SavedModelFunction` defaults to
-    ``representation_layer="output"``; and when ``batch_size`` is set the inputs are explained
-    a few at a time (each group a whole number of pair batches, so the numbers are the same)
-    with ``progress(done, total)`` called after each group.
+    Gives exactly what ``methods.get(method).build(model, **options).explain(inputs, references,
+    targets)`` gives (``tf_ig2.IG2(model, **options).explain(...)`` for IG²), with three
+    differences: the inputs are checked against the model's declared input shape before any
+    work; a :class:`SavedModelFunction` defaults to ``representation_layer="output"`` for IG²;
+    and when ``batch_size`` is set the inputs are explained a few at a time (each group a whole
+    number of pair batches, so the numbers are the same) with ``progress(done, total)`` called
+    after each group.
 
     Args:
         model: A Keras model or a :class:`SavedModelFunction` (see :func:`load_model`).
         inputs: ``(N, *S)`` floats.
-        references: ``(R, *S)`` shared by all inputs, or ``(N, R, *S)`` per input.
+        references: ``(R, *S)`` shared by all inputs, or ``(N, R, *S)`` per input; for methods
+            taking baselines (``ig``, ``guided_ig``) also a scalar or an ``S``-shaped array.
         targets: ``None`` (predicted class), an int, ``(N,)`` ints or a callable.
-        return_path: Also return the ``(N, R, steps + 1, *S)`` path.
+        method: The registered method (:data:`tf_ig2.methods.METHODS`): ``"ig2"`` (default),
+            ``"ig"`` or ``"guided_ig"``.
+        return_path: Also return the ``(N, R, steps + 1, *S)`` path (IG² only).
         progress: Called as ``progress(done, total)`` with counts of explained inputs.
-        **options: :class:`~tf_ig2.IG2` settings: ``representation_layer``, ``steps``,
-            ``step_size``, ``value_range``, ``batch_size``, and those for token inputs
-            (``input_layer``, ``padding_id``) and multi-output Keras models (``output``).
+        **options: The method's settings, e.g. for IG² ``representation_layer``, ``steps``,
+            ``step_size``, ``value_range``, ``batch_size``, ``integration``,
+            ``segment_points``, and those for token inputs (``input_layer``, ``padding_id``)
+            and multi-output Keras models (``output``); for IG ``steps``, ``rule``; for Guided
+            IG ``steps``, ``fraction``, ``max_dist``.
 
     Returns:
-        An :class:`~tf_ig2.Explanation`: attributions ``(N, *S)``, GradCF counterfactuals
-        ``(N, R, *S)``, scores and deltas ``(N,)``, representation distances ``(N, R, 2)``.
+        An :class:`~tf_ig2.Explanation`: attributions ``(N, *S)``, counterfactuals (GradCF for
+        IG², the baselines otherwise) ``(N, R, *S)``, scores and deltas ``(N,)``, and for IG²
+        representation distances ``(N, R, 2)``.
 
     Raises:
-        TypeError, ValueError: On unknown options, inputs that do not fit the model, an unknown
-            representation layer (the message lists the available ones) or malformed arguments.
+        TypeError, ValueError: On an unknown method or options, inputs that do not fit the
+            model, an unknown representation layer (the message lists the available ones) or
+            malformed arguments.
     """
-    _check_options(options)
+    entry = methods.get(method)
+    entry.check_options(options)
     if progress is not None and not callable(progress):
         raise TypeError(f"`progress` must be None or a callable (done, total). Received: progress={progress!r}")
+    if return_path and "path" not in entry.extra_outputs:
+        raise TypeError(f"`return_path` is for methods that return their path (ig2). Received: return_path=True "
+                        f"with method={method!r}")
     embedded = options.get("input_layer") is not None
-    if embedded:  # raw model inputs such as token ids; IG² moves in the input layer's output space
+    if embedded:  # raw model inputs such as token ids; the path moves in the input layer's output space
         inputs = validation.model_input_array("inputs", inputs)
     else:
         inputs = validation.float_array("inputs", inputs)
-    check_input_shape(model, inputs.shape, "inputs")
-    explainer, description = ig2_explainer(model, options)
-    references = validation.references_array("references", references, inputs.shape, integer=embedded)
-    if not embedded:
+    validation.fits_model_input("inputs", inputs.shape, expected_input_shape(model))
+    explainer, description = build_explainer(model, options, method)
+    references = validation.references_array("references", references, inputs.shape, integer=embedded,
+                                             allow_scalar=entry.scalar_reference and not embedded)
+    if not embedded and "value_range" in entry.settings.names():
         validation.fits_value_range("inputs", inputs, explainer.value_range, inputs.shape[1:])
         validation.fits_value_range("references", references, explainer.value_range, inputs.shape[1:])
     if not callable(targets):
@@ -531,12 +561,13 @@ def explain_model(model: Any, inputs: Any, references: Any, targets: Targets = N
     if explainer.batch_size is not None:
         pairs = per_input * explainer.batch_size // math.gcd(per_input, explainer.batch_size)
         group = max(1, pairs // per_input)
+    extra = {"return_path": return_path} if "path" in entry.extra_outputs else {}
     parts = []
     for start in range(0, count, group):
         stop = min(start + group, count)
         chunk_references = references[start:stop] if references.shape[0] == count else references[0]
         chunk_targets = targets if callable(targets) else targets[start:stop]
-        parts.append(explainer.explain(inputs[start:stop], chunk_references, chunk_targets, return_path=return_path))
+        parts.append(explainer.explain(inputs[start:stop], chunk_references, chunk_targets, **extra))
         logger.info("Explained %d of %d inputs", stop, count)
         if progress is not None:
             progress(stop, count)
@@ -544,43 +575,44 @@ def explain_model(model: Any, inputs: Any, references: Any, targets: Targets = N
 
 
 def explain_saved_model(path: PathLike, inputs: Any, references: Any, targets: Targets = None, *,
-                        safe_mode: bool = True, signature: Optional[str] = None,
+                        method: str = "ig2", safe_mode: bool = True, signature: Optional[str] = None,
                         output_name: Optional[str] = None, return_path: bool = False,
-                        progress: Optional[Progress] = None, **ig2_options: Any) -> Explanation:
-    """Loads a saved model and explains ``inputs`` against ``references`` with IG².
+                        progress: Optional[Progress] = None, **options: Any) -> Explanation:
+    """Loads a saved model and explains ``inputs`` against ``references``, with IG² by default.
 
     Args:
         path: A ``.keras`` file, a legacy ``.h5`` file or a SavedModel folder.
         inputs: ``(N, *S)`` floats that fit the model's input.
-        references: ``(R, *S)`` shared by all inputs, or ``(N, R, *S)`` per input.
+        references: ``(R, *S)`` shared by all inputs, or ``(N, R, *S)`` per input; for ``ig``
+            and ``guided_ig`` (baselines) also a scalar or an ``S``-shaped array.
         targets: ``None`` (the predicted class), an int, ``(N,)`` ints or a callable mapping the
             model output to ``(N,)`` scores.
+        method: The registered method (:data:`tf_ig2.methods.METHODS`): ``"ig2"`` (default),
+            ``"ig"`` or ``"guided_ig"``.
         safe_mode: Keras' safe mode when loading a Keras file (see :func:`load_model`; turning
             it off lets ``Lambda`` layers run arbitrary code).
         signature: SavedModel signature (default ``serving_default``).
         output_name: SavedModel output holding the scores, when the signature has several.
-        return_path: Also return the ``(N, R, steps + 1, *S)`` path.
+        return_path: Also return the ``(N, R, steps + 1, *S)`` path (IG² only).
         progress: Called as ``progress(done, total)`` after each group of inputs.
-        **ig2_options: :class:`~tf_ig2.IG2` settings: ``representation_layer`` (for a
-            SavedModel, ``None`` means ``"output"``, the model output; the name of another
-            signature output selects that output), ``steps``, ``step_size``, ``value_range``,
-            ``batch_size``; ``input_layer`` and ``padding_id`` for token inputs; ``output`` for a
-            Keras model with several outputs.
+        **options: The method's settings, as for :func:`explain_model`; for a SavedModel,
+            IG²'s ``representation_layer=None`` means ``"output"`` (the model output), and the
+            name of another signature output selects that output.
 
     Returns:
-        An :class:`~tf_ig2.Explanation` whose ``representation`` names the space GradPath
+        An :class:`~tf_ig2.Explanation`; for IG² its ``representation`` names the space GradPath
         searched in.
 
     Raises:
         TypeError, ValueError: On a missing, unreadable or unknown model, a folder that is no
-            SavedModel, inputs that do not fit the model's input shape, an unknown
-            representation layer, or malformed options.
+            SavedModel, an unknown method, inputs that do not fit the model's input shape, an
+            unknown representation layer, or malformed options.
 
     Example:
         >>> explanation = tf_ig2.explain_saved_model("model.keras", images, references, steps=64,
         ...                                          value_range=(0.0, 1.0))
     """
-    _check_options(ig2_options)
+    methods.get(method).check_options(options)
     model = load_model(path, safe_mode=safe_mode, signature=signature, output_name=output_name)
-    return explain_model(model, inputs, references, targets, return_path=return_path, progress=progress,
-                         **ig2_options)
+    return explain_model(model, inputs, references, targets, method=method, return_path=return_path,
+                         progress=progress, **options)

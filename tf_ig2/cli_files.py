@@ -28,11 +28,13 @@ import math
 import os
 import shutil
 import tempfile
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from . import defaults
+from .dataset.results import ResultsFolder, load_results, merge_shards, write_json
+from .explanation import Explanation
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -153,7 +155,7 @@ def _read_npy(name: str, path: str) -> np.ndarray:
     try:
         array = np.load(path, allow_pickle=False)
     except Exception as error:  # noqa: BLE001 - any failure to read is reported the same way
-        raise ValueError(f"Could not read `{name}` from {path!r}: {_one_line(error)}") from error
+        raise ValueError(f"Could not read `{name}` from {path!r}: {one_line(error)}") from error
     return _numeric(name, np.asarray(array), path)
 
 
@@ -174,7 +176,7 @@ def _read_npz(name: str, path: str) -> np.ndarray:
     except ValueError:
         raise
     except Exception as error:  # noqa: BLE001 - any failure to read is reported the same way
-        raise ValueError(f"Could not read `{name}` from {path!r}: {_one_line(error)}") from error
+        raise ValueError(f"Could not read `{name}` from {path!r}: {one_line(error)}") from error
     return _numeric(name, np.asarray(array), path)
 
 
@@ -186,7 +188,7 @@ def _decode_image(name: str, path: str, channels: Optional[int]) -> np.ndarray:
             contents = handle.read()
         image = tf.io.decode_image(contents, channels=channels or 3, expand_animations=False)
     except Exception as error:  # noqa: BLE001 - any failure to read is reported the same way
-        raise ValueError(f"Could not read `{name}` image {path!r}: {_one_line(error)}") from error
+        raise ValueError(f"Could not read `{name}` image {path!r}: {one_line(error)}") from error
     return image.numpy()
 
 
@@ -306,9 +308,16 @@ def read_image(path: PathLike, name: str = "inputs", *, image_size: Optional[Seq
 
 
 # -- writing -------------------------------------------------------------------------------------
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split())
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+def one_line(message: Union[str, BaseException]) -> str:
+    """``message`` on one line, its whitespace runs collapsed; an error is prefixed with its type.
+
+    Every message the command line prints, and every error met reading a model or a file, goes
+    through it: an error ``OSError("No space\\n left")`` becomes ``"OSError: No space left"``.
+    """
+    text = " ".join(str(message).split())
+    if not isinstance(message, BaseException):
+        return text
+    return f"{type(message).__name__}: {text}" if text else type(message).__name__
 
 
 def check_output(path: PathLike, overwrite: bool) -> str:
@@ -443,6 +452,9 @@ def _records(count: int, *, targets: Optional[np.ndarray], scores: np.ndarray, g
              deltas: np.ndarray, distances: Optional[np.ndarray], names: Optional[List[str]] = None,
              overlays: Optional[List[str]] = None) -> List[Dict[str, Any]]:
     """One JSON-ready record per input (see :func:`summary`); arrays are ``(N,)`` or ``(N, R, 2)``."""
+    relative = Explanation(attributions=None, counterfactuals=None, target_scores=np.asarray(scores),
+                           counterfactual_scores=np.asarray(gradcf_scores), delta=np.asarray(deltas),
+                           method="").relative_delta
     records = []
     for index in range(count):
         record: Dict[str, Any] = {
@@ -452,6 +464,7 @@ def _records(count: int, *, targets: Optional[np.ndarray], scores: np.ndarray, g
             "score": float(scores[index]),
             "gradcf_score": float(gradcf_scores[index]),
             "completeness_delta": float(deltas[index]),
+            "relative_delta": float(relative[index]),
         }
         if distances is not None:
             record["representation_distance"] = [
@@ -469,9 +482,11 @@ def summary(explanation: Any, *, names: Optional[List[str]] = None, overlays: Op
     """The JSON-ready summary of an explanation: settings, version and one record per input.
 
     Per input: its name, the explained ``target``, its ``score`` ``f_c(x)``, the mean
-    ``gradcf_score`` ``f_c(GradCF)`` over its references, the ``completeness_delta``
-    ``sum(A) - (score - gradcf_score)`` and, per reference, the representation distance at the
-    start and the end of the GradPath.
+    ``gradcf_score`` ``f_c(counterfactual)`` over its references (GradCF for IG², the baselines
+    for the other methods), the ``completeness_delta`` ``sum(A) - (score - gradcf_score)``, the
+    ``relative_delta`` ``|completeness_delta| / |score - gradcf_score|``
+    (:attr:`~tf_ig2.Explanation.relative_delta`) and, for IG², per reference the representation
+    distance at the start and the end of the GradPath.
     """
     from . import __version__
 
@@ -617,7 +632,7 @@ def _open_npy(name: str, path: str) -> np.ndarray:
     try:
         array = open_inputs(path)
     except Exception as error:  # noqa: BLE001 - any failure to read is reported the same way
-        raise ValueError(f"Could not read `{name}` from {path!r}: {_one_line(error)}") from error
+        raise ValueError(f"Could not read `{name}` from {path!r}: {one_line(error)}") from error
     return _numeric(name, array, path)
 
 
@@ -708,7 +723,7 @@ def read_stream_references(path: PathLike, name: str = "references", *,
             try:
                 array = np.load(path, mmap_mode="c")
             except Exception as error:  # noqa: BLE001 - any failure to read is reported the same way
-                raise ValueError(f"Could not read `{name}` from {path!r}: {_one_line(error)}") from error
+                raise ValueError(f"Could not read `{name}` from {path!r}: {one_line(error)}") from error
             _snap_in_place(array, value_range, write=True)
             return array
     return read_inputs(path, name, image_size=image_size, channels=channels, scale=scale,
@@ -722,17 +737,6 @@ def _read_json(path: str) -> Optional[Dict[str, Any]]:
     except (OSError, ValueError):
         return None
     return value if isinstance(value, dict) else None
-
-
-def _write_json(path: str, value: Dict[str, Any]) -> None:
-    """Writes ``value`` under a temporary name and renames it: the file is whole or absent."""
-    temporary = path + ".tmp"
-    with open(temporary, "w", encoding="utf-8") as handle:
-        json.dump(value, handle, indent=2)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
 
 
 def stream_record(output: PathLike) -> Optional[Dict[str, Any]]:
@@ -749,20 +753,17 @@ def write_stream_record(output: PathLike, settings: Dict[str, Any], *, finished:
 
     folder = os.path.join(os.fspath(output), STREAM_FOLDER)
     os.makedirs(folder, exist_ok=True)
-    _write_json(os.path.join(folder, STREAM_RECORD),
-                {"tf_ig2_version": __version__, "settings": settings, "finished": finished})
-
-
-def _stream_index(output: str) -> Optional[Dict[str, Any]]:
-    from .dataset import INDEX_NAME
-
-    return _read_json(os.path.join(output, STREAM_FOLDER, INDEX_NAME))
+    write_json(os.path.join(folder, STREAM_RECORD),
+               {"tf_ig2_version": __version__, "settings": settings, "finished": finished})
 
 
 def stream_explained(output: PathLike) -> int:
-    """How many inputs the streamed run in ``output`` has explained in finished shards."""
-    index = _stream_index(os.fspath(output))
-    return int(index.get("count", 0)) if index is not None else 0
+    """How many inputs the streamed run in ``output`` has explained in finished shards (0 if unknown)."""
+    try:
+        folder = ResultsFolder.read(os.path.join(os.fspath(output), STREAM_FOLDER))
+    except ValueError:
+        return 0
+    return folder.count if folder is not None else 0
 
 
 def check_stream_output(output: PathLike, overwrite: bool) -> Optional[Dict[str, Any]]:
@@ -795,19 +796,9 @@ def check_stream_output(output: PathLike, overwrite: bool) -> Optional[Dict[str,
     return None
 
 
-def stream_differences(stored: Dict[str, Any], wanted: Dict[str, Any]) -> List[str]:
-    """The settings that differ between two runs, as ``"name: stored -> wanted"``."""
-    return [f"{key}: {stored.get(key)!r} -> {wanted.get(key)!r}"
-            for key in sorted(set(stored) | set(wanted)) if stored.get(key) != wanted.get(key)]
-
-
-def _concatenated(paths: Iterable[str]) -> np.ndarray:
-    parts = [np.load(path) for path in paths]
-    return np.concatenate(parts) if len(parts) > 1 else parts[0]
-
-
-def finish_stream(output: PathLike, *, settings: Dict[str, Any], names: Optional[List[str]], representation: str,
-                  method: str, resumed: int, max_listed: Optional[int] = None) -> List[str]:
+def finish_stream(output: PathLike, *, settings: Dict[str, Any], names: Optional[List[str]],
+                  representation: Optional[str], method: str, resumed: int,
+                  max_listed: Optional[int] = None) -> List[str]:
     """Writes ``attributions.npy`` and ``summary.json`` of the finished streamed run in ``output``.
 
     The attributions ``(N, *S)`` float32 are copied shard by shard into a memory-mapped
@@ -817,15 +808,18 @@ def finish_stream(output: PathLike, *, settings: Dict[str, Any], names: Optional
     ``summary.json`` holds the settings, the tf_ig2 version, the counts (inputs, shards,
     inputs explained by earlier runs), the mean and largest ``|completeness_delta|`` and,
     when N is at most ``max_listed``, one record per input as :func:`summary` writes them
-    (else ``"inputs": null``: the per-input values stay in ``output/shards``, read by
-    :func:`tf_ig2.dataset.load_results`).
+    (else ``"inputs": null``: the per-input values stay in ``output/shards``). The results
+    folder is read through :mod:`tf_ig2.dataset.results` only: its index
+    (:class:`~tf_ig2.dataset.results.ResultsFolder`), :func:`~tf_ig2.dataset.load_results` for
+    the per-input values and :func:`~tf_ig2.dataset.merge_shards` for the attributions.
 
     Args:
         output: The output folder, holding the finished results in ``shards/``.
         settings: The settings used, stored in the summary.
         names: The inputs' names (image file names), or ``None``.
-        representation: The description of the representation GradPath moved in.
-        method: The explainer's method (``"ig2"``).
+        representation: The description of the representation GradPath moved in (IG²), or
+            ``None``.
+        method: The explainer's method (``"ig2"``, ``"ig"``, ``"guided_ig"``).
         resumed: Inputs that earlier runs had explained.
         max_listed: The most inputs listed one by one; ``None`` for
             :data:`tf_ig2.defaults.CLI_SUMMARY_MAX_INPUTS` (1000).
@@ -837,46 +831,31 @@ def finish_stream(output: PathLike, *, settings: Dict[str, Any], names: Optional
         ValueError: If ``output/shards`` holds no finished results.
     """
     from . import __version__
-    from .dataset import _shard_name
 
     output = os.fspath(output)
     shards = os.path.join(output, STREAM_FOLDER)
-    index = _stream_index(output)
-    if index is None or not index.get("complete") or "attributions" not in index.get("arrays", {}):
+    folder = ResultsFolder.read(shards)
+    if folder is None or not folder.complete or "attributions" not in folder.arrays:
         raise ValueError(f"{shards!r} holds no finished streamed results.")
-    numbers = [int(shard["shard"]) for shard in index["shards"]]
-    count = int(index["count"])
-
-    def paths(array: str) -> List[str]:
-        return [os.path.join(shards, _shard_name(array, number)) for number in numbers]
-
-    sample_shape = [int(side) for side in index["arrays"]["attributions"]["shape"]]
+    count = folder.count
     with staged_output(output, overwrite=True) as staging:
-        target = np.lib.format.open_memmap(os.path.join(staging, ATTRIBUTIONS_FILE), mode="w+", dtype=np.float32,
-                                           shape=(count, *sample_shape))
-        low = 0
-        for path in paths("attributions"):
-            part = np.load(path, mmap_mode="r")
-            target[low:low + len(part)] = part
-            low += len(part)
-        target.flush()
-        del target
-        absolute_sum, largest = 0.0, 0.0
-        for path in paths("delta"):
-            magnitudes = np.abs(np.load(path).astype(np.float64))
-            absolute_sum += float(magnitudes.sum())
-            largest = max(largest, float(magnitudes.max(initial=0.0)))
+        sample_shape = list(merge_shards(shards, "attributions", os.path.join(staging, ATTRIBUTIONS_FILE))[1:])
+        listed = count <= (defaults.CLI_SUMMARY_MAX_INPUTS if max_listed is None else max_listed)
+        wanted = [name for name in ("targets", "target_scores", "counterfactual_scores", "delta",
+                                    "representation_distance") if name in folder.arrays]
+        if not listed:
+            wanted = ["delta"]
+        values = load_results(shards, mmap_mode=None, names=wanted)
+        magnitudes = np.abs(values["delta"].astype(np.float64))
         records = None
-        if count <= (defaults.CLI_SUMMARY_MAX_INPUTS if max_listed is None else max_listed):
-            stored = set(index["arrays"])
+        if listed:
             records = _records(
                 count,
-                targets=_concatenated(paths("targets")) if "targets" in stored else None,
-                scores=_concatenated(paths("target_scores")),
-                gradcf_scores=_concatenated(paths("counterfactual_scores")),
-                deltas=_concatenated(paths("delta")),
-                distances=(_concatenated(paths("representation_distance"))
-                           if "representation_distance" in stored else None),
+                targets=values.get("targets"),
+                scores=values["target_scores"],
+                gradcf_scores=values["counterfactual_scores"],
+                deltas=values["delta"],
+                distances=values.get("representation_distance"),
                 names=names)
         document = {
             "tf_ig2_version": __version__,
@@ -886,9 +865,10 @@ def finish_stream(output: PathLike, *, settings: Dict[str, Any], names: Optional
             "inputs_shape": [count, *sample_shape],
             "counterfactuals_shape": None,
             "settings": settings,
-            "counts": {"inputs": count, "shards": len(numbers), "shard_size": int(index["shard_size"]),
+            "counts": {"inputs": count, "shards": folder.shards, "shard_size": folder.shard_size,
                        "explained_earlier": int(resumed), "explained_now": count - int(resumed)},
-            "completeness_delta": {"mean_abs": absolute_sum / count if count else 0.0, "max_abs": largest},
+            "completeness_delta": {"mean_abs": float(magnitudes.mean()) if count else 0.0,
+                                   "max_abs": float(magnitudes.max(initial=0.0))},
             "files": {"attributions": ATTRIBUTIONS_FILE, "counterfactuals": None, "grid": None, "overlays": [],
                       "shards": STREAM_FOLDER},
             "inputs": records,

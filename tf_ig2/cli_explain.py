@@ -1,0 +1,453 @@
+"""``tf-ig2 explain``: a saved model's predictions explained with a registered method.
+
+The method (``--method``, :mod:`tf_ig2.methods`) decides which options apply: each option of
+:data:`METHOD_OPTIONS` belongs to the methods whose settings dataclass (:mod:`tf_ig2.settings`)
+has its field, and is a usage error for the others. In memory, the inputs and references are
+read whole (:func:`tf_ig2.cli_files.read_inputs`) and explained by
+:func:`tf_ig2.saved_model.explain_model`; with ``--stream`` they are opened lazily
+(:func:`tf_ig2.cli_files.open_stream`) and explained a batch at a time by
+:func:`tf_ig2.dataset.explain_dataset` into result shards in ``DIR/shards``, so that a stopped run
+continues where it stopped; :func:`tf_ig2.cli_files.finish_stream` then writes
+``DIR/attributions.npy`` and ``DIR/summary.json``. Problems are raised as :class:`UsageError`,
+reported by :func:`tf_ig2.cli.main` in one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib
+import math
+import os
+import re
+import shutil
+import sys
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
+
+from . import defaults, methods
+from .cli_files import one_line
+
+PROGRAM = "tf-ig2"
+
+#: The method options of ``tf-ig2 explain``: setting name (:mod:`tf_ig2.settings`) -> option. An
+#: option applies to the methods whose settings dataclass has that field (:mod:`tf_ig2.methods`).
+METHOD_OPTIONS = {
+    "representation_layer": "--representation-layer",
+    "steps": "--steps",
+    "step_size": "--step-size",
+    "value_range": "--value-range",
+    "integration": "--integration",
+    "segment_points": "--segment-points",
+    "rule": "--rule",
+    "fraction": "--fraction",
+    "max_dist": "--max-dist",
+    "batch_size": "--batch-size",
+}
+
+#: Settings of streamed runs recorded before ``--method`` existed: those runs were IG² runs with
+#: the default integration.
+_SETTINGS_BEFORE_METHODS = {"method": "ig2", "integration": "left", "segment_points": defaults.IG2_SEGMENT_POINTS}
+
+
+class UsageError(Exception):
+    """A problem with the command line's arguments or inputs; reported in one line."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a streamed run; its text says what was kept."""
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr, drawn only when stderr is a terminal."""
+
+    def __init__(self, label: str, *, enabled: bool, width: int = 30):
+        self.label = label
+        self.enabled = enabled and bool(getattr(sys.stderr, "isatty", lambda: False)())
+        self.width = width
+        self._drawn = False
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled or total <= 0:
+            return
+        filled = int(self.width * done / total)
+        sys.stderr.write(f"\r{self.label} [{'=' * filled}{'.' * (self.width - filled)}] {done}/{total}")
+        sys.stderr.flush()
+        self._drawn = True
+
+    def close(self) -> None:
+        """Ends the bar's line."""
+        if self._drawn:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+            self._drawn = False
+
+
+
+# -- reading -------------------------------------------------------------------------------------
+def _image_layout(expected: Optional[Sequence[Optional[int]]]) -> Dict[str, Any]:
+    """Image size and channels implied by a model's ``(None, H, W, C)`` input shape."""
+    layout: Dict[str, Any] = {"image_size": None, "channels": None}
+    if expected is not None and len(expected) == 4:
+        height, width, channels = expected[1:]
+        if height is not None and width is not None:
+            layout["image_size"] = (int(height), int(width))
+        if channels in (1, 3, 4):
+            layout["channels"] = int(channels)
+    return layout
+
+
+def _value_range(args: argparse.Namespace) -> Optional[Tuple[float, float]]:
+    return None if args.value_range is None else (float(args.value_range[0]), float(args.value_range[1]))
+
+
+def _read_options(args: argparse.Namespace, image_size: Optional[Tuple[int, int]],
+                  layout: Dict[str, Any]) -> Dict[str, Any]:
+    """The keywords of :func:`tf_ig2.cli_files.read_inputs` and :func:`tf_ig2.cli_files.open_stream` for this command.
+
+    Besides size, channels and scale, the value range: values read within float32 round-off
+    outside it (e.g. a white pixel at 1.0000002 after ``--scale 1/255``) are clipped to it.
+    """
+    return dict(image_size=image_size, channels=layout["channels"], scale=args.scale, value_range=_value_range(args))
+
+
+def import_modules(names: Sequence[str]) -> None:
+    """Imports the modules named by ``--import``, the current folder first on ``sys.path``.
+
+    Raises:
+        UsageError: If a module cannot be imported (it is missing, or its code fails); the one
+            line names the module and the error.
+    """
+    if not names:
+        return
+    folder = os.getcwd()
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    importlib.invalidate_caches()
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except Exception as error:  # noqa: BLE001 - whatever the module raises is reported in one line
+            hint = ""
+            if isinstance(error, ModuleNotFoundError) and error.name is not None and (
+                    error.name == name or name.startswith(error.name + ".")):
+                hint = f" (searched the current folder {folder!r} and sys.path, which PYTHONPATH extends)"
+                if name.endswith(".py"):
+                    hint = f"; give the module's name without .py: --import {name[:-3]}"
+            raise UsageError(f"argument --import: could not import the module {name!r}: "
+                             f"{one_line(error)}{hint}") from error
+
+
+def _load_model(args: argparse.Namespace) -> Any:
+    """Imports the ``--import`` modules, then loads MODEL (in memory and streamed alike).
+
+    Raises:
+        UsageError: If a module cannot be imported, or the model uses a class no module
+            registered (the one line names it and suggests ``--import MODULE``).
+        ValueError, TypeError: As :func:`tf_ig2.saved_model.load_model`.
+    """
+    from . import saved_model
+
+    import_modules(args.imports)
+    try:
+        return saved_model.load_model(args.model, safe_mode=not args.unsafe_deserialization,
+                                      signature=args.signature, output_name=args.output_name)
+    except saved_model.MissingClassError as error:
+        origin = f" (saved from module {error.module!r})" if error.module else ""
+        example = f", here probably --import {error.module}" if error.module else ""
+        tried = f"; the modules imported ({', '.join(args.imports)}) do not register it" if args.imports else ""
+        raise UsageError(
+            f"Could not load the Keras model at {error.path!r}: Keras cannot locate the class {error.class_name!r} "
+            f"it uses{origin}{tried}. Pass --import MODULE to import the module that defines it, decorated with "
+            f"@keras.saving.register_keras_serializable(){example} (run from the folder holding the module, or "
+            "with the folder on PYTHONPATH)"
+        ) from error
+
+
+# -- the method and its options ---------------------------------------------------------------------
+def method_options(args: argparse.Namespace) -> Dict[str, Any]:
+    """The options given for ``args.method``, as keywords of its explainer (checked by its settings).
+
+    Raises:
+        UsageError: If an option of another method was given, or a value is out of range.
+    """
+    entry = methods.get(args.method)
+    taken = entry.settings.names()
+    options: Dict[str, Any] = {}
+    for name, flag in METHOD_OPTIONS.items():
+        value = getattr(args, name)
+        if value is None:
+            continue
+        if name not in taken:
+            accepted = ", ".join(METHOD_OPTIONS[key] for key in taken if key in METHOD_OPTIONS)
+            shown = " ".join(f"{item:g}" if isinstance(item, float) else str(item)
+                             for item in (value if isinstance(value, list) else [value]))
+            raise UsageError(f"argument {flag}: not an option of --method {args.method}, which takes {accepted}. "
+                             f"Received: {flag} {shown}")
+        options[name] = tuple(value) if isinstance(value, list) else value
+    if "value_range" in options and options["value_range"][0] > options["value_range"][1]:
+        low, high = options["value_range"]
+        raise UsageError(f"argument --value-range: LO must be <= HI. Received: {low:g} {high:g}")
+    try:
+        entry.check_options(options)
+    except (TypeError, ValueError) as error:
+        raise UsageError(str(error)) from error
+    return options
+
+
+def _references_argument(args: argparse.Namespace) -> Union[None, str, float]:
+    """``--references``: a path, a number (a baseline for every feature), or ``None`` (the default 0).
+
+    Raises:
+        UsageError: If it is missing for a method that needs references, or a number for one
+            that does not take a scalar.
+    """
+    entry = methods.get(args.method)
+    text = args.references
+    if text is None:
+        if entry.references_required:
+            raise UsageError(f"argument --references: required for --method {args.method}, which integrates "
+                             "towards references read from a file")
+        return 0.0
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    if os.path.exists(text):
+        return text
+    if not entry.scalar_reference:
+        scalar = ", ".join(key for key, other in methods.METHODS.items() if other.scalar_reference)
+        raise UsageError(f"argument --references: a number is a baseline for --method {scalar}; --method "
+                         f"{args.method} reads its references from a file. Received: --references {text}")
+    if not math.isfinite(value):
+        raise UsageError(f"argument --references: must be a finite number or a path. Received: {text!r}")
+    return value
+
+
+def settings_record(args: argparse.Namespace, image_size: Optional[Sequence[int]], options: Dict[str, Any],
+                    references: Union[str, float]) -> Dict[str, Any]:
+    """The settings stored in summary.json: the method with all its options (defaults filled in)."""
+    from . import saved_model
+
+    resolved = methods.get(args.method).check_options(options).as_dict()
+    record: Dict[str, Any] = {
+        "model": args.model,
+        "model_format": saved_model.model_format(args.model),
+        "inputs": args.inputs,
+        "references": references,
+        "target": args.target,
+        "method": args.method,
+    }
+    for name in METHOD_OPTIONS:
+        if name in resolved:
+            value = resolved[name]
+            record[name] = list(value) if isinstance(value, tuple) else value
+    record.update(image_size=list(image_size) if image_size else None, scale=args.scale, signature=args.signature,
+                  output_name=args.output_name, imports=list(args.imports))
+    return record
+
+
+def _command_line_wording(text: str) -> str:
+    """Messages of the Python API name keyword arguments; the command line names its options."""
+    text = re.sub(r"\boverwrite=True\b", "--overwrite", str(text))
+    return text.replace("pass batch_size=1", "pass --batch-size 1")
+
+
+# -- explain in memory --------------------------------------------------------------------------
+def run_explain(args: argparse.Namespace) -> Dict[str, Any]:
+    """Runs ``tf-ig2 explain``; returns what was written. Raises ``UsageError`` on bad input."""
+    from . import cli_files, saved_model
+
+    options = method_options(args)
+    reference = _references_argument(args)
+    if args.shard_size is not None and not args.stream:
+        raise UsageError(f"argument --shard-size: only applies with --stream. Received: --shard-size "
+                         f"{args.shard_size} without --stream")
+    if args.stream:
+        return run_explain_stream(args, options, reference)
+    try:
+        cli_files.check_output(args.output, args.overwrite)
+        model = _load_model(args)
+        layout = _image_layout(saved_model.expected_input_shape(model))
+        image_size = tuple(args.image_size) if args.image_size else layout["image_size"]
+        read = _read_options(args, image_size, layout)
+        inputs, names = cli_files.read_inputs(args.inputs, "inputs", **read)
+        references = reference if isinstance(reference, float) else cli_files.read_inputs(
+            reference, "references", **read)[0]
+        progress = ProgressBar("Explaining", enabled=not args.quiet)
+        try:
+            explanation = saved_model.explain_model(model, inputs, references, args.target, method=args.method,
+                                                    progress=progress, **options)
+        finally:
+            progress.close()
+        settings = settings_record(args, image_size, options, reference)
+        with cli_files.staged_output(args.output, overwrite=args.overwrite) as staging:
+            written = cli_files.write_explanation(staging, explanation, inputs, names=names, settings=settings,
+                                                  min_display_size=args.min_display_size)
+    except (ValueError, TypeError, OSError) as error:
+        raise UsageError(_command_line_wording(str(error))) from error
+    return {"output": args.output, "files": written, "count": len(inputs), "method": args.method,
+            "representation": explanation.representation}
+
+
+# -- explain --stream ------------------------------------------------------------------------------
+#: The settings that decide a streamed run's results besides the method's options: a stopped run
+#: is continued only when they agree (tf_ig2.dataset.explain_dataset then also compares the
+#: model's weights, the references, the targets and the first shard's inputs).
+_RESUME_SETTINGS = ("target", "method", "image_size", "scale", "signature", "output_name")
+
+
+def _check_stream_references(references: Any, count: int, sample_shape: Tuple[int, ...], explainer: Any,
+                             method: str) -> None:
+    """Checks references ``(R, *S)``, ``(N, R, *S)`` (read lazily) or a scalar before any work."""
+    from . import validation
+
+    entry = methods.get(method)
+    if references.ndim == len(sample_shape) + 2:
+        if references.shape[0] != count:
+            raise ValueError(f"`references` given per input as (N, R, *input_shape) must have N={count} rows like "
+                             f"`inputs`. Received: shape {tuple(references.shape)}")
+        validation.references_array("references", references[:1], (1, *sample_shape))
+        return
+    checked = validation.references_array("references", references, (count, *sample_shape),
+                                          allow_scalar=entry.scalar_reference)
+    if "value_range" in entry.settings.names():
+        validation.fits_value_range("references", checked, explainer.value_range, sample_shape)
+
+
+def _references_per_input(references: Any, sample_shape: Tuple[int, ...]) -> int:
+    """R: references ``(N, R, *S)`` or ``(R, *S)``; 1 for a scalar or an ``S``-shaped baseline."""
+    if references.ndim == len(sample_shape) + 2:
+        return int(references.shape[1])
+    return int(references.shape[0]) if references.ndim == len(sample_shape) + 1 else 1
+
+
+def _read_batch(batch_size: Optional[int], references_per_input: int) -> int:
+    """Inputs read and explained at a time: whole batches of ``batch_size`` pairs, as in explain_model."""
+    if batch_size is None:
+        return defaults.DATASET_BATCH_SIZE
+    group = batch_size // math.gcd(references_per_input, batch_size)
+    return group * max(1, defaults.DATASET_BATCH_SIZE // group)
+
+
+def _files_sha1(path: str) -> str:
+    """sha1 of a SavedModel folder's files (whose weights the results folder cannot see)."""
+    folder = path if os.path.isdir(path) else (os.path.dirname(path) or ".")
+    digest = hashlib.sha1()
+    for root, folders, names in os.walk(folder):
+        folders.sort()
+        for name in sorted(names):
+            file_path = os.path.join(root, name)
+            digest.update(os.path.relpath(file_path, folder).encode())
+            with open(file_path, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+    return digest.hexdigest()
+
+
+def _forget_unstarted_run(output: str, created_output: bool, created_shards: bool) -> int:
+    """Removes what a streamed run created when it finished no shard; returns the inputs kept."""
+    from . import cli_files
+
+    kept = cli_files.stream_explained(output)
+    if kept == 0 and created_shards:
+        shutil.rmtree(os.path.join(output, cli_files.STREAM_FOLDER), ignore_errors=True)
+        if created_output and os.path.isdir(output) and not os.listdir(output):
+            os.rmdir(output)
+    return kept
+
+
+def run_explain_stream(args: argparse.Namespace, options: Dict[str, Any],
+                       reference: Union[str, float]) -> Dict[str, Any]:
+    """Runs ``tf-ig2 explain --stream``; returns what was written. Raises ``UsageError`` on bad input.
+
+    Nothing is written before the model, the inputs' shape and the references have been checked.
+    An error or an interruption while explaining keeps the finished shards in ``DIR/shards``
+    (the same command continues from there), or removes what it created when no shard was
+    finished.
+
+    Args:
+        args: The parsed command line.
+        options: The method's options (:func:`method_options`).
+        reference: ``--references``: a path or a number (:func:`_references_argument`).
+    """
+    import numpy as np
+
+    from . import cli_files, dataset, saved_model, validation
+    from .dataset import results
+
+    output = args.output
+    try:
+        record = cli_files.check_stream_output(output, args.overwrite)
+        model = _load_model(args)
+        layout = _image_layout(saved_model.expected_input_shape(model))
+        image_size = tuple(args.image_size) if args.image_size else layout["image_size"]
+        read = _read_options(args, image_size, layout)
+        inputs = cli_files.open_stream(args.inputs, "inputs", **read)
+        validation.fits_model_input("inputs", (inputs.count, *inputs.sample_shape),
+                                    saved_model.expected_input_shape(model))
+        references = np.float32(reference) if isinstance(reference, float) else cli_files.read_stream_references(
+            reference, "references", **read)
+        explainer, representation = saved_model.build_explainer(model, options, args.method)
+        _check_stream_references(references, inputs.count, inputs.sample_shape, explainer, args.method)
+        settings = settings_record(args, image_size, options, reference)
+        wanted: Dict[str, Any] = {key: value for key, value in settings.items()
+                                  if key in _RESUME_SETTINGS or (key in METHOD_OPTIONS and key != "batch_size")}
+        if settings["model_format"] == "saved_model":
+            wanted["model_sha1"] = _files_sha1(args.model)
+        resuming = record is not None and not args.overwrite
+        explained = cli_files.stream_explained(output) if resuming else 0
+        if resuming:
+            stored = record["settings"] if "method" in record["settings"] else {
+                **_SETTINGS_BEFORE_METHODS, **record["settings"]}
+            wanted["shard_size"] = args.shard_size or stored.get("shard_size")
+            differences = results.settings_differences(stored, wanted)
+            if differences and explained:
+                raise ValueError(
+                    f"Output folder {output!r} holds an unfinished streamed run of other settings "
+                    f"({results.describe_differences(differences)}); run the command with its settings to continue "
+                    "it, pass --overwrite to start over, or choose another folder."
+                )
+            resuming = not differences
+            if resuming and explained > inputs.count:
+                raise ValueError(
+                    f"Output folder {output!r} holds an unfinished streamed run that explained {explained} inputs, "
+                    f"more than the {inputs.count} inputs given; pass --overwrite to start over, or choose another "
+                    "folder."
+                )
+        if not resuming:
+            wanted["shard_size"] = args.shard_size or defaults.DATASET_SHARD_SIZE
+            explained = 0
+    except (ValueError, TypeError, OSError) as error:
+        raise UsageError(_command_line_wording(str(error))) from error
+
+    settings.update(stream=True, shard_size=wanted["shard_size"])
+    shards = os.path.join(output, cli_files.STREAM_FOLDER)
+    created_output, created_shards = not os.path.exists(output), not os.path.exists(shards)
+    if resuming:
+        sys.stderr.write(f"{PROGRAM}: continuing the unfinished streamed run in {output}: {explained} of "
+                         f"{inputs.count} inputs were explained earlier\n")
+    per_input = _references_per_input(references, inputs.sample_shape)
+    try:
+        cli_files.write_stream_record(output, wanted, finished=False)
+        result = dataset.explain_dataset(
+            explainer, inputs.values, references, shards, targets=args.target,
+            batch_size=_read_batch(args.batch_size, per_input), shard_size=wanted["shard_size"],
+            progress=not args.quiet, overwrite=not resuming)
+        written = cli_files.finish_stream(output, settings=settings, names=inputs.names,
+                                          representation=representation, method=explainer.method,
+                                          resumed=result.resumed)
+        cli_files.write_stream_record(output, wanted, finished=True)
+    except KeyboardInterrupt:
+        kept = _forget_unstarted_run(output, created_output, created_shards)
+        raise Interrupted(f"the {kept} inputs explained so far are kept in {shards}: run the same command again to "
+                          "continue" if kept else "") from None
+    except (ValueError, TypeError, OSError) as error:
+        kept = _forget_unstarted_run(output, created_output, created_shards)
+        note = f" (the {kept} inputs explained so far are kept in {shards})" if kept else ""
+        raise UsageError(_command_line_wording(str(error)) + note) from error
+    except BaseException:
+        _forget_unstarted_run(output, created_output, created_shards)
+        raise
+    return {"output": output, "files": written, "count": result.count, "resumed": result.resumed,
+            "shards": result.shards, "shards_folder": shards, "method": args.method,
+            "representation": representation, "stream": True}

@@ -74,8 +74,10 @@ def main() -> None:
     model = build_model()
     model.compile(keras.optimizers.Adam(0.003), "sparse_categorical_crossentropy", metrics=["accuracy"])
     callbacks = [
-        IG2Callback(shown, references, output_dir=arguments.logdir, steps=arguments.steps, value_range=(0.0, 1.0)),
-        AttributionCallback("ig", shown, references=0.0, output_dir=arguments.logdir, steps=arguments.steps),
+        IG2Callback(shown, references, output_dir=arguments.logdir, steps=arguments.steps, value_range=(0.0, 1.0),
+                    max_outputs=8, max_references=None),
+        AttributionCallback("ig", shown, references=0.0, output_dir=arguments.logdir, steps=arguments.steps,
+                            max_outputs=8),
     ]
     model.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=arguments.epochs, batch_size=64, verbose=2,
               callbacks=callbacks + [keras.callbacks.TensorBoard(arguments.logdir)])

@@ -38,9 +38,10 @@ _PUBLIC = {
 }
 
 #: Submodules reachable as attributes (``tf_ig2.metrics``) without importing them first.
-_SUBMODULES = ("callbacks", "defaults", "metrics", "visualize", "methods", "settings", "model_view", "model_graph", "gradpath",
-               "straight", "guided_ig", "explanation", "diagnostics", "saved_model", "dataset", "validation",
-               "layer_hooks", "pairs", "cli", "io", "demo", "tf_explain_style")
+_SUBMODULES = ("callbacks", "callback_displays", "callback_inputs", "cli", "cli_explain", "cli_files", "compiled",
+               "dataset", "defaults", "demo", "diagnostics", "explanation", "gradpath", "guided_ig", "layer_hooks",
+               "methods", "metrics", "model_graph", "model_view", "pairs", "saved_model", "settings", "straight",
+               "tf_explain_style", "validation", "visualize")
 
 __all__ = sorted(_PUBLIC) + ["callbacks", "defaults", "metrics", "visualize", "methods", "__version__"]
 

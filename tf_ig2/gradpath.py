@@ -325,7 +325,7 @@ class IG2(PairExplainer):
         super().__init__(model, batch_size=self.settings.batch_size, representation_layer=representation_layer,
                          need_representation=True, input_layer=input_layer, padding_id=self.settings.padding_id,
                          output=output)
-        self._ranges = validation.value_ranges(value_range, self._view.inputs.names)
+        self._ranges = validation.value_ranges(value_range, self.view.inputs.names)
         #: The checked ``(low, high)`` pair (``None``: no clipping); for several inputs, a list
         #: with one pair or ``None`` per input.
         self.value_range = self._ranges[0] if self._ranges is not None and len(self._ranges) == 1 else self._ranges
@@ -333,14 +333,14 @@ class IG2(PairExplainer):
         #: With an embedding ``input_layer`` and no ``value_range``, the path is clipped to the
         #: per-dimension range of the embedding table, read inside the compiled graph so that it
         #: follows the table as training changes it.
-        ranges = self._ranges or [None] * len(self._view.input_layers)
+        ranges = self._ranges or [None] * len(self.view.input_layers)
         self._tables = [getattr(layer, "embeddings", None) if layer is not None and bound is None else None
-                        for layer, bound in zip(self._view.input_layers, ranges)]
+                        for layer, bound in zip(self.view.input_layers, ranges)]
 
     @property
     def representation(self) -> str:
         """A description of the representation GradPath moves in."""
-        return self._view.representation_description
+        return self.view.representation_description
 
     def _build(self, signature, options, score):
         (return_path,) = options
@@ -361,7 +361,7 @@ class IG2(PairExplainer):
             if masks is not None:
                 masks = [None if mask is None else tf.reshape(mask, tf.concat([tf.shape(mask), [1]], 0))
                          for mask in masks]
-            return integrate_gradpath(explainer._view, list(inputs), list(references),
+            return integrate_gradpath(explainer.view, list(inputs), list(references),
                                       score if callable(score) else targets,
                                       value_range=bounds if any(bound is not None for bound in bounds) else None,
                                       model_inputs=explainer._full_raw(model_inputs),
@@ -402,7 +402,7 @@ class IG2(PairExplainer):
         batch = self._prepare(inputs, references)
         several = len(batch.points) > 1
         for index, bound in enumerate(self._ranges or []):
-            suffix = f"[{self._view.inputs.names[index]!r}]" if several else ""
+            suffix = f"[{self.view.inputs.names[index]!r}]" if several else ""
             validation.fits_value_range(f"inputs{suffix}", batch.points[index], bound, batch.points[index].shape[1:])
             validation.fits_value_range(f"references{suffix}", batch.references[index], bound,
                                         batch.points[index].shape[1:])

@@ -194,6 +194,6 @@ class GuidedIG(BaselineExplainer):
                          padding_id=self.settings.padding_id)
 
     def _integrate(self, inputs, baselines, targets, model_inputs):
-        return integrate_guided(self._view, inputs, baselines, targets, steps=self.steps, fraction=self.fraction,
+        return integrate_guided(self.view, inputs, baselines, targets, steps=self.steps, fraction=self.fraction,
                                 max_dist=self.max_dist, model_inputs=model_inputs)
 

@@ -66,7 +66,8 @@ class PairExplainer:
         return self._compiled.padding_id
 
     @property
-    def _view(self) -> ModelView:
+    def view(self) -> ModelView:
+        """The model view: how the model is scored and where its representation is read."""
         return self._compiled.view
 
     @property
@@ -81,9 +82,6 @@ class PairExplainer:
     def resolve_targets(self, targets: Any, inputs: Any) -> Tuple[Optional[np.ndarray], Any]:
         """``(class indices (N,) or None, score spec)`` (see :meth:`CompiledModel.resolve_targets`)."""
         return self._compiled.resolve_targets(targets, inputs)
-
-    _check_inputs = check_inputs
-    _resolve_targets = resolve_targets
 
     # -- compiled functions -------------------------------------------------------------------
     def _build(self, signature: Tuple[Any, ...], options: Tuple[Any, ...], score: Any) -> PairFunction:
@@ -119,7 +117,7 @@ class PairExplainer:
         if not raw:
             return None
         values = iter(raw)
-        return [next(values) if layer is not None else None for layer in self._view.input_layers]
+        return [next(values) if layer is not None else None for layer in self.view.input_layers]
 
     # -- running --------------------------------------------------------------------------------
     def _run_pairs(self, function: PairFunction, batch: Batch, targets: Optional[np.ndarray]) -> Dict[str, Any]:
@@ -164,7 +162,7 @@ class PairExplainer:
 
     def _pack(self, flat: List[np.ndarray]) -> Any:
         """Per-input arrays in the structure of the model's inputs (one array for one input)."""
-        return flat[0] if len(flat) == 1 else self._view.inputs.pack(flat)
+        return flat[0] if len(flat) == 1 else self.view.inputs.pack(flat)
 
     def _explanation(self, results: Dict[str, Any], targets: Optional[np.ndarray], batch: Batch,
                      **extra: Any) -> Explanation:

@@ -493,7 +493,7 @@ def build_explainer(model: Any, options: Dict[str, Any], method: str = "ig2") ->
     explainer = entry.build(model, **options)
     if not representation:
         return explainer, None
-    layer = explainer._view.representation_layer
+    layer = explainer.view.representation_layer
     return explainer, ("model output: " + model.describe() if layer is None else model.describe(layer.name))
 
 
@@ -555,7 +555,7 @@ def explain_model(model: Any, inputs: Any, references: Any, targets: Targets = N
         validation.fits_value_range("inputs", inputs, explainer.value_range, inputs.shape[1:])
         validation.fits_value_range("references", references, explainer.value_range, inputs.shape[1:])
     if not callable(targets):
-        targets, _ = explainer._resolve_targets(targets, inputs)
+        targets, _ = explainer.resolve_targets(targets, inputs)
     count, per_input = len(inputs), references.shape[1]
     group = count
     if explainer.batch_size is not None:

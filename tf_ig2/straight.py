@@ -129,6 +129,6 @@ class IntegratedGradients(BaselineExplainer):
                          padding_id=self.settings.padding_id)
 
     def _integrate(self, inputs, baselines, targets, model_inputs):
-        return integrate_straight(self._view, inputs, baselines, targets, steps=self.steps, rule=self.rule,
+        return integrate_straight(self.view, inputs, baselines, targets, steps=self.steps, rule=self.rule,
                                   model_inputs=model_inputs)
 

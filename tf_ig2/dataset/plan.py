@@ -78,7 +78,7 @@ class Plan:
         self.has_labels = has_labels
         self.save_counterfactuals = save_counterfactuals
         # references: "shared" (one array for all inputs), "per_input" (N, R, *S) or "callable".
-        self.embedded = getattr(explainer._view, "input_layer", None) is not None
+        self.embedded = getattr(explainer.view, "input_layer", None) is not None
         if callable(references) and not is_array(references):
             self.reference_mode, self.references = "callable", references
         else:
@@ -196,7 +196,7 @@ class Plan:
         batch_targets = self._batch_targets(labels, position, len(inputs))
         class_indices = None
         if self.reference_mode == "callable":
-            class_indices, _ = explainer._resolve_targets(batch_targets, inputs)
+            class_indices, _ = explainer.resolve_targets(batch_targets, inputs)
         references = self._batch_references(inputs, class_indices, position)
         if class_indices is not None:
             batch_targets = class_indices

@@ -157,7 +157,7 @@ def explain_dataset(
     model_rank = _model_rank(explainer)
     source = make_source(dataset, model_rank)
     sample_shape = source.sample_shape
-    validation.fits_model_input("dataset", (None,) + sample_shape, explainer._view.input_shape)
+    validation.fits_model_input("dataset", (None,) + sample_shape, explainer.view.input_shape)
     plan = Plan(explainer, sample_shape, references, targets, source.has_labels, save_counterfactuals)
     chief = is_chief(strategy)
 
@@ -239,7 +239,7 @@ def _progress_mode(progress: Any) -> Optional[str]:
 
 def _model_rank(explainer: PairExplainer) -> Optional[int]:
     """len(S) when the model declares its input shape, else None."""
-    shape = explainer._view.input_shape
+    shape = explainer.view.input_shape
     return None if shape is None else len(shape) - 1
 
 

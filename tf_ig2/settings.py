@@ -48,6 +48,12 @@ class _Settings:
                             f"Received: {sorted(options)}")
         return cls(**options)
 
+    def _check_shared(self) -> None:
+        """Checks (and normalises) the settings every method has: steps, batch size, padding id."""
+        object.__setattr__(self, "steps", validation.positive_int("steps", self.steps))
+        object.__setattr__(self, "batch_size", validation.optional_positive_int("batch_size", self.batch_size))
+        object.__setattr__(self, "padding_id", _padding_id(self.padding_id))
+
     def as_dict(self) -> Dict[str, Any]:
         """The settings as keyword options (``Explainer(model, **settings.as_dict())``)."""
         return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
@@ -69,10 +75,8 @@ class IG2Settings(_Settings):
     segment_points: int = defaults.IG2_SEGMENT_POINTS
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "steps", validation.positive_int("steps", self.steps))
+        self._check_shared()
         object.__setattr__(self, "step_size", validation.step_size(self.step_size))
-        object.__setattr__(self, "batch_size", validation.optional_positive_int("batch_size", self.batch_size))
-        object.__setattr__(self, "padding_id", _padding_id(self.padding_id))
         if self.integration not in INTEGRATIONS:
             raise ValueError(f"`integration` must be one of {INTEGRATIONS}. Received: integration={self.integration!r}")
         object.__setattr__(self, "segment_points", validation.positive_int("segment_points", self.segment_points))
@@ -94,13 +98,11 @@ class IGSettings(_Settings):
     padding_id: Optional[int] = defaults.PADDING_ID
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "steps", validation.positive_int("steps", self.steps))
+        self._check_shared()
         if self.rule not in IG_RULES:
             raise ValueError(f"`rule` must be one of {IG_RULES}. Received: rule={self.rule!r}")
         if self.rule == "trapezoid" and self.steps < 2:
             raise ValueError(f"`steps` must be >= 2 for the trapezoid rule. Received: steps={self.steps}")
-        object.__setattr__(self, "batch_size", validation.optional_positive_int("batch_size", self.batch_size))
-        object.__setattr__(self, "padding_id", _padding_id(self.padding_id))
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -116,8 +118,6 @@ class GuidedIGSettings(_Settings):
     padding_id: Optional[int] = defaults.PADDING_ID
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "steps", validation.positive_int("steps", self.steps))
+        self._check_shared()
         object.__setattr__(self, "fraction", validation.fraction("fraction", self.fraction, low_open=True))
         object.__setattr__(self, "max_dist", validation.fraction("max_dist", self.max_dist))
-        object.__setattr__(self, "batch_size", validation.optional_positive_int("batch_size", self.batch_size))
-        object.__setattr__(self, "padding_id", _padding_id(self.padding_id))

@@ -218,6 +218,44 @@ def test_logging_leaves_weights_optimizer_and_metrics_untouched(trained, tmp_pat
     assert "ig2/overlay" in read_run(callback.run_dir).Tags()["tensors"]
 
 
+def test_path_strip_logs_the_film_strip_of_the_first_input_and_reference(trained, tmp_path):
+    from tf_ig2.visualize import panel_layout as layout
+
+    images, labels = trained["images"], trained["labels"]
+    assert "ig2/path" not in read_run(os.path.join(trained["log_dir"], "ig2")).Tags()["tensors"]  # off by default
+    callback = IG2Callback((images[:3], labels[:3]), trained["references"], output_dir=str(tmp_path), steps=8,
+                           value_range=(0.0, 1.0), path_strip=True)
+    callback.set_model(trained["model"])
+    callback.on_train_begin()
+    callback.on_epoch_end(0)
+    callback.on_train_end()
+    accumulator = read_run(callback.run_dir)
+    assert accumulator.SummaryMetadata("ig2/path").plugin_data.plugin_name == "images"
+    events = accumulator.Tensors("ig2/path")
+    assert [event.step for event in events] == [0] and len(png_sizes(events[0])) == 1
+    strip = tf.io.decode_png(tf.make_ndarray(events[0].tensor_proto)[2]).numpy()
+    path = callback.explain_path()  # the first input against the first reference, its whole path kept
+    assert np.shape(path.path) == (1, 1, 9, 8, 8, 1) and path.targets.tolist() == [labels[0]]
+    np.testing.assert_allclose(path.path[0, 0, -1], path.counterfactuals[0, 0], atol=1e-6)
+    np.testing.assert_array_equal(strip, callback.display.path_images(path)["ig2/path"][0])
+    side = 8 * -(-defaults.CALLBACK_MIN_DISPLAY_SIZE // 8)
+    top = layout.MARGIN + 2 * layout.LINE  # one title line, the labels
+    enlarged = np.kron(images[0, ..., 0], np.ones((side // 8, side // 8)))
+    np.testing.assert_array_equal(strip[top:top + side, layout.MARGIN:layout.MARGIN + side, 0],
+                                  np.round(enlarged * 255.0))
+
+
+def test_path_strip_needs_ig2_images_and_a_bool(trained):
+    images, references = trained["images"][:2], trained["references"]
+    with pytest.raises(ValueError, match="`path_strip` needs a method that returns its path \\('ig2'\\)"):
+        AttributionCallback("ig", images, references=0.0, path_strip=True)
+    with pytest.raises(TypeError, match="`path_strip` must be a bool"):
+        IG2Callback(images, references, path_strip="yes")
+    rows = np.random.default_rng(0).random((4, 5)).astype(np.float32)
+    with pytest.raises(ValueError, match="`path_strip` draws the GradPath of images"):
+        IG2Callback(rows, rows[:2], input_kind="tabular", path_strip=True)
+
+
 def test_factory_and_class_methods(trained, tmp_path):
     images = trained["images"][:3]
 

@@ -111,8 +111,9 @@ def test_explain_matches_the_python_api(files, model, tmp_path, capsys):
         distances = [[item["start"], item["end"]] for item in record["representation_distance"]]
         np.testing.assert_allclose(distances, api.representation_distance[index], rtol=1e-5, atol=1e-6)
     assert sorted(os.listdir(output)) == sorted(
-        ["attributions.npy", "counterfactuals.npy", "summary.json", "grid.png",
-         "overlay_000.png", "overlay_001.png", "overlay_002.png"])
+        ["attributions.npy", "counterfactuals.npy", "summary.json", "index.html", "grid.png",
+         "overlay_000.png", "overlay_001.png", "overlay_002.png", "panel_000.png", "panel_001.png", "panel_002.png"])
+    assert f"Report: {output / 'index.html'}" in out
     assert not [name for name in os.listdir(tmp_path) if name != "out"], "a temporary folder was left behind"
 
 
@@ -169,7 +170,7 @@ def test_npz_archive_and_vector_inputs_write_no_pngs(files, tmp_path, capsys):
                           paths["vector_references.npy"], "--steps", STEPS, "--representation-layer", "hidden",
                           "--output", output], capsys)
     assert status == 0, err
-    assert sorted(os.listdir(output)) == ["attributions.npy", "counterfactuals.npy", "summary.json"]
+    assert sorted(os.listdir(output)) == ["attributions.npy", "counterfactuals.npy", "index.html", "summary.json"]
     assert np.load(output / "attributions.npy").shape == (4, 5)
     output = tmp_path / "archive"
     status, _, err = run(["explain", paths["cnn.keras"], "--inputs", paths["both.npz"], "--references",
@@ -370,12 +371,13 @@ def test_non_empty_output_needs_overwrite_and_keeps_other_files(files, tmp_path,
     after = listing(output)
     assert after["notes.txt"] == b"mine" and after["overlay_999.png"] == b"old overlay"
     assert np.load(output / "attributions.npy").shape == (3, 8, 8, 1)
-    assert {"summary.json", "grid.png", "overlay_000.png", "counterfactuals.npy"} <= set(after)
+    assert {"summary.json", "index.html", "grid.png", "overlay_000.png", "panel_000.png",
+            "counterfactuals.npy"} <= set(after)
     assert sorted(os.listdir(tmp_path)) == ["out"]
 
 
 def test_a_failure_late_in_the_run_leaves_the_output_untouched(files, tmp_path, capsys, monkeypatch):
-    from tf_ig2 import cli_files
+    from tf_ig2 import cli_report
 
     output = tmp_path / "out"
     output.mkdir()
@@ -384,7 +386,7 @@ def test_a_failure_late_in_the_run_leaves_the_output_untouched(files, tmp_path, 
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(cli_files, "write_images", disk_full)
+    monkeypatch.setattr(cli_report, "write_report", disk_full)  # the last file written
     status, _, err = run(explain_arguments(files, "cnn.keras", output, "--overwrite"), capsys)
     assert status == 2 and "No space left on device" in err and err.count("\n") == 1
     assert listing(output) == {"attributions.npy": b"old"}

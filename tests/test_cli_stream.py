@@ -174,8 +174,11 @@ def test_npy_stream_matches_the_in_memory_command(files, tmp_path, capsys, model
     assert f"Explained {N} input(s)" in out
     assert f"tf-ig2: explained {N}/{N} inputs" in err  # the dataset module's progress, on stderr
     summary = assert_same_results(streamed, in_memory)
-    # No PNGs and no counterfactuals in stream mode; the shards stay for load_results.
-    assert sorted(os.listdir(streamed)) == ["attributions.npy", "shards", "summary.json"]
+    # No overlays and no counterfactuals in stream mode, but panels and the report; the shards stay.
+    panels = [f"panel_{index:03d}.png" for index in range(N)]
+    assert sorted(os.listdir(streamed)) == sorted(["attributions.npy", "index.html", "shards", "summary.json", *panels])
+    assert summary["files"]["panels"] == panels and summary["files"]["report"] == "index.html"
+    assert [record["panel"] for record in summary["inputs"]] == panels
     assert summary["counts"] == {"inputs": N, "shards": N // SHARD, "shard_size": SHARD, "explained_earlier": 0,
                                  "explained_now": N}
     assert summary["settings"]["stream"] is True and summary["settings"]["shard_size"] == SHARD

@@ -3,6 +3,7 @@
 import glob
 import json
 import os
+import re
 
 import cv2
 import numpy as np
@@ -27,6 +28,7 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     status = cli.main(["demo", "--output", str(output), "--quiet"])
     captured = capsys.readouterr()
     assert status == 0, captured.err
+    assert captured.out.splitlines()[0] == f"Report:       {output / 'explanation' / 'index.html'}"
     assert f"tensorboard --logdir {output / 'logs'}" in captured.out
     assert str(output / "model.keras") in captured.out
     assert sorted(os.listdir(output)) == ["explanation", "logs", "model.keras"]
@@ -57,11 +59,35 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
             assert distance["end"] < distance["start"]
     for index in range(10):
         assert cv2.imread(str(explanation / f"overlay_{index:03d}.png")).shape == (64, 64, 3)
+        assert cv2.imread(str(explanation / f"panel_{index:03d}.png")).shape[0] == 2 * 6 + 3 * 15 + 64
+        assert cv2.imread(str(explanation / f"path_{index:03d}.png")).shape[0] == 2 * 6 + 3 * 15 + 2 * 64 + 6
     assert cv2.imread(str(explanation / "grid.png")).shape == (3 * 64, 4 * 64, 3)
+    # The report links its pictures relatively and holds no absolute path.
+    page = (explanation / "index.html").read_text(encoding="utf-8")
+    sources = re.findall(r'src="([^"]*)"', page)
+    assert sorted(sources) == sorted([f"panel_{index:03d}.png" for index in range(10)]
+                                     + [f"path_{index:03d}.png" for index in range(10)])
+    assert str(tmp_path) not in page and page.count("<section") == 10
 
     # The saved model loads and classifies as the summary says.
     model = saved_model.load_model(output / "model.keras")
     assert model.output_shape == (None, 10)
+
+
+def test_demo_prints_the_report_path_first(tmp_path, capsys, monkeypatch):
+    paths = {name: str(tmp_path / name) for name in ("model.keras", "explanation", "logs")}
+
+    def finished(output, overwrite=False):
+        return {"output": output, "model": paths["model.keras"], "explanation": paths["explanation"],
+                "report": os.path.join(paths["explanation"], "index.html"), "logs": paths["logs"],
+                "tensorboard": f"tensorboard --logdir {paths['logs']}", "accuracy": 0.9, "summary": {}}
+
+    monkeypatch.setattr(demo, "run_demo", finished)
+    status = cli.main(["demo", "--output", str(tmp_path), "--quiet"])
+    lines = capsys.readouterr().out.splitlines()
+    assert status == 0
+    assert lines[0] == f"Report:       {os.path.join(paths['explanation'], 'index.html')}"
+    assert len(lines) == 5 and lines[1].startswith("Held-out accuracy")
 
 
 def test_demo_refuses_a_non_empty_folder_before_training(tmp_path, capsys, monkeypatch):

@@ -7,7 +7,8 @@ Markdown texts ``{tag: str}``; the callback writes them. The pictures come from
 
 - :class:`ImageDisplay` (``(N, H, W[, C])``): ``<name>/panels``, one panel per input (input | GradCF |
   signed map with colour bar | magnitude on grey); ``<name>/overlay``, the input blended with its
-  magnitude map; ``<name>/grid``, the overlays tiled;
+  magnitude map; ``<name>/grid``, the overlays tiled; with the callback's ``path_strip``,
+  ``<name>/path``, the GradPath film strip of the first input and reference;
 - :class:`TabularDisplay` (``(N, F)``): ``<name>/bars``, one bar chart per row; ``<name>/grid``;
 - :class:`TokenDisplay` (``(N, T)`` token ids): ``<name>/tokens``, one heat strip per sentence,
   ``<name>/grid``, and ``<name>/text``, the tokens and their values as Markdown tables.
@@ -88,6 +89,15 @@ class ImageDisplay(Display):
             explanation, self.inputs, alpha=self.alpha, percentile=self.percentile, colormap=self.colormap,
             value_range=self.value_range, min_size=self.min_display_size)
         return {f"{self.name}/panels": panels, f"{self.name}/overlay": overlays, f"{self.name}/grid": tiles[None]}
+
+    def path_images(self, explanation: Explanation) -> Dict[str, np.ndarray]:
+        """``{"<name>/path": (1, H, W, 3) uint8}``: the film strip of input 0 and reference 0 of ``explanation``.
+
+        Args:
+            explanation: An explanation with ``path`` (``return_path=True``).
+        """
+        strip = visualize.path_strip(explanation, 0, 0, value_range=self.value_range, min_size=self.min_display_size)
+        return {f"{self.name}/path": strip[None]}
 
 
 class TabularDisplay(Display):

@@ -12,6 +12,9 @@ TPAMI 2024, Eqs. 7-10), straight-line Integrated Gradients (Sundararajan et al.,
 - token ids ``(N, T)`` (IG² with ``input_layer``, the path moving in the embedding space):
   ``<name>/tokens``, one heat strip of the per-token attributions ``sum_d A[t, d]`` per sentence
   (padding left out), and ``<name>/text``, the same as a Markdown table of tokens and values;
+- ``<name>/path`` (images, ``path_strip=True``, IG² only): the GradPath of the first input towards
+  its first reference at 0, 25, 50, 75 and 100% of the steps, a film strip
+  (:func:`tf_ig2.visualize.path_strip`); that pair is explained once more with its whole path;
 - ``<name>/grid``: the overlays, charts or strips of the epoch tiled into one image;
 - ``<name>/completeness_delta``: mean ``|sum(A) - (f_c(x) - f_c(x'))|`` over the inputs;
 - ``<name>/relative_completeness_delta``: median ``|delta| / |f_c(x) - f_c(x')|``;
@@ -215,6 +218,9 @@ class AttributionCallback(keras.callbacks.Callback):
         vocabulary: Token inputs: the token of each id, as a sequence (``vocabulary[id]``, e.g.
             ``TextVectorization.get_vocabulary()``) or a mapping ``{id: token}``; ``None`` shows
             the ids. Padding positions (``padding_id``, an IG² option, default 0) are not shown.
+        path_strip: Images and IG² only: also log ``<name>/path``, the film strip of the first
+            input's GradPath towards its first reference. Only that pair's path is kept
+            (``steps + 1`` points), explained again with ``return_path=True`` each logged epoch.
         **explainer_options: Settings of the explainer, e.g. IG²'s ``steps``, ``step_size``,
             ``value_range``, ``representation_layer``, ``batch_size``, ``input_layer``,
             ``padding_id``, ``output``.
@@ -244,7 +250,8 @@ class AttributionCallback(keras.callbacks.Callback):
                  colormap: str = defaults.HEATMAP_COLORMAP, columns: Optional[int] = None,
                  min_display_size: int = defaults.CALLBACK_MIN_DISPLAY_SIZE, input_kind: Optional[str] = None,
                  feature_names: Optional[Sequence[str]] = None, top: Optional[int] = None,
-                 vocabulary: Union[None, Sequence[str], Mapping[int, str]] = None, **explainer_options: Any):
+                 vocabulary: Union[None, Sequence[str], Mapping[int, str]] = None, path_strip: bool = False,
+                 **explainer_options: Any):
         super().__init__()
         self._factory, default_name, self._method = resolve_method(method, explainer_options)
         self.name = check_name(name if name is not None else default_name)
@@ -267,6 +274,7 @@ class AttributionCallback(keras.callbacks.Callback):
             colormap=colormap, min_display_size=min_display_size, value_range=explainer_options.get("value_range"),
             feature_names=feature_names, top=top, vocabulary=vocabulary,
             padding_id=callback_inputs.padding_id(explainer_options.get("padding_id", defaults.PADDING_ID)))
+        self.path_strip = self._check_path_strip(path_strip)
         targets = choose_targets(class_index, labels, len(inputs))
         self.class_index = class_index
         self.targets = None if targets is None else targets[:len(self.inputs)]
@@ -286,6 +294,18 @@ class AttributionCallback(keras.callbacks.Callback):
         self._explainer = None
         self._writer: Optional[EventsWriter] = None
         self._training = False
+
+    def _check_path_strip(self, path_strip: Any) -> bool:
+        if not isinstance(path_strip, bool):
+            raise TypeError(f"`path_strip` must be a bool. Received: path_strip={path_strip!r}")
+        if path_strip and self.input_kind != "images":
+            raise ValueError(f"`path_strip` draws the GradPath of images (N, H, W[, C]). Received: "
+                             f"{self.input_kind} inputs")
+        if path_strip and (self._method is None or "path" not in self._method.extra_outputs):
+            takers = ", ".join(repr(key) for key, entry in methods.METHODS.items() if "path" in entry.extra_outputs)
+            raise ValueError(f"`path_strip` needs a method that returns its path ({takers}). Received: method "
+                             f"{self.name!r}")
+        return path_strip
 
     @property
     def images(self) -> np.ndarray:
@@ -353,9 +373,32 @@ class AttributionCallback(keras.callbacks.Callback):
                 return explainer.explain(self.images, self.references, **arguments)
         return explainer.explain(self.images, **arguments)
 
+    def explain_path(self) -> Explanation:
+        """The first logged input against its first reference, with its whole path (for ``path_strip``).
+
+        Returns:
+            An :class:`~tf_ig2.Explanation` of one input and one reference whose ``path`` is
+            ``(1, 1, steps + 1, H, W[, C])``. IG²'s completeness warning is not repeated for it.
+        """
+        from .diagnostics import CompletenessWarning
+
+        explainer = self._ensure_explainer()
+        references = self.references
+        first = references[:1, :1] if references.ndim == self.inputs.ndim + 1 else references[:1]
+        targets = None if self.targets is None else self.targets[:1]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CompletenessWarning)
+            return explainer.explain(self.inputs[:1], **{self._reference_keyword: first}, targets=targets,
+                                     return_path=True)
+
     # -- what is logged --------------------------------------------------------------------------
-    def summaries(self, explanation: Explanation) -> Tuple[Dict[str, np.ndarray], Dict[str, float]]:
+    def summaries(self, explanation: Explanation,
+                  path_explanation: Optional[Explanation] = None) -> Tuple[Dict[str, np.ndarray], Dict[str, float]]:
         """The images and scalars logged for one explanation.
+
+        Args:
+            explanation: :meth:`explain`'s result.
+            path_explanation: :meth:`explain_path`'s result, for ``<name>/path``; ``None`` for none.
 
         Returns:
             ``(images, scalars)``: ``{tag: (k, H', W', 3) uint8 RGB}`` from the display (see
@@ -369,23 +412,27 @@ class AttributionCallback(keras.callbacks.Callback):
         if explanation.representation_distance is not None:
             scalars[f"{self.name}/representation_distance"] = float(
                 np.mean(explanation.representation_distance[..., -1]))
-        return self.display.images(explanation), scalars
+        images = self.display.images(explanation)
+        if path_explanation is not None:
+            images.update(self.display.path_images(path_explanation))
+        return images, scalars
 
     def text_summaries(self, explanation: Explanation) -> Dict[str, str]:
         """The Markdown texts logged for one explanation (``<name>/text`` for token inputs)."""
         return self.display.texts(explanation)
 
-    def log_explanation(self, explanation: Explanation, epoch: int) -> None:
+    def log_explanation(self, explanation: Explanation, epoch: int,
+                        path_explanation: Optional[Explanation] = None) -> None:
         """Writes the images, scalars and texts of ``explanation`` at ``step=epoch`` and flushes.
 
-        Called by :meth:`on_epoch_end` with :meth:`explain`'s result; opens the summary writer if
-        none is open.
+        Called by :meth:`on_epoch_end` with :meth:`explain`'s result (and, with ``path_strip``,
+        :meth:`explain_path`'s); opens the summary writer if none is open.
 
         Raises:
             OSError: If the events file disappeared (the folder was removed or replaced).
             Exception: Whatever TensorFlow raises when the folder cannot be written.
         """
-        images, scalars = self.summaries(explanation)
+        images, scalars = self.summaries(explanation, path_explanation)
         texts = self.text_summaries(explanation)
         if self._writer is None:
             self._writer = EventsWriter(self.run_dir)
@@ -397,7 +444,7 @@ class AttributionCallback(keras.callbacks.Callback):
 
     def _write(self, epoch: int) -> None:
         start = time.perf_counter()
-        self.log_explanation(self.explain(), epoch)
+        self.log_explanation(self.explain(), epoch, self.explain_path() if self.path_strip else None)
         logger.debug("Logged %s attributions for epoch %d in %.3f s", self.name, epoch, time.perf_counter() - start)
 
     def _warn(self, what: str, error: Exception) -> None:
@@ -465,7 +512,8 @@ class IG2Callback(AttributionCallback):
             ``padding_id``, ``output``), ``max_references`` and the display settings of
             :class:`AttributionCallback` (``name``,
             ``alpha``, ``percentile``, ``colormap``, ``columns``, ``min_display_size``,
-            ``input_kind``, ``feature_names``, ``top``, ``vocabulary``).
+            ``input_kind``, ``feature_names``, ``top``, ``vocabulary``, and ``path_strip``: also
+            log ``<name>/path``, the GradPath film strip of the first input and reference).
 
     Example:
         >>> model.fit(x, y, epochs=5, callbacks=[

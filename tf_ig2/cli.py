@@ -198,7 +198,14 @@ results to DIR:
   summary.json         per input: target, score, counterfactual score, completeness delta and
                        relative delta, for IG2 the representation distance at the start and end
                        per reference; plus the settings used and the tf_ig2 version
+  index.html           a report to open in a browser: the settings, then per input its panel,
+                       target, scores, deltas and representation distances (pictures linked by
+                       relative paths: the folder can be zipped and shared)
+  panel_000.png ...    one panel per input: input | GradCF (or baseline) | signed attribution
+                       with its colour bar | magnitude on grey (image inputs only)
   overlay_000.png ...  one overlay per input, and grid.png (image inputs only)
+  path_000.png ...     with --path-strip (ig2): the GradPath to the first reference at 0, 25,
+                       50, 75 and 100% of the steps, for the first {report_max} inputs
 
 Each method takes its own options (tf_ig2.methods):
 {method_options}
@@ -211,8 +218,9 @@ files listed above replace the files of the same names in DIR and every other fi
 
 With --stream, inputs larger than memory are read from disk a batch at a time (a .npy
 array memory-mapped, images one file at a time) and the results go to DIR/shards/ as they
-come, one shard of --shard-size inputs at a time; at the end DIR/attributions.npy and
-DIR/summary.json are written (no counterfactuals.npy and no PNGs). A stopped run continues
+come, one shard of --shard-size inputs at a time; at the end DIR/attributions.npy,
+DIR/summary.json and DIR/index.html are written, with panels of the first {report_max} inputs
+(no counterfactuals.npy, so no GradCF column, and no overlays). A stopped run continues
 where it stopped when the same command is run again: an unfinished streamed run in DIR needs
 no --overwrite (other settings are refused once a shard is finished); a finished one does,
 and --overwrite always starts over.
@@ -224,7 +232,9 @@ _DEMO_DESCRIPTION = """\
 Train a small CNN on scikit-learn's digits (8x8, scaled to [0, 1]) for a few epochs
 with the IG2 TensorBoard callback, save it as DIR/model.keras, explain held-out
 digits against digits of other classes with the saved-model explainer, and write
-DIR/explanation/ (as `tf-ig2 explain` does) and DIR/logs/ (TensorBoard).
+DIR/explanation/ (as `tf-ig2 explain` does, with panels, GradPath film strips and
+the report DIR/explanation/index.html, whose path is printed first) and DIR/logs/
+(TensorBoard).
 
 A non-empty DIR is refused unless --overwrite is given; then model.keras,
 explanation/ and logs/ are replaced as a whole and every other entry of DIR is left
@@ -250,7 +260,7 @@ def _explain_description() -> str:
     lines = [textwrap.fill(", ".join(flag for name, flag in METHOD_OPTIONS.items() if name in entry.settings.names()),
                            width=88, initial_indent=f"  {key:<11}", subsequent_indent=" " * 13)
              for key, entry in methods.METHODS.items()]
-    return _EXPLAIN_DESCRIPTION.format(method_options="\n".join(lines))
+    return _EXPLAIN_DESCRIPTION.format(method_options="\n".join(lines), report_max=defaults.CLI_REPORT_MAX_INPUTS)
 
 
 def _add_method_options(explain: argparse.ArgumentParser, round_off_eps: int) -> None:
@@ -342,17 +352,24 @@ def build_parser() -> argparse.ArgumentParser:
                               "on this machine; only use it for files you trust")
     explain.add_argument("--min-display-size", type=_positive_int, default=defaults.CLI_MIN_DISPLAY_SIZE,
                          metavar="PX",
-                         help="enlarge PNGs by an integer factor until their shorter side is at least PX pixels "
-                              f"(default: {defaults.CLI_MIN_DISPLAY_SIZE}; 1 keeps the input size)")
+                         help="enlarge the images in the PNGs (overlays, panels, path strips) by an integer factor "
+                              f"until their shorter side is at least PX pixels (default: "
+                              f"{defaults.CLI_MIN_DISPLAY_SIZE}; 1 keeps the input size)")
+    explain.add_argument("--path-strip", action="store_true",
+                         help="(ig2) also draw, for each of the first "
+                              f"{defaults.CLI_REPORT_MAX_INPUTS} image inputs, its GradPath towards its first "
+                              "reference at 0, 25, 50, 75 and 100%% of the steps (path_000.png ..., shown in "
+                              "index.html); each such input is explained once more, alone, keeping its whole path")
     explain.add_argument("--output", required=True, metavar="DIR", help="folder to write the results to")
     explain.add_argument("--overwrite", action="store_true",
                          help="allow a non-empty DIR: replace the files this command writes (attributions.npy, "
-                              "counterfactuals.npy, summary.json, overlay_*.png for these inputs, grid.png) and "
-                              "keep every other file")
+                              "counterfactuals.npy, summary.json, index.html, overlay_*.png, panel_*.png and "
+                              "path_*.png for these inputs, grid.png) and keep every other file")
     explain.add_argument("--stream", action="store_true",
                          help="for inputs larger than memory: read them a batch at a time (a .npy memory-mapped, "
                               "images one by one), write results to DIR/shards/ as they come and continue a "
-                              "stopped run when run again; writes attributions.npy and summary.json, no PNGs")
+                              "stopped run when run again; writes attributions.npy, summary.json, index.html and "
+                              f"the panels of the first {defaults.CLI_REPORT_MAX_INPUTS} inputs, no overlays")
     explain.add_argument("--shard-size", type=_positive_int, metavar="N",
                          help=f"with --stream: inputs per result shard, the unit written to disk and kept when a "
                               f"run stops (default: {defaults.DATASET_SHARD_SIZE}, or the unfinished run's)")
@@ -441,21 +458,26 @@ def main(argv: Optional[List[str]] = None) -> int:
                 folder = os.path.abspath(result["output"])
                 if result.get("stream"):
                     earlier = f" ({result['resumed']} of them by an earlier run)" if result["resumed"] else ""
-                    print(f"Explained {result['count']} input(s){earlier}; wrote {', '.join(result['files'])} to "
+                    named = [name for name in result["files"] if not name.endswith(".png")]
+                    pictures = len(result["files"]) - len(named)
+                    wrote = ", ".join(named) + (f" and {pictures} PNG(s)" if pictures else "")
+                    print(f"Explained {result['count']} input(s){earlier}; wrote {wrote} to "
                           f"{folder} and {result['shards']} result shard(s) to "
                           f"{os.path.abspath(result['shards_folder'])}")
                 else:
                     print(f"Explained {result['count']} input(s); wrote {len(result['files'])} files to {folder}")
+                print(f"Report: {os.path.abspath(result['report'])}")
                 if result["representation"] is not None:
                     print(f"Representation: {result['representation']}")
                 else:
                     print(f"Method: {result['method']} (a path from the baselines; no representation)")
             else:
                 result = run_demo_command(args)
+                print(f"Report:       {result['report']}")
                 print(f"Held-out accuracy of the demo CNN: {result['accuracy']:.3f}")
                 print(f"Model:        {result['model']}")
-                print(f"Explanations: {result['explanation']} (summary.json, grid.png, overlay_*.png, "
-                      "attributions.npy, counterfactuals.npy)")
+                print(f"Explanations: {result['explanation']} (index.html, summary.json, panel_*.png, path_*.png, "
+                      "overlay_*.png, grid.png, attributions.npy, counterfactuals.npy)")
                 print(f"TensorBoard:  tensorboard --logdir {result['logs']}")
     except UsageError as error:
         sys.stderr.write(f"{PROGRAM}: error: {one_line(str(error))}\n")

@@ -5,11 +5,13 @@ The method (``--method``, :mod:`tf_ig2.methods`) decides which options apply: ea
 has its field, and is a usage error for the others. In memory, the inputs and references are
 read whole (:func:`tf_ig2.cli_files.read_inputs`) and explained by
 :func:`tf_ig2.saved_model.explain_model`; with ``--stream`` they are opened lazily
-(:func:`tf_ig2.cli_files.open_stream`) and explained a batch at a time by
+(:func:`tf_ig2.cli_stream.open_stream`) and explained a batch at a time by
 :func:`tf_ig2.dataset.explain_dataset` into result shards in ``DIR/shards``, so that a stopped run
-continues where it stopped; :func:`tf_ig2.cli_files.finish_stream` then writes
-``DIR/attributions.npy`` and ``DIR/summary.json``. Problems are raised as :class:`UsageError`,
-reported by :func:`tf_ig2.cli.main` in one line.
+continues where it stopped; :func:`tf_ig2.cli_stream.finish_stream` then writes
+``DIR/attributions.npy``, ``DIR/summary.json`` and ``DIR/index.html``. Either way the pictures
+and the report come from :mod:`tf_ig2.cli_report`; ``--path-strip`` (IG² only) adds the GradPath
+film strips of the first inputs. Problems are raised as :class:`UsageError`, reported by
+:func:`tf_ig2.cli.main` in one line.
 """
 
 from __future__ import annotations
@@ -102,7 +104,7 @@ def _value_range(args: argparse.Namespace) -> Optional[Tuple[float, float]]:
 
 def _read_options(args: argparse.Namespace, image_size: Optional[Tuple[int, int]],
                   layout: Dict[str, Any]) -> Dict[str, Any]:
-    """The keywords of :func:`tf_ig2.cli_files.read_inputs` and :func:`tf_ig2.cli_files.open_stream` for this command.
+    """The keywords of :func:`~tf_ig2.cli_files.read_inputs` and :func:`~tf_ig2.cli_stream.open_stream` here.
 
     Besides size, channels and scale, the value range: values read within float32 round-off
     outside it (e.g. a white pixel at 1.0000002 after ``--scale 1/255``) are clipped to it.
@@ -246,6 +248,38 @@ def settings_record(args: argparse.Namespace, image_size: Optional[Sequence[int]
     return record
 
 
+def check_path_strip(args: argparse.Namespace) -> None:
+    """``--path-strip`` draws the GradPath: only for methods that return their path (IG²).
+
+    Raises:
+        UsageError: For another method.
+    """
+    if getattr(args, "path_strip", False) and "path" not in methods.get(args.method).extra_outputs:
+        takers = ", ".join(key for key, entry in methods.METHODS.items() if "path" in entry.extra_outputs)
+        raise UsageError(f"argument --path-strip: draws the GradPath of --method {takers}; --method {args.method} "
+                         f"integrates along a path it does not return. Received: --path-strip --method {args.method}")
+
+
+def report_options(args: argparse.Namespace, explainer: Any = None, references: Any = None,
+                   sample_shape: Optional[Tuple[int, ...]] = None) -> Any:
+    """The pictures' settings; with ``--path-strip``, the film strips of ``explainer`` and ``references``.
+
+    Raises:
+        ValueError: If ``--path-strip`` is given for inputs that are not images ``(H, W, C)``.
+    """
+    from . import cli_report
+
+    strips = None
+    if getattr(args, "path_strip", False):
+        if sample_shape is None or len(sample_shape) != 3:
+            raise ValueError(f"--path-strip draws image paths: the inputs must be images (N, H, W, C). Received: "
+                             f"inputs of shape (N, {', '.join(map(str, sample_shape or ()))})")
+        strips = cli_report.path_strip_maker(explainer, references, value_range=_value_range(args),
+                                             min_size=args.min_display_size)
+    return cli_report.ReportOptions(min_display_size=args.min_display_size, value_range=_value_range(args),
+                                    max_inputs=defaults.CLI_REPORT_MAX_INPUTS, path_strips=strips)
+
+
 def _command_line_wording(text: str) -> str:
     """Messages of the Python API name keyword arguments; the command line names its options."""
     text = re.sub(r"\boverwrite=True\b", "--overwrite", str(text))
@@ -255,9 +289,10 @@ def _command_line_wording(text: str) -> str:
 # -- explain in memory --------------------------------------------------------------------------
 def run_explain(args: argparse.Namespace) -> Dict[str, Any]:
     """Runs ``tf-ig2 explain``; returns what was written. Raises ``UsageError`` on bad input."""
-    from . import cli_files, saved_model
+    from . import cli_files, cli_output, cli_report, saved_model
 
     options = method_options(args)
+    check_path_strip(args)
     reference = _references_argument(args)
     if args.shard_size is not None and not args.stream:
         raise UsageError(f"argument --shard-size: only applies with --stream. Received: --shard-size "
@@ -265,7 +300,7 @@ def run_explain(args: argparse.Namespace) -> Dict[str, Any]:
     if args.stream:
         return run_explain_stream(args, options, reference)
     try:
-        cli_files.check_output(args.output, args.overwrite)
+        cli_output.check_output(args.output, args.overwrite)
         model = _load_model(args)
         layout = _image_layout(saved_model.expected_input_shape(model))
         image_size = tuple(args.image_size) if args.image_size else layout["image_size"]
@@ -273,6 +308,8 @@ def run_explain(args: argparse.Namespace) -> Dict[str, Any]:
         inputs, names = cli_files.read_inputs(args.inputs, "inputs", **read)
         references = reference if isinstance(reference, float) else cli_files.read_inputs(
             reference, "references", **read)[0]
+        explainer = saved_model.build_explainer(model, options, args.method)[0] if args.path_strip else None
+        report = report_options(args, explainer, references, inputs.shape[1:])
         progress = ProgressBar("Explaining", enabled=not args.quiet)
         try:
             explanation = saved_model.explain_model(model, inputs, references, args.target, method=args.method,
@@ -280,13 +317,14 @@ def run_explain(args: argparse.Namespace) -> Dict[str, Any]:
         finally:
             progress.close()
         settings = settings_record(args, image_size, options, reference)
-        with cli_files.staged_output(args.output, overwrite=args.overwrite) as staging:
-            written = cli_files.write_explanation(staging, explanation, inputs, names=names, settings=settings,
-                                                  min_display_size=args.min_display_size)
+        with cli_output.staged_output(args.output, overwrite=args.overwrite) as staging:
+            written = cli_output.write_explanation(staging, explanation, inputs, names=names, settings=settings,
+                                                   report=report)
     except (ValueError, TypeError, OSError) as error:
         raise UsageError(_command_line_wording(str(error))) from error
     return {"output": args.output, "files": written, "count": len(inputs), "method": args.method,
-            "representation": explanation.representation}
+            "representation": explanation.representation,
+            "report": os.path.join(args.output, cli_report.REPORT_FILE)}
 
 
 # -- explain --stream ------------------------------------------------------------------------------
@@ -346,11 +384,11 @@ def _files_sha1(path: str) -> str:
 
 def _forget_unstarted_run(output: str, created_output: bool, created_shards: bool) -> int:
     """Removes what a streamed run created when it finished no shard; returns the inputs kept."""
-    from . import cli_files
+    from . import cli_stream
 
-    kept = cli_files.stream_explained(output)
+    kept = cli_stream.stream_explained(output)
     if kept == 0 and created_shards:
-        shutil.rmtree(os.path.join(output, cli_files.STREAM_FOLDER), ignore_errors=True)
+        shutil.rmtree(os.path.join(output, cli_stream.STREAM_FOLDER), ignore_errors=True)
         if created_output and os.path.isdir(output) and not os.listdir(output):
             os.rmdir(output)
     return kept
@@ -372,30 +410,31 @@ def run_explain_stream(args: argparse.Namespace, options: Dict[str, Any],
     """
     import numpy as np
 
-    from . import cli_files, dataset, saved_model, validation
+    from . import cli_report, cli_stream, dataset, saved_model, validation
     from .dataset import results
 
     output = args.output
     try:
-        record = cli_files.check_stream_output(output, args.overwrite)
+        record = cli_stream.check_stream_output(output, args.overwrite)
         model = _load_model(args)
         layout = _image_layout(saved_model.expected_input_shape(model))
         image_size = tuple(args.image_size) if args.image_size else layout["image_size"]
         read = _read_options(args, image_size, layout)
-        inputs = cli_files.open_stream(args.inputs, "inputs", **read)
+        inputs = cli_stream.open_stream(args.inputs, "inputs", **read)
         validation.fits_model_input("inputs", (inputs.count, *inputs.sample_shape),
                                     saved_model.expected_input_shape(model))
-        references = np.float32(reference) if isinstance(reference, float) else cli_files.read_stream_references(
+        references = np.float32(reference) if isinstance(reference, float) else cli_stream.read_stream_references(
             reference, "references", **read)
         explainer, representation = saved_model.build_explainer(model, options, args.method)
         _check_stream_references(references, inputs.count, inputs.sample_shape, explainer, args.method)
+        report = report_options(args, explainer, references, inputs.sample_shape)
         settings = settings_record(args, image_size, options, reference)
         wanted: Dict[str, Any] = {key: value for key, value in settings.items()
                                   if key in _RESUME_SETTINGS or (key in METHOD_OPTIONS and key != "batch_size")}
         if settings["model_format"] == "saved_model":
             wanted["model_sha1"] = _files_sha1(args.model)
         resuming = record is not None and not args.overwrite
-        explained = cli_files.stream_explained(output) if resuming else 0
+        explained = cli_stream.stream_explained(output) if resuming else 0
         if resuming:
             stored = record["settings"] if "method" in record["settings"] else {
                 **_SETTINGS_BEFORE_METHODS, **record["settings"]}
@@ -421,22 +460,22 @@ def run_explain_stream(args: argparse.Namespace, options: Dict[str, Any],
         raise UsageError(_command_line_wording(str(error))) from error
 
     settings.update(stream=True, shard_size=wanted["shard_size"])
-    shards = os.path.join(output, cli_files.STREAM_FOLDER)
+    shards = os.path.join(output, cli_stream.STREAM_FOLDER)
     created_output, created_shards = not os.path.exists(output), not os.path.exists(shards)
     if resuming:
         sys.stderr.write(f"{PROGRAM}: continuing the unfinished streamed run in {output}: {explained} of "
                          f"{inputs.count} inputs were explained earlier\n")
     per_input = _references_per_input(references, inputs.sample_shape)
     try:
-        cli_files.write_stream_record(output, wanted, finished=False)
+        cli_stream.write_stream_record(output, wanted, finished=False)
         result = dataset.explain_dataset(
             explainer, inputs.values, references, shards, targets=args.target,
             batch_size=_read_batch(args.batch_size, per_input), shard_size=wanted["shard_size"],
             progress=not args.quiet, overwrite=not resuming)
-        written = cli_files.finish_stream(output, settings=settings, names=inputs.names,
-                                          representation=representation, method=explainer.method,
-                                          resumed=result.resumed)
-        cli_files.write_stream_record(output, wanted, finished=True)
+        written = cli_stream.finish_stream(output, settings=settings, names=inputs.names,
+                                           representation=representation, method=explainer.method,
+                                           resumed=result.resumed, inputs=inputs, report=report)
+        cli_stream.write_stream_record(output, wanted, finished=True)
     except KeyboardInterrupt:
         kept = _forget_unstarted_run(output, created_output, created_shards)
         raise Interrupted(f"the {kept} inputs explained so far are kept in {shards}: run the same command again to "
@@ -450,4 +489,5 @@ def run_explain_stream(args: argparse.Namespace, options: Dict[str, Any],
         raise
     return {"output": output, "files": written, "count": result.count, "resumed": result.resumed,
             "shards": result.shards, "shards_folder": shards, "method": args.method,
-            "representation": representation, "stream": True}
+            "representation": representation, "stream": True,
+            "report": os.path.join(output, cli_report.REPORT_FILE)}

@@ -141,3 +141,9 @@ PLOT_MAX_ROWS: int = 4
 
 #: ``tf_ig2.plot_path`` shows the GradPath at these fractions of its steps.
 PATH_FRACTIONS: tuple = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+#: The command line's report (index.html): a streamed run (``tf-ig2 explain --stream``) draws a panel
+#: and a report row for at most this many inputs (the first ones), and ``--path-strip`` draws the
+#: GradPath film strips of at most this many inputs, in any run (each is explained again, alone, with
+#: its whole path).
+CLI_REPORT_MAX_INPUTS: int = 50

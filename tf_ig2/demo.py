@@ -8,7 +8,9 @@ other classes, the references whose representation GradPath moves towards. Outpu
 
     DIR/model.keras
     DIR/logs/        TensorBoard runs: train/, validation/ (loss, accuracy) and ig2/ (attributions)
-    DIR/explanation/ attributions.npy, counterfactuals.npy, summary.json, overlay_*.png, grid.png
+    DIR/explanation/ index.html (the report: settings, then per digit its panel, film strip, scores and
+                     deltas), panel_*.png, path_*.png, overlay_*.png, grid.png, summary.json,
+                     attributions.npy, counterfactuals.npy
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any, Dict, Tuple
 
 import numpy as np
 
-from . import cli_files, defaults
+from . import cli_output, cli_report, defaults
 
 logger = logging.getLogger(__name__)
 
@@ -123,9 +125,9 @@ def run_demo(output_dir: str = defaults.DEMO_OUTPUT_DIR, *, overwrite: bool = Fa
         seed: Random seed.
 
     Returns:
-        A dict with ``output``, ``model``, ``explanation``, ``logs`` (absolute paths),
-        ``tensorboard`` (the command to view the logs), ``accuracy`` (held-out) and
-        ``summary`` (the explanation's summary as written to ``summary.json``).
+        A dict with ``output``, ``model``, ``explanation``, ``report`` (its ``index.html``),
+        ``logs`` (absolute paths), ``tensorboard`` (the command to view the logs), ``accuracy``
+        (held-out) and ``summary`` (the explanation's summary as written to ``summary.json``).
 
     Raises:
         ValueError: If ``output_dir`` is a file, or a non-empty folder without ``overwrite``.
@@ -135,12 +137,12 @@ def run_demo(output_dir: str = defaults.DEMO_OUTPUT_DIR, *, overwrite: bool = Fa
     for name, value in (("epochs", epochs), ("steps", steps), ("explained", explained),
                         ("references", references)):
         validation.positive_int(name, value)
-    destination = os.path.abspath(cli_files.check_output(output_dir, overwrite))
+    destination = os.path.abspath(cli_output.check_output(output_dir, overwrite))
 
     import keras
 
     from .callbacks import IG2Callback
-    from .saved_model import explain_saved_model
+    from .saved_model import build_explainer, explain_saved_model
 
     keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)
@@ -150,7 +152,7 @@ def run_demo(output_dir: str = defaults.DEMO_OUTPUT_DIR, *, overwrite: bool = Fa
     reference_images = other_class_references(x_train, y_train, labels, references, rng)
     ig2_options = dict(steps=steps, value_range=(0.0, 1.0))
 
-    with cli_files.staged_output(destination, overwrite=overwrite) as staging:
+    with cli_output.staged_output(destination, overwrite=overwrite) as staging:
         logs = os.path.join(staging, LOGS_FOLDER)
         model = build_model(x_train.shape[1:], int(y_train.max()) + 1)
         model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
@@ -190,14 +192,19 @@ def run_demo(output_dir: str = defaults.DEMO_OUTPUT_DIR, *, overwrite: bool = Fa
             "seed": seed,
         }
         names = [f"held-out digit {int(index)} (label {int(label)})" for index, label in zip(chosen, labels)]
-        cli_files.write_explanation(folder, explanation, images, names=names, settings=settings)
-    with open(os.path.join(destination, EXPLANATION_FOLDER, cli_files.SUMMARY_FILE), encoding="utf-8") as handle:
+        strip_explainer, _ = build_explainer(model, ig2_options)  # the saved model's weights
+        report = cli_report.ReportOptions(
+            value_range=(0.0, 1.0), path_strips=cli_report.path_strip_maker(
+                strip_explainer, reference_images, value_range=(0.0, 1.0), min_size=defaults.CLI_MIN_DISPLAY_SIZE))
+        cli_output.write_explanation(folder, explanation, images, names=names, settings=settings, report=report)
+    with open(os.path.join(destination, EXPLANATION_FOLDER, cli_output.SUMMARY_FILE), encoding="utf-8") as handle:
         summary = json.load(handle)
     logs_path = os.path.join(destination, LOGS_FOLDER)
     return {
         "output": destination,
         "model": os.path.join(destination, MODEL_FILE),
         "explanation": os.path.join(destination, EXPLANATION_FOLDER),
+        "report": os.path.join(destination, EXPLANATION_FOLDER, cli_report.REPORT_FILE),
         "logs": logs_path,
         "tensorboard": f"tensorboard --logdir {logs_path}",
         "accuracy": accuracy,

@@ -327,3 +327,29 @@ def display_factor(shape: Sequence[int], min_size: int) -> int:
 def _enlarge(values: np.ndarray, factor: int) -> np.ndarray:
     """``(..., H, W, C)`` -> ``(..., H * factor, W * factor, C)``, pixels as blocks."""
     return np.repeat(np.repeat(values, factor, axis=-3), factor, axis=-2) if factor > 1 else values
+
+
+def display_channels(images: Any) -> np.ndarray:
+    """Images with any number of channels as grey or RGB, ready for the panels and strips.
+
+    One and three channels are kept; four (RGBA) lose their alpha channel; any other count is
+    averaged into one grey channel.
+
+    Args:
+        images: ``(..., H, W, C)`` numbers (one image or a batch).
+
+    Returns:
+        ``(..., H, W, 1)`` or ``(..., H, W, 3)`` numpy array of the same dtype (float64 when averaged).
+
+    Raises:
+        ValueError: If ``images`` has fewer than 3 dimensions.
+    """
+    images = np.asarray(images)
+    if images.ndim < 3:
+        raise ValueError(f"`images` must be (..., H, W, C). Received: shape {images.shape}")
+    channels = images.shape[-1]
+    if channels in (1, 3):
+        return images
+    if channels == 4:
+        return images[..., :3]
+    return images.mean(axis=-1, keepdims=True)

@@ -1,0 +1,221 @@
+"""The command line's output folder: written safely, with ``summary.json`` and the report.
+
+An :class:`~tf_ig2.Explanation` is written as ``attributions.npy``, ``counterfactuals.npy``,
+``summary.json``, ``index.html`` and, for image inputs, the pictures of :mod:`tf_ig2.cli_report`
+(overlays, ``grid.png``, panels and, with ``--path-strip``, GradPath film strips).
+
+Nothing of the user's is touched until everything is ready: outputs are written to a temporary
+folder beside the destination (:func:`staged_output`) and only then moved into place, each
+written entry replacing the entry of the same name and nothing else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from typing import Any, Dict, Iterator, List, Optional, Union
+
+import numpy as np
+
+from . import cli_report
+from .cli_report import Pictures, ReportOptions
+from .explanation import Explanation
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+#: Names of the files an explanation is written to (the pictures' names are in tf_ig2.cli_report).
+ATTRIBUTIONS_FILE = "attributions.npy"
+COUNTERFACTUALS_FILE = "counterfactuals.npy"
+SUMMARY_FILE = "summary.json"
+
+
+# -- the output folder -----------------------------------------------------------------------------
+def check_output(path: PathLike, overwrite: bool) -> str:
+    """Checks that ``path`` may receive outputs; returns it as a string.
+
+    Raises:
+        ValueError: If ``path`` is a file, or a non-empty folder and ``overwrite`` is false.
+    """
+    path = os.fspath(path)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"Output path {path!r} exists and is not a folder.")
+    if os.path.isdir(path) and os.listdir(path) and not overwrite:
+        raise ValueError(
+            f"Output folder {path!r} is not empty; pass --overwrite to replace the files this command writes "
+            "there (other files are left as they are)."
+        )
+    return path
+
+
+def _remove(path: str) -> None:
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    else:
+        os.unlink(path)
+
+
+def publish(staging: str, destination: str) -> List[str]:
+    """Moves everything in ``staging`` into ``destination``; returns the moved entries' names.
+
+    A missing ``destination`` is the renamed ``staging`` folder. Otherwise each entry of
+    ``staging`` replaces the entry of the same name in ``destination`` (a folder as a whole),
+    and every other entry of ``destination`` stays as it is.
+    """
+    entries = sorted(os.listdir(staging))
+    if not os.path.exists(destination):
+        os.replace(staging, destination)
+        return entries
+    for entry in entries:
+        target = os.path.join(destination, entry)
+        if os.path.lexists(target):
+            _remove(target)
+        os.replace(os.path.join(staging, entry), target)
+    os.rmdir(staging)
+    return entries
+
+
+@contextlib.contextmanager
+def staged_output(destination: PathLike, *, overwrite: bool) -> Iterator[str]:
+    """A temporary folder beside ``destination`` whose contents are moved there on success.
+
+    On an exception the temporary folder is removed and ``destination`` is left untouched.
+
+    Yields:
+        The temporary folder to write into.
+
+    Raises:
+        ValueError: As :func:`check_output`.
+    """
+    destination = os.path.abspath(check_output(destination, overwrite))
+    parent = os.path.dirname(destination)
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(destination)}.partial-", dir=parent)
+    try:
+        yield staging
+        check_output(destination, overwrite)
+        publish(staging, destination)
+    finally:
+        if os.path.exists(staging):
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def is_image_batch(values: Any) -> bool:
+    """Whether ``(N, *S)`` values are images: rank 3 per sample ``(H, W, C)``."""
+    return np.ndim(values) == 4
+
+
+# -- summary.json ----------------------------------------------------------------------------------
+def records(count: int, *, targets: Optional[np.ndarray], scores: np.ndarray, gradcf_scores: np.ndarray,
+            deltas: np.ndarray, distances: Optional[np.ndarray], names: Optional[List[str]] = None,
+            pictures: Optional[Pictures] = None) -> List[Dict[str, Any]]:
+    """One JSON-ready record per input (see :func:`summary`) for the first ``count`` inputs.
+
+    Args:
+        count: How many records.
+        targets, scores, gradcf_scores, deltas: ``(n,)`` per-input values, ``n >= count``.
+        distances: ``(n, R, 2)`` representation distances (IG²), or ``None``.
+        names: The inputs' names, or ``None``.
+        pictures: The pictures written; each record names its own (``overlay``, ``panel``,
+            ``path_strip``).
+    """
+    relative = Explanation(attributions=None, counterfactuals=None, target_scores=np.asarray(scores[:count]),
+                           counterfactual_scores=np.asarray(gradcf_scores[:count]),
+                           delta=np.asarray(deltas[:count]), method="").relative_delta
+    found = []
+    for index in range(count):
+        record: Dict[str, Any] = {
+            "index": index,
+            "name": names[index] if names is not None else None,
+            "target": None if targets is None else int(targets[index]),
+            "score": float(scores[index]),
+            "gradcf_score": float(gradcf_scores[index]),
+            "completeness_delta": float(deltas[index]),
+            "relative_delta": float(relative[index]),
+        }
+        if distances is not None:
+            record["representation_distance"] = [
+                {"reference": reference, "start": float(start), "end": float(end)}
+                for reference, (start, end) in enumerate(np.asarray(distances[index], np.float64))
+            ]
+        if pictures is not None:
+            record.update(pictures.of_input(index))
+        found.append(record)
+    return found
+
+
+def picture_files(pictures: Optional[Pictures]) -> Dict[str, Any]:
+    """The ``files`` entries of ``summary.json`` naming the pictures and the report."""
+    pictures = pictures or Pictures()
+    return {"grid": pictures.grid, "overlays": pictures.overlays or [], "panels": pictures.panels,
+            "path_strips": pictures.path_strips, "report": cli_report.REPORT_FILE}
+
+
+def summary(explanation: Any, *, names: Optional[List[str]] = None, pictures: Optional[Pictures] = None,
+            settings: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """The JSON-ready summary of an explanation: settings, version, files and one record per input.
+
+    Per input: its name, the explained ``target``, its ``score`` ``f_c(x)``, the mean
+    ``gradcf_score`` ``f_c(counterfactual)`` over its references (GradCF for IG², the baselines
+    for the other methods), the ``completeness_delta`` ``sum(A) - (score - gradcf_score)``, the
+    ``relative_delta`` ``|completeness_delta| / |score - gradcf_score|``
+    (:attr:`~tf_ig2.Explanation.relative_delta`), for IG² per reference the representation
+    distance at the start and the end of the GradPath, and its picture files.
+    """
+    from . import __version__
+
+    return {
+        "tf_ig2_version": __version__,
+        "method": explanation.method,
+        "representation": explanation.representation,
+        "inputs_shape": list(np.shape(explanation.attributions)),
+        "counterfactuals_shape": list(np.shape(explanation.counterfactuals)),
+        "settings": settings or {},
+        "files": {"attributions": ATTRIBUTIONS_FILE, "counterfactuals": COUNTERFACTUALS_FILE,
+                  **picture_files(pictures)},
+        "inputs": records(len(explanation.attributions), targets=explanation.targets,
+                          scores=explanation.target_scores, gradcf_scores=explanation.counterfactual_scores,
+                          deltas=explanation.delta, distances=explanation.representation_distance, names=names,
+                          pictures=pictures),
+    }
+
+
+def write_json(path: str, document: Dict[str, Any]) -> None:
+    """Writes ``document`` as indented JSON (UTF-8, final newline)."""
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(document, handle, indent=2)
+        handle.write("\n")
+
+
+def write_explanation(folder: str, explanation: Any, inputs: np.ndarray, *, names: Optional[List[str]] = None,
+                      settings: Optional[Dict[str, Any]] = None,
+                      report: ReportOptions = ReportOptions()) -> List[str]:
+    """Writes an explanation into an existing ``folder``; returns the file names written.
+
+    Files: ``attributions.npy`` ``(N, *S)`` float32, ``counterfactuals.npy`` ``(N, R, *S)``
+    float32, ``summary.json`` (see :func:`summary`), ``index.html`` (every input) and, when the
+    inputs are images ``(N, H, W, C)``, ``overlay_000.png``... and ``panel_000.png``... (one of
+    each per input), ``grid.png`` and, when ``report.path_strips`` is given, ``path_000.png``...
+    for the first ``report.max_inputs`` inputs (see :mod:`tf_ig2.cli_report`).
+
+    Args:
+        folder: The folder to write into (normally the one :func:`staged_output` yields).
+        explanation: An :class:`~tf_ig2.Explanation`.
+        inputs: The explained ``(N, *S)`` inputs.
+        names: The inputs' names (e.g. image file names), or ``None``.
+        settings: The settings used, stored in the summary and shown in the report.
+        report: How the pictures are drawn (:class:`~tf_ig2.cli_report.ReportOptions`).
+    """
+    np.save(os.path.join(folder, ATTRIBUTIONS_FILE), np.asarray(explanation.attributions, np.float32))
+    np.save(os.path.join(folder, COUNTERFACTUALS_FILE), np.asarray(explanation.counterfactuals, np.float32))
+    pictures = Pictures()
+    if is_image_batch(inputs):
+        pictures = cli_report.write_pictures(folder, explanation, np.asarray(inputs), report)
+    document = summary(explanation, names=names, pictures=pictures, settings=settings)
+    write_json(os.path.join(folder, SUMMARY_FILE), document)
+    count = len(document["inputs"])
+    report_file = cli_report.write_report(folder, document, document["inputs"], pictures,
+                                          cli_report.notes(count, count, pictures, stream=False, listed=True))
+    return [ATTRIBUTIONS_FILE, COUNTERFACTUALS_FILE, *pictures.files(), SUMMARY_FILE, report_file]

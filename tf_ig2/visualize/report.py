@@ -1,0 +1,136 @@
+"""The HTML report of an explanation run: one self-contained page, text and relative picture links.
+
+:func:`report_html` is pure (dicts and strings in, a string out): the command line writes what it
+returns as ``index.html`` beside ``summary.json`` and the pictures it links to. Every text is
+HTML-escaped; pictures are linked by relative paths (or inline ``data:image/...`` URIs) only, so
+that the folder can be moved, zipped and shared.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.parse
+from typing import Any, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+from .markup import end_label, html_table, html_text
+
+#: A scheme (``http:``, ``file:``) or a Windows drive (``C:``) at the start of a link.
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
+
+_STYLE = ("body{font-family:sans-serif;margin:1.5em;color:#222}"
+          "table{border-collapse:collapse;margin:0.5em 0}"
+          "th,td{border:1px solid #ccc;padding:2px 8px;text-align:left;vertical-align:top}"
+          "section{margin:1.5em 0;border-top:1px solid #ddd}"
+          "img{image-rendering:pixelated;margin:4px 8px 4px 0;vertical-align:top}"
+          ".note{background:#fff6d5;padding:4px 8px}")
+
+
+def picture_source(source: str) -> str:
+    """A picture link made safe for ``src``: a relative path (URL-quoted) or a ``data:image/`` URI.
+
+    Raises:
+        ValueError: If ``source`` is absolute (``/x``, ``C:\\x``), has a scheme other than
+            ``data:image/``, or climbs out of the report's folder (``..``).
+    """
+    if not isinstance(source, str) or not source:
+        raise ValueError(f"A picture source must be a non-empty path relative to the report's folder. Received: "
+                         f"{source!r}")
+    if source.startswith("data:image/"):
+        return source
+    parts = re.split(r"[\\/]", source)
+    if source.startswith(("/", "\\")) or _SCHEME.match(source) or ".." in parts:
+        raise ValueError("Pictures in the report must be linked by paths relative to its folder, inside it. "
+                         f"Received: {source!r}")
+    return urllib.parse.quote(source.replace("\\", "/"))
+
+
+def _number(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    return f"{value:.4g}"
+
+
+def _setting(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _distances(record: Mapping[str, Any]) -> Optional[str]:
+    items = record.get("representation_distance")
+    if not items:
+        return None
+    return "; ".join(f"r{item['reference']}: {_number(item['start'])} \u2192 {_number(item['end'])}" for item in items)
+
+
+def _facts(summary: Mapping[str, Any]) -> List[Tuple[str, Any]]:
+    end = end_label(summary.get("method"))
+    facts = [("method", summary.get("method")), ("representation", summary.get("representation") or "-"),
+             ("inputs shape", summary.get("inputs_shape")),
+             (f"counterfactuals ({end}) shape", summary.get("counterfactuals_shape") or "-")]
+    counts = summary.get("counts")
+    if isinstance(counts, Mapping):
+        facts += [(f"{key.replace('_', ' ')}", value) for key, value in counts.items()]
+    deltas = summary.get("completeness_delta")
+    if isinstance(deltas, Mapping):
+        facts += [("mean |completeness delta|", _number(deltas.get("mean_abs"))),
+                  ("max |completeness delta|", _number(deltas.get("max_abs")))]
+    facts.append(("tf_ig2 version", summary.get("tf_ig2_version")))
+    return [(key, "-" if value is None else value) for key, value in facts]
+
+
+def _images(pictures: Iterable[Tuple[str, str]]) -> str:
+    return "".join(f'<img src="{html_text(picture_source(source))}" alt="{html_text(alt)}" loading="lazy">'
+                   for source, alt in pictures)
+
+
+def _section(record: Mapping[str, Any], method: Any, pictures: Sequence[Tuple[str, str]]) -> str:
+    end = end_label(method)
+    index = record.get("index")
+    heading = f"#{index}" + (f" {record['name']}" if record.get("name") else "")
+    header = ["target", "f(x)", f"f({end})", "completeness delta", "relative delta"]
+    row = [_number(record.get("target")), _number(record.get("score")), _number(record.get("gradcf_score")),
+           _number(record.get("completeness_delta")), _number(record.get("relative_delta"))]
+    distances = _distances(record)
+    if distances is not None:
+        header.append("representation distance (start \u2192 end)")
+        row.append(distances)
+    return (f'<section id="input-{html_text(index)}"><h3>{html_text(heading)}</h3>'
+            f"{html_table(header, [row])}{_images(pictures)}</section>")
+
+
+def report_html(summary: Mapping[str, Any], records: Sequence[Mapping[str, Any]], *,
+                pictures: Optional[Mapping[int, Sequence[Tuple[str, str]]]] = None, notes: Sequence[str] = (),
+                title: str = "tf-ig2 explanation") -> str:
+    """An HTML page: the run's facts and settings, notes, then one section per input.
+
+    Args:
+        summary: The run's summary as written to ``summary.json``: ``method``,
+            ``representation``, ``inputs_shape``, ``counterfactuals_shape``, ``settings``,
+            ``tf_ig2_version`` and, for streamed runs, ``counts`` and ``completeness_delta``.
+        records: The inputs shown, as ``summary.json`` lists them: ``index``, ``name``,
+            ``target``, ``score``, ``gradcf_score``, ``completeness_delta``, ``relative_delta``
+            and, for IG², ``representation_distance`` (``[{reference, start, end}, ...]``).
+        pictures: ``{index: [(source, alt text), ...]}``: each input's pictures, linked by a path
+            relative to the report's folder or a ``data:image/`` URI (see :func:`picture_source`).
+        notes: Sentences shown above the inputs, e.g. that only the first inputs are shown.
+        title: The page title.
+
+    Returns:
+        The page, a complete HTML5 document; every text is escaped.
+
+    Raises:
+        ValueError: If a picture source is absolute, has a scheme or leaves the folder.
+    """
+    pictures = pictures or {}
+    settings = summary.get("settings") or {}
+    facts = html_table(["run", ""], [(key, value) for key, value in _facts(summary)])
+    settings_table = html_table(["setting", "value"], [(key, _setting(value)) for key, value in settings.items()])
+    note_html = "".join(f'<p class="note">{html_text(note)}</p>' for note in notes)
+    sections = "".join(_section(record, summary.get("method"), pictures.get(record.get("index"), ()))
+                       for record in records)
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{html_text(title)}</title><style>{_STYLE}</style></head><body>"
+            f"<h1>{html_text(title)}</h1>{facts}<h2>Settings</h2>{settings_table}"
+            f"<h2>Inputs</h2>{note_html}{sections}</body></html>\n")

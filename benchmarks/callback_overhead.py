@@ -95,7 +95,7 @@ def measure(method: str, images, labels, references, model, repeats: int, log_di
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--methods", nargs="+", default=["ig2", "ig", "guided_ig"], choices=sorted(STEPS))
-    parser.add_argument("--images", type=int, default=defaults.CALLBACK_MAX_OUTPUTS)
+    parser.add_argument("--images", type=int, default=defaults.CALLBACK_INPUTS)
     parser.add_argument("--size", type=int, default=8, help="image height and width (8: scikit-learn digits)")
     parser.add_argument("--channels", type=int, default=1, choices=(1, 3))
     parser.add_argument("--repeats", type=int, default=9)

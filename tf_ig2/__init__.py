@@ -8,8 +8,7 @@ The public names are imported on first use, so ``import tf_ig2`` (and the ``tf-i
 which quiets TensorFlow's start-up lines before importing it) does not import TensorFlow.
 """
 
-import importlib
-from typing import Any
+from .lazy_names import lazy_names
 
 __version__ = "0.1.0"
 
@@ -38,24 +37,12 @@ _PUBLIC = {
 }
 
 #: Submodules reachable as attributes (``tf_ig2.metrics``) without importing them first.
-_SUBMODULES = ("callbacks", "callback_displays", "callback_inputs", "cli", "cli_explain", "cli_files", "compiled",
-               "dataset", "defaults", "demo", "diagnostics", "explanation", "gradpath", "guided_ig", "layer_hooks",
-               "methods", "metrics", "model_graph", "model_view", "pairs", "saved_model", "settings", "straight",
-               "tf_explain_style", "validation", "visualize")
+_SUBMODULES = ("callbacks", "callback_displays", "callback_inputs", "cli", "cli_explain", "cli_files", "cli_output",
+               "cli_report", "cli_stream", "compiled", "dataset", "defaults", "demo", "diagnostics", "explanation",
+               "gradpath", "guided_ig", "layer_hooks", "methods", "metrics", "model_graph", "model_view", "pairs",
+               "saved_model", "settings", "straight", "tf_explain_style", "validation", "visualize")
 
 __all__ = sorted(_PUBLIC) + ["callbacks", "defaults", "metrics", "visualize", "methods", "__version__"]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _PUBLIC:
-        value = getattr(importlib.import_module(f".{_PUBLIC[name]}", __name__), name)
-    elif name in _SUBMODULES:
-        value = importlib.import_module(f".{name}", __name__)
-    else:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list:
-    return sorted(set(globals()) | set(_PUBLIC) | set(_SUBMODULES))
+__getattr__, __dir__ = lazy_names(__name__, _PUBLIC, _SUBMODULES)

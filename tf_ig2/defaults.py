@@ -50,9 +50,6 @@ OUTPUT_REPRESENTATION: str = "output"
 #: Percentile at which magnitude maps are clipped before scaling to [0, 1].
 HEATMAP_PERCENTILE: float = 99.0
 
-#: Number of explained inputs the callbacks log per epoch, at most.
-CALLBACK_MAX_OUTPUTS: int = 8
-
 #: Folder the callbacks write their run folders to (``logs/ig2`` for IG²), like Keras' TensorBoard callback.
 CALLBACK_OUTPUT_DIR: str = "logs"
 

@@ -22,8 +22,7 @@ The package is split by job, and every public function is available from here
 Nothing here writes files or prints.
 """
 
-import importlib
-from typing import Any
+from ..lazy_names import lazy_names
 
 #: Public name -> the submodule defining it (imported on first use, so that importing the package,
 #: or the HTML helpers that ``Explanation._repr_html_`` uses, does not import TensorFlow).
@@ -48,16 +47,4 @@ _SUBMODULES = ("bars", "maps", "markup", "panel_layout", "plots", "png", "report
 __all__ = sorted(name for name in _PUBLIC if not name.startswith("_"))
 
 
-def __getattr__(name: str) -> Any:
-    if name in _PUBLIC:
-        value = getattr(importlib.import_module(f".{_PUBLIC[name]}", __name__), name)
-    elif name in _SUBMODULES:
-        value = importlib.import_module(f".{name}", __name__)
-    else:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list:
-    return sorted(set(globals()) | set(_PUBLIC) | set(_SUBMODULES))
+__getattr__, __dir__ = lazy_names(__name__, _PUBLIC, _SUBMODULES)

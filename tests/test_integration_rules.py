@@ -133,3 +133,56 @@ def test_warning_stays_silent_on_the_smooth_test_model_and_with_rescaled(relu_cn
         warnings.simplefilter("error", tf_ig2.CompletenessWarning)
         tf_ig2.IG2(small_cnn(), value_range=(0.0, 1.0)).explain(inputs, references)
         tf_ig2.IG2(relu_cnn, steps=16, value_range=(0.0, 1.0), integration="rescaled").explain(inputs, references)
+
+
+# -- the GradPath with momentum --------------------------------------------------------------------
+
+def test_momentum_zero_is_the_published_path(relu_cnn, data):
+    inputs, references = data
+    published = tf_ig2.IG2(relu_cnn, steps=8, value_range=(0.0, 1.0)).explain(inputs, references)
+    zero = tf_ig2.IG2(relu_cnn, steps=8, value_range=(0.0, 1.0), momentum=0.0).explain(inputs, references)
+    np.testing.assert_array_equal(zero.counterfactuals, published.counterfactuals)
+    moved = tf_ig2.IG2(relu_cnn, steps=8, value_range=(0.0, 1.0), momentum=0.9).explain(inputs, references)
+    assert np.abs(moved.counterfactuals - published.counterfactuals).max() > 1e-3
+
+
+def test_momentum_path_matches_a_step_by_step_loop(rng):
+    """Heavy ball on unit directions, written out by hand on a model whose gradients are known."""
+    keras.utils.set_random_seed(2)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="tanh", name="features"),
+                              keras.layers.Dense(2, name="head")])
+    x, reference = rng.random((1, 4)).astype(np.float32), rng.random((1, 4)).astype(np.float32)
+    steps, beta = 6, 0.5
+    explanation = tf_ig2.IG2(model, steps=steps, momentum=beta, representation_layer="features").explain(
+        x, reference, targets=0)
+    features = keras.Model(model.inputs, model.get_layer("features").output)
+    target = features(reference).numpy()
+    eta = 2.0 * np.linalg.norm(x - reference) / steps
+    point, velocity = x.astype(np.float64), np.zeros_like(x, np.float64)
+    for _ in range(steps):
+        variable = tf.Variable(point.astype(np.float32))
+        with tf.GradientTape() as tape:
+            distance = tf.reduce_sum((features(variable) - target) ** 2)
+        gradient = tape.gradient(distance, variable).numpy().astype(np.float64)
+        velocity = beta * velocity + gradient / np.linalg.norm(gradient)
+        point = point - eta * velocity / np.linalg.norm(velocity)
+    np.testing.assert_allclose(explanation.counterfactuals[0, 0], point[0], atol=2e-5)
+
+
+@pytest.mark.parametrize("integration", RULES)
+def test_momentum_keeps_the_linear_closed_form(integration, rng):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(3, name="linear")])
+    inputs, references = rng.random((3, 6)).astype(np.float32), rng.random((2, 6)).astype(np.float32)
+    explanation = tf_ig2.IG2(model, steps=7, integration=integration, momentum=0.8, representation_layer="output",
+                             value_range=(0.0, 1.0)).explain(inputs, references, targets=2)
+    weights = model.get_layer("linear").kernel.numpy()[:, 2]
+    np.testing.assert_allclose(explanation.attributions, weights * (inputs - explanation.counterfactuals.mean(axis=1)),
+                               rtol=1e-4, atol=1e-6)
+
+
+def test_momentum_is_checked():
+    with pytest.raises(ValueError, match=r"momentum.*\[0, 1\)"):
+        tf_ig2.IG2(small_cnn(), momentum=1.0)
+    with pytest.raises(TypeError, match="momentum"):
+        tf_ig2.IG2(small_cnn(), momentum="high")

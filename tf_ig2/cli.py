@@ -286,6 +286,9 @@ def _add_method_options(explain: argparse.ArgumentParser, round_off_eps: int) ->
     explain.add_argument("--segment-points", type=_positive_int, metavar="M",
                          help=f"({_takers('segment_points')}) gradients per path segment for --integration "
                               f"midpoint (default: {_default('segment_points')})")
+    explain.add_argument("--momentum", type=_finite_float, metavar="BETA",
+                         help=f"({_takers('momentum')}) momentum of the path direction in [0, 1); 0 is the "
+                              f"published GradPath (default: {_default('momentum')})")
     explain.add_argument("--rule", choices=settings.IG_RULES,
                          help=f"({_takers('rule')}) quadrature rule along the straight line "
                               f"(default: {_default('rule')})")

@@ -40,6 +40,7 @@ METHOD_OPTIONS = {
     "value_range": "--value-range",
     "integration": "--integration",
     "segment_points": "--segment-points",
+    "momentum": "--momentum",
     "rule": "--rule",
     "fraction": "--fraction",
     "max_dist": "--max-dist",
@@ -47,8 +48,9 @@ METHOD_OPTIONS = {
 }
 
 #: Settings of streamed runs recorded before ``--method`` existed: those runs were IG² runs with
-#: the default integration.
-_SETTINGS_BEFORE_METHODS = {"method": "ig2", "integration": "left", "segment_points": defaults.IG2_SEGMENT_POINTS}
+#: the published integration and path.
+_SETTINGS_BEFORE_METHODS = {"method": "ig2", "integration": "left", "segment_points": defaults.IG2_SEGMENT_POINTS,
+                            "momentum": 0.0}
 
 
 class UsageError(Exception):

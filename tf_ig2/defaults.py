@@ -13,6 +13,9 @@ IG2_STEPS: int = 201
 #: "left" is the published left Riemann sum.
 IG2_INTEGRATION: str = "left"
 
+#: The GradPath's momentum beta (0: the published path; see tf_ig2.gradpath.integrate_gradpath).
+IG2_MOMENTUM: float = 0.0
+
 #: ``integration="midpoint"``: gradient evaluations per GradPath segment, at the midpoints of
 #: that many equal sub-segments.
 IG2_SEGMENT_POINTS: int = 4

@@ -105,6 +105,7 @@ def integrate_gradpath(
     movable: Any = None,
     integration: str = defaults.IG2_INTEGRATION,
     segment_points: int = defaults.IG2_SEGMENT_POINTS,
+    momentum: float = defaults.IG2_MOMENTUM,
 ) -> Dict[str, Any]:
     """Searches the GradPath of each (input, reference) pair and integrates along it.
 
@@ -138,6 +139,10 @@ def integrate_gradpath(
             where it is 0 never move (padding tokens), so they receive exactly zero attribution.
         integration: One of :data:`INTEGRATIONS`.
         segment_points: m, for ``integration="midpoint"``.
+        momentum: beta in [0, 1). 0 is the published GradPath. Otherwise the path follows a
+            heavy-ball direction ``v_j = beta v_{j-1} + g_j / ||g_j||``, ``gamma_{j+1} =
+            clip(gamma_j - eta v_j / ||v_j||)``: parts of the gradient that flip sign from step to
+            step (ReLU gates) cancel, and the direction that persists is kept. This changes GradCF.
 
     Returns:
         A dict of tensors: ``attributions`` (like ``inputs``; one pair's sum, not yet averaged),
@@ -190,6 +195,11 @@ def integrate_gradpath(
         del tape
         distance_gradient = [value if mask is None else value * mask for value, mask in zip(distance_gradient, masks)]
         norm = _pair_norm(distance_gradient)
+        if momentum > 0.0:  # heavy ball on the unit directions; the step follows the unit velocity
+            velocity = [momentum * value + tf.math.divide_no_nan(part, _per_pair(norm, part))
+                        for value, part in zip(state["velocity"], distance_gradient)]
+            state = dict(state, velocity=velocity)
+            distance_gradient, norm = velocity, _pair_norm(velocity)
         following = []
         for start, gradient_part, bound in zip(point, distance_gradient, bounds):
             direction = tf.math.divide_no_nan(gradient_part, _per_pair(norm, gradient_part))
@@ -225,6 +235,8 @@ def integrate_gradpath(
     zeros = tf.zeros([pairs], tf.float32)
     state = {"j": tf.constant(0), "point": inputs, "total": [tf.zeros_like(x) for x in inputs],
              "first_score": zeros, "first_distance": zeros}
+    if momentum > 0.0:
+        state["velocity"] = [tf.zeros_like(x) for x in inputs]
     if integration in ("trapezoid", "rescaled"):
         state["previous"] = [tf.zeros_like(x) for x in inputs]
     if integration == "rescaled":
@@ -302,6 +314,9 @@ class IG2(PairExplainer):
         integration: How the gradient is integrated along the path, one of :data:`INTEGRATIONS`
             (default :data:`tf_ig2.defaults.IG2_INTEGRATION`; see :func:`integrate_gradpath`).
         segment_points: Gradients per path segment for ``integration="midpoint"``.
+        momentum: The GradPath's momentum beta in [0, 1) (default
+            :data:`tf_ig2.defaults.IG2_MOMENTUM`); 0 is the published path (see
+            :func:`integrate_gradpath`).
 
     Example:
         >>> explainer = tf_ig2.IG2(model, steps=64, value_range=(0.0, 1.0))
@@ -315,13 +330,15 @@ class IG2(PairExplainer):
                  step_size: Union[str, float] = defaults.AUTO, value_range: Any = None,
                  batch_size: Optional[int] = None, input_layer: LayerSpec = None,
                  padding_id: Optional[int] = defaults.PADDING_ID, output: Union[None, str, int] = None,
-                 integration: str = defaults.IG2_INTEGRATION, segment_points: int = defaults.IG2_SEGMENT_POINTS):
+                 integration: str = defaults.IG2_INTEGRATION, segment_points: int = defaults.IG2_SEGMENT_POINTS,
+                 momentum: float = defaults.IG2_MOMENTUM):
         self.settings = settings.IG2Settings(
             representation_layer=representation_layer, steps=steps, step_size=step_size, value_range=value_range,
             batch_size=batch_size, input_layer=input_layer, padding_id=padding_id, output=output,
-            integration=integration, segment_points=segment_points)
+            integration=integration, segment_points=segment_points, momentum=momentum)
         self.steps, self.step_size = self.settings.steps, self.settings.step_size
         self.integration, self.segment_points = self.settings.integration, self.settings.segment_points
+        self.momentum = self.settings.momentum
         super().__init__(model, batch_size=self.settings.batch_size, representation_layer=representation_layer,
                          need_representation=True, input_layer=input_layer, padding_id=self.settings.padding_id,
                          output=output)
@@ -346,7 +363,8 @@ class IG2(PairExplainer):
         (return_path,) = options
         explainer = self
         loop_settings = dict(steps=self.steps, step_size=self.step_size, return_path=return_path,
-                             integration=self.integration, segment_points=self.segment_points)
+                             integration=self.integration, segment_points=self.segment_points,
+                             momentum=self.momentum)
         ranges = self._ranges
         tables = self._tables
 

@@ -26,6 +26,14 @@ def _padding_id(value: Any) -> Optional[int]:
     return None if value is None else int(value)
 
 
+def _momentum(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"`momentum` must be a number in [0, 1). Received: momentum={value!r}")
+    if not 0.0 <= float(value) < 1.0:
+        raise ValueError(f"`momentum` must be in [0, 1). Received: momentum={value!r}")
+    return float(value)
+
+
 class _Settings:
     """Shared behaviour: construction from a dict with a clear error for unknown keys."""
 
@@ -73,6 +81,7 @@ class IG2Settings(_Settings):
     output: Union[None, str, int] = None
     integration: str = defaults.IG2_INTEGRATION
     segment_points: int = defaults.IG2_SEGMENT_POINTS
+    momentum: float = defaults.IG2_MOMENTUM
 
     def __post_init__(self) -> None:
         self._check_shared()
@@ -80,6 +89,7 @@ class IG2Settings(_Settings):
         if self.integration not in INTEGRATIONS:
             raise ValueError(f"`integration` must be one of {INTEGRATIONS}. Received: integration={self.integration!r}")
         object.__setattr__(self, "segment_points", validation.positive_int("segment_points", self.segment_points))
+        object.__setattr__(self, "momentum", _momentum(self.momentum))
         if self.value_range is not None and not isinstance(self.value_range, (list, dict)):
             validation.value_range(self.value_range)
         elif isinstance(self.value_range, list) and len(self.value_range) != 2:

@@ -484,6 +484,11 @@ def path_diagnostics(model, inputs: np.ndarray, references: np.ndarray, targets:
     consecutive = np.einsum("pjf,pjf->pj", gradients[:, :-1], gradients[:, 1:]) / np.maximum(
         norms[:, :-1] * norms[:, 1:], 1e-30)
     step_cosine = predicted / np.maximum(np.linalg.norm(moved, axis=2) * norms[:, :-1], 1e-30)
+    step_norms = np.linalg.norm(moved, axis=2)
+    turning = np.einsum("pjf,pjf->pj", moved[:, :-1], moved[:, 1:]) / np.maximum(
+        step_norms[:, :-1] * step_norms[:, 1:], 1e-30)
+    rising = np.diff(distances, axis=1) > 0
+    excess = predicted - actual
     lowest = np.argmin(distances, axis=1)
     after = np.array([predicted[p, lowest[p]:].sum() for p in range(n * r)])
     summary = {
@@ -496,8 +501,12 @@ def path_diagnostics(model, inputs: np.ndarray, references: np.ndarray, targets:
             np.median(from_end / np.where(predicted == 0, np.nan, predicted), axis=1)),
         "cosine(step, score gradient)": np.median(step_cosine),
         "cosine(consecutive score gradients)": np.median(consecutive),
-        "share of steps where the representation distance rises": np.median(np.mean(np.diff(distances, axis=1) > 0,
-                                                                               axis=1)),
+        "share of steps where the left rule adds a positive amount (p_j > 0)": np.median(np.mean(predicted > 0,
+                                                                                              axis=1)),
+        "share of steps where the score really falls (a_j > 0)": np.median(np.mean(actual > 0, axis=1)),
+        "cosine(consecutive steps)": np.median(turning),
+        "share of steps where the representation distance rises": np.median(np.mean(rising, axis=1)),
+        "share of the over-count Σ(p_j − a_j) from those steps": np.median((excess * rising).sum(1) / excess.sum(1)),
         "step of the lowest representation distance / k": np.median(lowest / steps),
         "share of the left sum added after that step": np.median(after / predicted.sum(1)),
         "representation distance at the end / at the start": np.median(distances[:, -1] / distances[:, 0]),

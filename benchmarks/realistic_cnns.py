@@ -18,7 +18,7 @@ input, so tracing is not timed, then timed over two calls, the faster kept). Abl
 ("left" and "rescaled") follow: representation layer, reference choice, step size and number of
 steps; then a step-by-step diagnosis of the published GradPath.
 
-Run (one core; about 25 minutes with cached models, plus about 4 minutes of training on a first run)::
+Run (one core; about 18 minutes with cached models, plus about 3.5 minutes of training on a first run)::
 
     TF_IG2_BENCH_THREADS=1 PYTHONPATH=. python benchmarks/realistic_cnns.py
 

@@ -1,0 +1,742 @@
+"""IG² on realistic CNNs: completeness and faithfulness of the integration rules, with ablations.
+
+Three networks with BatchNorm or LayerNorm, skip connections and ReLU/ReLU6/GELU are trained here on
+scikit-learn's digits upsampled to 64x64x3 (values in [0, 1]) and cached on disk
+(``benchmarks/.cache/``): keras.applications' MobileNetV2 (``weights=None``), a small ResNet-style
+network (basic blocks with BatchNorm) and a small ConvNeXt-style network (depthwise 7x7, LayerNorm,
+GELU, inverted bottleneck). Reruns load the cached ``.keras`` files and skip training.
+
+For each network, N held-out inputs are explained against R references (random other-class
+training inputs) by IG² with every integration rule ("left" as published, "trapezoid", "midpoint"
+with m = 4 gradients per segment, "rescaled"), by straight-line IG (same references as baselines)
+and by Guided IG (zero baseline as published, and the same references), and by one prototype
+variant of IG² written here (GradPath with momentum). For each: the relative completeness error
+``|delta| / |f(x) - mean_r f(x'_r)|`` (median and 90th percentile over the inputs), deletion,
+insertion and DiffID with the training-mean and Gaussian-blur fills (``tf_ig2.metrics``, logit of
+the predicted class, 16 curve steps), and seconds per input (every explainer warmed up once on one
+input, so tracing is not timed, then timed over two calls, the faster kept). Ablations of IG²
+("left" and "rescaled") follow: representation layer, reference choice, step size and number of
+steps; then a step-by-step diagnosis of the published GradPath.
+
+Run (one core; about 18 minutes with cached models, plus about 3.5 minutes of training on a first run)::
+
+    TF_IG2_BENCH_THREADS=1 PYTHONPATH=. python benchmarks/realistic_cnns.py
+
+``--quick`` is a one-minute smoke run of every part (2 inputs, 16 steps, cached models or a
+one-epoch training on a subset, cached separately). Tables go to stdout as Markdown, progress to
+stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+_THREADS = os.environ.get("TF_IG2_BENCH_THREADS")
+if _THREADS:
+    tf.config.threading.set_intra_op_parallelism_threads(int(_THREADS))
+    tf.config.threading.set_inter_op_parallelism_threads(int(_THREADS))
+
+import keras  # noqa: E402
+
+import tf_ig2  # noqa: E402
+from tf_ig2 import metrics  # noqa: E402
+from tf_ig2.model_view import target_scores  # noqa: E402
+
+tf.get_logger().setLevel("ERROR")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CACHE_DIR = os.path.join(ROOT, "benchmarks", ".cache", "realistic_cnns")
+SIZE = 64
+#: Bumped whenever the data, the architectures or the training change, so stale caches are not read.
+CACHE_VERSION = 1
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# -- data -------------------------------------------------------------------------------------------
+
+def load_data(test_size: int = 400) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Digits upsampled (bilinear) to (N, 64, 64, 3) float32 in [0, 1]; a fixed stratified split."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    images = (digits.images / 16.0).astype(np.float32)[..., None]
+    images = tf.image.resize(images, (SIZE, SIZE), method="bilinear").numpy()
+    images = np.clip(np.repeat(images, 3, axis=-1), 0.0, 1.0).astype(np.float32)
+    labels = digits.target.astype(np.int64)
+    train_x, test_x, train_y, test_y = train_test_split(images, labels, test_size=test_size, random_state=0,
+                                                        stratify=labels)
+    return train_x, train_y, test_x, test_y
+
+
+# -- models ----------------------------------------------------------------------------------------
+
+def mobilenet_v2(seed: int) -> keras.Model:
+    keras.utils.set_random_seed(seed)
+    model = keras.applications.MobileNetV2(input_shape=(SIZE, SIZE, 3), weights=None, classes=10)
+    for layer in model.layers:  # keras' 0.999 averages too slowly for a few epochs on 1397 images
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = 0.9
+    return model
+
+
+def _basic_block(x, filters: int, stride: int, name: str):
+    shortcut = x
+    y = keras.layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False, name=f"{name}_conv1")(x)
+    y = keras.layers.BatchNormalization(momentum=0.9, name=f"{name}_bn1")(y)
+    y = keras.layers.ReLU(name=f"{name}_relu1")(y)
+    y = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv2")(y)
+    y = keras.layers.BatchNormalization(momentum=0.9, name=f"{name}_bn2")(y)
+    if stride != 1 or x.shape[-1] != filters:
+        shortcut = keras.layers.Conv2D(filters, 1, strides=stride, use_bias=False, name=f"{name}_proj")(x)
+        shortcut = keras.layers.BatchNormalization(momentum=0.9, name=f"{name}_proj_bn")(shortcut)
+    y = keras.layers.Add(name=f"{name}_add")([y, shortcut])
+    return keras.layers.ReLU(name=f"{name}_out")(y)
+
+
+def small_resnet(seed: int) -> keras.Model:
+    """ResNet-style: 3x3 stem (stride 2), three stages of two basic blocks (16, 32, 64), GAP, softmax."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.Conv2D(16, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(inputs)
+    x = keras.layers.BatchNormalization(momentum=0.9, name="stem_bn")(x)
+    x = keras.layers.ReLU(name="stem_relu")(x)
+    for stage, filters in enumerate((16, 32, 64), start=1):
+        for block in (1, 2):
+            x = _basic_block(x, filters, 2 if (block == 1 and stage > 1) else 1, f"stage{stage}_block{block}")
+    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    outputs = keras.layers.Dense(10, activation="softmax", name="predictions")(x)
+    return keras.Model(inputs, outputs, name="small_resnet")
+
+
+def _convnext_block(x, dim: int, name: str):
+    y = keras.layers.DepthwiseConv2D(7, padding="same", name=f"{name}_dwconv")(x)
+    y = keras.layers.LayerNormalization(epsilon=1e-6, name=f"{name}_ln")(y)
+    y = keras.layers.Dense(4 * dim, name=f"{name}_pw1")(y)
+    y = keras.layers.Activation("gelu", name=f"{name}_gelu")(y)
+    y = keras.layers.Dense(dim, name=f"{name}_pw2")(y)
+    return keras.layers.Add(name=f"{name}_out")([x, y])
+
+
+def small_convnext(seed: int) -> keras.Model:
+    """ConvNeXt-style: 4x4 patchify stem, stages (32, 64, 128) with depths (1, 1, 2), LayerNorm, GELU."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.Conv2D(32, 4, strides=4, name="stem_conv")(inputs)
+    x = keras.layers.LayerNormalization(epsilon=1e-6, name="stem_ln")(x)
+    for stage, (dim, depth) in enumerate(((32, 1), (64, 1), (128, 2)), start=1):
+        if stage > 1:
+            x = keras.layers.LayerNormalization(epsilon=1e-6, name=f"down{stage}_ln")(x)
+            x = keras.layers.Conv2D(dim, 2, strides=2, name=f"down{stage}_conv")(x)
+        for block in range(1, depth + 1):
+            x = _convnext_block(x, dim, f"stage{stage}_block{block}")
+    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    x = keras.layers.LayerNormalization(epsilon=1e-6, name="head_ln")(x)
+    outputs = keras.layers.Dense(10, activation="softmax", name="predictions")(x)
+    return keras.Model(inputs, outputs, name="small_convnext")
+
+
+#: name -> (builder, full epochs, learning rate, earlier representation layers for the ablation).
+MODELS: Dict[str, Tuple[Callable[[int], keras.Model], int, float, Tuple[str, ...]]] = {
+    "MobileNetV2": (mobilenet_v2, 12, 1e-3, ("block_12_add", "block_5_add")),
+    "ResNet-style": (small_resnet, 10, 2e-3, ("stage3_block1_out", "stage2_block2_out")),
+    "ConvNeXt-style": (small_convnext, 12, 1e-3, ("stage3_block1_out", "stage2_block1_out")),
+}
+
+
+def precise_batchnorm(model: keras.Model, images: np.ndarray, batch_size: int = 64) -> int:
+    """Recomputes every BatchNorm's moving statistics as the average over the training batches.
+
+    "Precise BN" (Wu & Johnson, 2021): forward passes in training mode with the momentum of batch
+    ``i`` set to ``i / (i + 1)``, so the moving mean and variance end as the plain average of the
+    per-batch statistics. Returns the number of BatchNorm layers.
+    """
+    layers = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    if not layers:
+        return 0
+    saved = [layer.momentum for layer in layers]
+    for index, start in enumerate(range(0, len(images) - batch_size + 1, batch_size)):
+        for layer in layers:
+            layer.momentum = index / (index + 1.0)
+        model(images[start:start + batch_size], training=True)
+    for layer, momentum in zip(layers, saved):
+        layer.momentum = momentum
+    return len(layers)
+
+
+def accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray) -> float:
+    return float(np.mean(np.argmax(model.predict(x, batch_size=128, verbose=0), axis=1) == y))
+
+
+def trained_model(name: str, args, data, seed: int = 0) -> Tuple[keras.Model, Dict[str, Any]]:
+    """The cached model, or a freshly trained (and then cached) one, with its training record."""
+    builder, epochs, learning_rate, _ = MODELS[name]
+    train_x, train_y, test_x, test_y = data
+    subset = args.train_subset or len(train_x)
+    epochs = args.epochs or epochs
+    tag = f"{name.lower().replace('-', '_')}_v{CACHE_VERSION}_s{seed}_e{epochs}_n{subset}"
+    path = os.path.join(args.cache_dir, tag + ".keras")
+    record_path = os.path.join(args.cache_dir, tag + ".json")
+    if os.path.exists(path) and os.path.exists(record_path):
+        model = keras.saving.load_model(path, compile=False)
+        with open(record_path, encoding="utf-8") as handle:
+            record = json.load(handle)
+        record["cached"] = True
+        log(f"{name}: loaded {os.path.relpath(path, ROOT)}")
+        return model, record
+    log(f"{name}: training {epochs} epoch(s) on {subset} images")
+    model = builder(seed)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy")
+    start = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(train_x))[:subset]
+    model.fit(train_x[order], train_y[order], epochs=epochs, batch_size=32, verbose=0, shuffle=True)
+    before = accuracy(model, test_x, test_y)
+    layers = precise_batchnorm(model, train_x[order])
+    after = accuracy(model, test_x, test_y)
+    seconds = time.perf_counter() - start
+    record = {"epochs": epochs, "train_images": int(subset), "learning_rate": learning_rate,
+              "params": int(model.count_params()), "batchnorm_layers": layers,
+              "test_accuracy_before_bn_recompute": before, "test_accuracy": after,
+              "train_accuracy": accuracy(model, train_x[order], train_y[order]), "train_seconds": seconds,
+              "cached": False}
+    os.makedirs(args.cache_dir, exist_ok=True)
+    model.save(path)
+    with open(record_path, "w", encoding="utf-8") as handle:
+        json.dump(record, handle, indent=1)
+    log(f"{name}: test accuracy {before:.3f} -> {after:.3f} after recomputing {layers} BatchNorm layers "
+        f"({seconds:.0f} s)")
+    return model, record
+
+
+# -- references -------------------------------------------------------------------------------------
+
+def other_class_references(rng: np.random.Generator, train_x: np.ndarray, train_y: np.ndarray,
+                           targets: np.ndarray, count: int) -> np.ndarray:
+    """(N, R, *S): R random training inputs of classes other than each input's predicted class."""
+    chosen = [rng.choice(np.flatnonzero(train_y != target), size=count, replace=False) for target in targets]
+    return train_x[np.stack(chosen)]
+
+
+def ranked_class_references(rng: np.random.Generator, train_x: np.ndarray, train_y: np.ndarray,
+                            logits: np.ndarray, ranks: Sequence[int] = (2, 3, 4)) -> np.ndarray:
+    """(N, len(ranks), *S): one random training input of each class the model ranks 2nd, 3rd, 4th.
+
+    As in the authors' ImageNet notebook, the references come from the classes the model finds
+    closest to its prediction.
+    """
+    order = np.argsort(-logits, axis=1, kind="stable")
+    chosen = [[rng.choice(np.flatnonzero(train_y == order[n, rank - 1])) for rank in ranks]
+              for n in range(len(logits))]
+    return train_x[np.array(chosen)]
+
+
+def nearest_other_class_references(train_x: np.ndarray, train_y: np.ndarray, inputs: np.ndarray,
+                                   targets: np.ndarray, count: int) -> np.ndarray:
+    """(N, R, *S): the R other-class training inputs nearest to each input in pixel space (L2)."""
+    flat = train_x.reshape(len(train_x), -1).astype(np.float64)
+    chosen = []
+    for x, target in zip(inputs.reshape(len(inputs), -1), targets):
+        pool = np.flatnonzero(train_y != target)
+        distances = np.linalg.norm(flat[pool] - x[None], axis=1)
+        chosen.append(pool[np.argsort(distances, kind="stable")[:count]])
+    return train_x[np.stack(chosen)]
+
+
+# -- the prototype: GradPath with momentum ----------------------------------------------------------
+
+def _norm(values: tf.Tensor) -> tf.Tensor:
+    return tf.sqrt(tf.reduce_sum(tf.reshape(tf.square(values), [tf.shape(values)[0], -1]), axis=1))
+
+
+def _column(values: tf.Tensor, like: tf.Tensor) -> tf.Tensor:
+    return tf.reshape(values, [-1] + [1] * (len(like.shape) - 1))
+
+
+def integrate_momentum_gradpath(view, inputs: tf.Tensor, references: tf.Tensor, targets: tf.Tensor, *,
+                                steps: int, momentum: float, value_range: Tuple[float, float],
+                                integration: str) -> Dict[str, tf.Tensor]:
+    """GradPath whose direction is a running sum of the unit distance gradients (heavy ball).
+
+    ``v_j = momentum * v_{j-1} + u_j`` with ``u_j = g_j / ||g_j||`` the published direction, and
+    ``gamma_{j+1} = clip(gamma_j - eta * v_j / ||v_j||)`` with the published automatic step size.
+    High-frequency parts of the distance gradient that change sign from step to step (ReLU
+    gates flipping) cancel in ``v``; the direction that persists is kept. Integration as in
+    ``tf_ig2.gradpath.integrate_gradpath``, "left" or "rescaled" (single float input only).
+    """
+    from tf_ig2.gradpath import rescale_segment
+
+    reference_representation = tf.stop_gradient(tf.cast(view(references)[0], tf.float32))
+    eta = tf_ig2.defaults.AUTO_STEP_FACTOR * _norm(inputs - references) / steps
+    low, high = value_range
+
+    def distance_and_score(point):
+        representation, outputs = view(point)
+        difference = tf.cast(representation, tf.float32) - reference_representation
+        distance = tf.reduce_sum(tf.reshape(tf.square(difference), [tf.shape(difference)[0], -1]), axis=1)
+        return distance, target_scores(outputs, targets)
+
+    def body(j, point, velocity, total, pending, previous, pending_score, first_score, first_distance):
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(point)
+            distance, score = distance_and_score(point)
+        distance_gradient = tape.gradient(distance, point)
+        gradient = tape.gradient(score, point)
+        del tape
+        unit = tf.math.divide_no_nan(distance_gradient, _column(_norm(distance_gradient), point))
+        velocity = momentum * velocity + unit
+        direction = tf.math.divide_no_nan(velocity, _column(_norm(velocity), point))
+        following = tf.clip_by_value(point - _column(eta, point) * direction, low, high)
+        moved = point - following
+        if integration == "left":
+            total = total + moved * gradient
+        else:
+            corrected = rescale_segment([pending], [previous], pending_score - score)[0]
+            total = total + tf.cast(j > 0, tf.float32) * corrected
+            pending, previous, pending_score = moved * gradient, moved, score
+        first = tf.equal(j, 0)
+        first_score = tf.where(first, score, first_score)
+        first_distance = tf.where(first, distance, first_distance)
+        return j + 1, following, velocity, total, pending, previous, pending_score, first_score, first_distance
+
+    zeros = tf.zeros_like(inputs)
+    pairs = tf.zeros([tf.shape(inputs)[0]], tf.float32)
+    state = (tf.constant(0), inputs, zeros, zeros, zeros, zeros, pairs, pairs, pairs)
+    _, end, _, total, pending, previous, pending_score, first_score, first_distance = tf.while_loop(
+        lambda j, *_: j < steps, body, state, parallel_iterations=1)
+    end_distance, end_score = distance_and_score(end)
+    if integration == "rescaled":
+        total = total + rescale_segment([pending], [previous], pending_score - end_score)[0]
+    return {"attributions": total, "counterfactuals": end, "target_scores": first_score,
+            "counterfactual_scores": end_score,
+            "representation_distance": tf.sqrt(tf.stack([first_distance, end_distance], axis=1))}
+
+
+class MomentumIG2(tf_ig2.IG2):
+    """``tf_ig2.IG2`` with the GradPath direction of :func:`integrate_momentum_gradpath` (prototype)."""
+
+    def __init__(self, model, *, momentum: float = 0.9, **options):
+        self.momentum = momentum
+        super().__init__(model, **options)
+
+    def _build(self, signature, options, score):
+        explainer = self
+        low, high = (float(np.min(bound)) for bound in self.value_range)
+
+        @tf.function(input_signature=self._specs(signature))
+        def search(inputs, references, targets, model_inputs, movable, reference_model_inputs):
+            return integrate_momentum_gradpath(explainer._view, inputs[0], references[0], targets,
+                                               steps=explainer.steps, momentum=explainer.momentum,
+                                               value_range=(low, high), integration=explainer.integration)
+        return search
+
+
+def rescale_globally(explanation: tf_ig2.Explanation) -> np.ndarray:
+    """Attributions multiplied per input by ``(f(x) - mean_r f(x'_r)) / sum A``: the same ranking
+    (where the factor is positive), exact completeness; a post-hoc normalisation, not a rule."""
+    attributions = explanation.attributions
+    sums = attributions.reshape(len(attributions), -1).sum(axis=1, dtype=np.float64)
+    gaps = explanation.target_scores.astype(np.float64) - explanation.counterfactual_scores
+    factor = np.where(np.abs(sums) > 0, gaps / np.where(sums == 0, 1.0, sums), 0.0)
+    return (attributions * factor.reshape((-1,) + (1,) * (attributions.ndim - 1))).astype(np.float32)
+
+
+# -- running and scoring -----------------------------------------------------------------------------
+
+def timed_explain(make: Callable[[], Any], inputs: np.ndarray, references: Any, targets: np.ndarray,
+                  warm_up: bool = True, repeats: int = 1) -> Tuple[tf_ig2.Explanation, float]:
+    """Builds the explainer, warms it up on the first input (tracing), then times all inputs.
+
+    With ``repeats`` > 1 the call is repeated and the fastest time kept (the machine is shared).
+    """
+    explainer = make()
+    first = references[:1] if isinstance(references, np.ndarray) and references.ndim == inputs.ndim + 1 \
+        else references
+    if warm_up:
+        explainer.explain(inputs[:1], first, targets[:1])
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        explanation = explainer.explain(inputs, references, targets)
+        best = min(best, time.perf_counter() - start)
+    return explanation, best / len(inputs)
+
+
+def faithfulness(model, inputs, attributions, targets, fills: Dict[str, Tuple[str, Any]], args) -> Dict[str, Any]:
+    """Per-input deletion / insertion / DiffID areas for each fill."""
+    scores = {}
+    for label, (fill, values) in fills.items():
+        options = dict(fill=fill, fill_values=values, steps=args.curve_steps, sigma=args.blur_sigma, batch_size=512)
+        deletion = metrics.area_under_curve(metrics.deletion_curve(model, inputs, attributions, targets, **options))
+        insertion = metrics.area_under_curve(metrics.insertion_curve(model, inputs, attributions, targets, **options))
+        scores[label] = {"deletion": deletion, "insertion": insertion, "diffid": insertion - deletion}
+    return scores
+
+
+def summarise(model, inputs, targets, fills, args, explanation: Optional[tf_ig2.Explanation], seconds: float,
+              attributions: Optional[np.ndarray] = None, relative: Optional[np.ndarray] = None) -> Dict[str, Any]:
+    attributions = explanation.attributions if attributions is None else attributions
+    if relative is None:
+        relative = metrics.completeness_error(explanation, relative=True)
+    return {"relative": np.asarray(relative, np.float64), "seconds": seconds,
+            "scores": faithfulness(model, inputs, attributions, targets, fills, args)}
+
+
+FILL_LABELS = ("mean", "blur")
+
+
+def method_table(rows: Dict[str, Dict[str, Any]]) -> str:
+    lines = ["| method | rel. completeness error, median | 90th pct | Deletion ↓ (mean) | Insertion ↑ (mean) | "
+             "DiffID ↑ (mean) | Deletion ↓ (blur) | Insertion ↑ (blur) | DiffID ↑ (blur) | s / input |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, row in rows.items():
+        cells = [f"{np.median(row['relative']):.3g}", f"{np.percentile(row['relative'], 90):.3g}"]
+        for fill in FILL_LABELS:
+            cells += [f"{row['scores'][fill][key].mean():.2f}" for key in ("deletion", "insertion", "diffid")]
+        cells.append(f"{row['seconds']:.2f}" if row["seconds"] is not None else "(as left)")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def paired_table(rows: Dict[str, Dict[str, Any]], base: str) -> str:
+    """DiffID minus the base method's, per input: mean ± standard error, and how many inputs are higher."""
+    lines = [f"| method | DiffID − {base} (mean fill) | higher / N | DiffID − {base} (blur fill) | higher / N |",
+             "|---|---|---|---|---|"]
+    for name, row in rows.items():
+        if name == base:
+            continue
+        cells = []
+        for fill in FILL_LABELS:
+            difference = row["scores"][fill]["diffid"] - rows[base]["scores"][fill]["diffid"]
+            error = difference.std(ddof=1) / np.sqrt(len(difference)) if len(difference) > 1 else float("nan")
+            cells += [f"{difference.mean():+.2f} ± {error:.2f}", f"{int(np.sum(difference > 0))} / {len(difference)}"]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def ablation_table(rows: List[Tuple[str, str, str, Dict[str, Any]]]) -> str:
+    lines = ["| ablation | setting | rule | rel. completeness error, median | 90th pct | DiffID ↑ (mean) | "
+             "DiffID ↑ (blur) | s / input |", "|---|---|---|---|---|---|---|---|"]
+    for group, setting, rule, row in rows:
+        lines.append(f"| {group} | {setting} | {rule} | {np.median(row['relative']):.3g} | "
+                     f"{np.percentile(row['relative'], 90):.3g} | {row['scores']['mean']['diffid'].mean():.2f} | "
+                     f"{row['scores']['blur']['diffid'].mean():.2f} | {row['seconds']:.2f} |")
+    return "\n".join(lines)
+
+
+# -- why the left rule over-counts: the path, step by step --------------------------------------------
+
+def path_diagnostics(model, inputs: np.ndarray, references: np.ndarray, targets: np.ndarray,
+                     steps: int) -> Dict[str, float]:
+    """Follows the published GradPath (left rule) and measures, per step j of every pair:
+
+    ``p_j = sum (gamma_j - gamma_{j+1}) * grad f(gamma_j)`` (what the left rule adds),
+    ``a_j = f(gamma_j) - f(gamma_{j+1})`` (what the score really does),
+    ``e_j = sum (gamma_j - gamma_{j+1}) * grad f(gamma_{j+1})`` (the same step seen from its end),
+    the representation distance before and after, and the cosine between consecutive score gradients.
+    Returns medians over the pairs of the per-pair summaries.
+    """
+    from tf_ig2.model_view import ModelView
+
+    explanation = tf_ig2.IG2(model, steps=steps, value_range=(0.0, 1.0)).explain(inputs, references, targets,
+                                                                               return_path=True)
+    view = ModelView(model)
+    path = explanation.path  # (N, R, k + 1, *S)
+    n, r = path.shape[:2]
+    points = path.reshape((-1,) + path.shape[3:])
+    owners = np.repeat(np.repeat(targets, r), steps + 1).astype(np.int32)
+    reference_points = np.repeat(references.reshape((-1,) + references.shape[2:]), steps + 1, axis=0)
+
+    @tf.function
+    def evaluate(points, references, targets):
+        with tf.GradientTape() as tape:
+            tape.watch(points)
+            representation, outputs = view(points)
+            scores = target_scores(outputs, targets)
+        gradient = tape.gradient(scores, points)
+        reference_representation = view(references)[0]
+        difference = tf.reshape(representation - reference_representation, [tf.shape(points)[0], -1])
+        return scores, gradient, tf.norm(difference, axis=1)
+
+    scores, gradients, distances = [], [], []
+    for start in range(0, len(points), 64):
+        s, g, d = evaluate(tf.constant(points[start:start + 64]), tf.constant(reference_points[start:start + 64]),
+                           tf.constant(owners[start:start + 64]))
+        scores.append(s.numpy())
+        gradients.append(g.numpy())
+        distances.append(d.numpy())
+    shape = (n * r, steps + 1)
+    scores = np.concatenate(scores).reshape(shape).astype(np.float64)
+    distances = np.concatenate(distances).reshape(shape).astype(np.float64)
+    gradients = np.concatenate(gradients).reshape(shape + (-1,)).astype(np.float64)
+    flat = points.reshape(shape + (-1,)).astype(np.float64)
+    moved = flat[:, :-1] - flat[:, 1:]
+    predicted = np.einsum("pjf,pjf->pj", moved, gradients[:, :-1])
+    from_end = np.einsum("pjf,pjf->pj", moved, gradients[:, 1:])
+    actual = scores[:, :-1] - scores[:, 1:]
+    norms = np.linalg.norm(gradients, axis=2)
+    consecutive = np.einsum("pjf,pjf->pj", gradients[:, :-1], gradients[:, 1:]) / np.maximum(
+        norms[:, :-1] * norms[:, 1:], 1e-30)
+    step_cosine = predicted / np.maximum(np.linalg.norm(moved, axis=2) * norms[:, :-1], 1e-30)
+    step_norms = np.linalg.norm(moved, axis=2)
+    turning = np.einsum("pjf,pjf->pj", moved[:, :-1], moved[:, 1:]) / np.maximum(
+        step_norms[:, :-1] * step_norms[:, 1:], 1e-30)
+    rising = np.diff(distances, axis=1) > 0
+    excess = predicted - actual
+    lowest = np.argmin(distances, axis=1)
+    after = np.array([predicted[p, lowest[p]:].sum() for p in range(n * r)])
+    summary = {
+        "left sum / score gap": np.median(predicted.sum(1) / actual.sum(1)),
+        "trapezoid sum / score gap": np.median(0.5 * (predicted + from_end).sum(1) / actual.sum(1)),
+        "Σ abs(a_j) / abs(Σ a_j) (the score goes up and down)": np.median(np.abs(actual).sum(1)
+                                                                           / np.abs(actual.sum(1))),
+        "median over steps of p_j / a_j": np.median(np.median(predicted / np.where(actual == 0, np.nan, actual),
+                                                              axis=1)),
+        "median over steps of e_j / p_j (gradient along the step, end vs start)": np.median(
+            np.median(from_end / np.where(predicted == 0, np.nan, predicted), axis=1)),
+        "cosine(step, score gradient)": np.median(step_cosine),
+        "cosine(consecutive score gradients)": np.median(consecutive),
+        "share of steps where the left rule adds a positive amount (p_j > 0)": np.median(np.mean(predicted > 0,
+                                                                                              axis=1)),
+        "share of steps where the score really falls (a_j > 0)": np.median(np.mean(actual > 0, axis=1)),
+        "cosine(consecutive steps)": np.median(turning),
+        "share of steps where the representation distance rises": np.median(np.mean(rising, axis=1)),
+        "share of the over-count Σ(p_j − a_j) from those steps": np.median((excess * rising).sum(1) / excess.sum(1)),
+        "step of the lowest representation distance / k": np.median(lowest / steps),
+        "share of the left sum added after that step": np.median(after / predicted.sum(1)),
+        "representation distance at the end / at the start": np.median(distances[:, -1] / distances[:, 0]),
+    }
+    return {key: float(value) for key, value in summary.items()}
+
+
+def diagnostics_table(results: Dict[str, Dict[str, float]]) -> str:
+    names = list(results)
+    lines = ["| quantity (median over pairs) | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for key in results[names[0]]:
+        lines.append(f"| {key} | " + " | ".join(f"{results[name][key]:.3g}" for name in names) + " |")
+    return "\n".join(lines)
+
+
+# -- one network ---------------------------------------------------------------------------------------
+
+RULES = (("left", "IG² left (published)"), ("trapezoid", "IG² trapezoid"), ("midpoint", "IG² midpoint, m = 4"),
+         ("rescaled", "IG² rescaled"))
+
+
+def study(name: str, model: keras.Model, args, data) -> Dict[str, Any]:
+    train_x, train_y, test_x, test_y = data
+    rng = np.random.default_rng(args.seed)
+    inputs = test_x[:args.inputs]
+    probabilities = model.predict(inputs, verbose=0)
+    targets = np.argmax(probabilities, axis=1)
+    references = other_class_references(rng, train_x, train_y, targets, args.references)
+    fills = {"mean": ("mean", train_x.mean(axis=0)), "blur": ("blur", None)}
+    base = dict(steps=args.steps, value_range=(0.0, 1.0))
+    rows: Dict[str, Dict[str, Any]] = {}
+    explanations: Dict[str, tf_ig2.Explanation] = {}
+
+    def run(label: str, make: Callable[[], Any], refs: Any = references) -> Dict[str, Any]:
+        explanation, seconds = timed_explain(make, inputs, refs, targets, warm_up=not args.no_warm_up,
+                                             repeats=args.timing_repeats)
+        explanations[label] = explanation
+        row = summarise(model, inputs, targets, fills, args, explanation, seconds)
+        log(f"  {name} / {label}: {seconds:.2f} s per input, median relative completeness error "
+            f"{np.median(row['relative']):.3g}, DiffID mean {row['scores']['mean']['diffid'].mean():.2f}, "
+            f"blur {row['scores']['blur']['diffid'].mean():.2f}")
+        return row
+
+    for rule, label in RULES:
+        rows[label] = run(label, lambda: tf_ig2.IG2(model, integration=rule, segment_points=args.segment_points,
+                                                    **base))
+        if rule == "left":
+            left = explanations[label]
+            rows["IG² left, sum rescaled per input (post hoc)"] = summarise(
+                model, inputs, targets, fills, args, None, None, attributions=rescale_globally(left),
+                relative=np.zeros(len(inputs)))
+    rows["IG, reference baselines"] = run("IG, reference baselines",
+                                          lambda: tf_ig2.IntegratedGradients(model, args.ig_steps))
+    rows["Guided IG, zero baseline"] = run("Guided IG, zero baseline",
+                                           lambda: tf_ig2.GuidedIG(model, args.guided_steps), refs=0.0)
+    rows["Guided IG, reference baselines"] = run("Guided IG, reference baselines",
+                                                 lambda: tf_ig2.GuidedIG(model, args.guided_steps))
+    if not args.skip_prototype:
+        for rule in ("left", "rescaled"):
+            label = f"prototype: IG² momentum {args.momentum} GradPath, {rule}"
+            rows[label] = run(label, lambda: MomentumIG2(model, momentum=args.momentum, integration=rule, **base))
+    eta = tf_ig2.defaults.AUTO_STEP_FACTOR * np.linalg.norm(
+        (inputs[:, None] - references).reshape(len(inputs) * args.references, -1), axis=1) / args.steps
+    result = {"rows": rows, "targets": targets, "auto_eta": float(np.median(eta)),
+              "representation": tf_ig2.IG2(model).representation,
+              "gap": float(np.median(np.abs(left.target_scores - left.counterfactual_scores))),
+              "distance_ratio": float(np.median(left.representation_distance[..., 1]
+                                                / left.representation_distance[..., 0]))}
+
+    if name in args.ablation_models and not args.skip_ablations:
+        ablations: List[Tuple[str, str, str, Dict[str, Any]]] = []
+        ranked = ranked_class_references(rng, train_x, train_y, probabilities)
+        nearest = nearest_other_class_references(train_x, train_y, inputs, targets, args.references)
+        variants: List[Tuple[str, str, Dict[str, Any], np.ndarray]] = []
+        for layer in MODELS[name][3]:
+            variants.append(("representation", f"`{layer}` output", dict(representation_layer=layer), references))
+        variants.append(("references", "classes ranked 2nd-4th by the model, one each (R = 3)", {}, ranked))
+        variants.append(("references", f"nearest other-class in pixel L2 (R = {args.references})", {}, nearest))
+        for size in args.step_sizes:
+            variants.append(("step size", f"η = {size} (fixed)", dict(step_size=size), references))
+        for count in args.ablation_steps:
+            if count != args.steps:
+                variants.append(("steps", f"k = {count}", dict(steps=count), references))
+        for rule, label in (("left", "IG² left (published)"), ("rescaled", "IG² rescaled")):
+            ablations.append(("default", f"penultimate, R = {args.references} random other-class, auto η "
+                              f"(median {result['auto_eta']:.3g}), k = {args.steps}", rule, rows[label]))
+        for group, setting, options, refs in variants:
+            for rule in ("left", "rescaled"):
+                row = run(f"ablation {group} {setting} {rule}",
+                          lambda: tf_ig2.IG2(model, integration=rule, **dict(base, **options)), refs=refs)
+                ablations.append((group, setting, rule, row))
+        result["ablations"] = ablations
+    if not args.skip_diagnostics:
+        count = min(args.diagnostic_inputs, len(inputs))
+        log(f"  {name}: path diagnostics on {count} inputs")
+        result["diagnostics"] = path_diagnostics(model, inputs[:count], references[:count], targets[:count],
+                                                 args.steps)
+    return result
+
+
+# -- main ---------------------------------------------------------------------------------------------
+
+def parse_arguments(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run of every part in about a minute")
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--ablation-models", nargs="+", default=list(MODELS), choices=list(MODELS),
+                        help="networks the IG² ablations run on (default all)")
+    parser.add_argument("--inputs", type=int, default=8, help="held-out inputs explained per network, default 8")
+    parser.add_argument("--references", type=int, default=2, help="references per input, default 2")
+    parser.add_argument("--steps", type=int, default=tf_ig2.defaults.IG2_STEPS, help="IG² steps, default 201")
+    parser.add_argument("--segment-points", type=int, default=4, help="midpoint rule gradients per segment")
+    parser.add_argument("--ig-steps", type=int, default=tf_ig2.defaults.IG_STEPS, help="IG points, default 64")
+    parser.add_argument("--guided-steps", type=int, default=tf_ig2.defaults.GUIDED_IG_STEPS,
+                        help="Guided IG steps, default 200")
+    parser.add_argument("--curve-steps", type=int, default=16, help="deletion/insertion steps, default 16")
+    parser.add_argument("--blur-sigma", type=float, default=tf_ig2.defaults.METRIC_BLUR_SIGMA,
+                        help="blur fill sigma in pixels, default 5")
+    parser.add_argument("--step-sizes", type=float, nargs="+", default=[0.1, 1.0], help="fixed η for the ablation")
+    parser.add_argument("--ablation-steps", type=int, nargs="+", default=[64, 400])
+    parser.add_argument("--momentum", type=float, default=0.9, help="prototype's momentum")
+    parser.add_argument("--diagnostic-inputs", type=int, default=4)
+    parser.add_argument("--epochs", type=int, default=None, help="training epochs (default per network)")
+    parser.add_argument("--train-subset", type=int, default=None, help="train on this many images only")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cache-dir", default=CACHE_DIR)
+    parser.add_argument("--no-warm-up", action="store_true", help="time the first (tracing) call too")
+    parser.add_argument("--timing-repeats", type=int, default=2,
+                        help="explain calls per explainer, the fastest one timed (default 2)")
+    parser.add_argument("--skip-ablations", action="store_true")
+    parser.add_argument("--skip-prototype", action="store_true")
+    parser.add_argument("--skip-diagnostics", action="store_true")
+    parser.add_argument("--json", default=None, help="also write the numbers to this JSON file")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.inputs, args.steps, args.ig_steps, args.guided_steps, args.curve_steps = 2, 16, 8, 8, 4
+        args.segment_points, args.diagnostic_inputs = 2, 1
+        args.step_sizes, args.ablation_steps = [1.0], [8]
+        # Tracing dominates a quick run; the cheapest network to trace runs the ablations.
+        args.ablation_models = ["ResNet-style"]
+        args.no_warm_up, args.timing_repeats = True, 1
+    return args
+
+
+def cached_or_quick(name: str, args, data) -> Tuple[keras.Model, Dict[str, Any]]:
+    """``--quick``: the full run's cached model when there is one, else one epoch on 256 images."""
+    if args.quick and args.epochs is None and args.train_subset is None:
+        full = argparse.Namespace(**dict(vars(args), epochs=None, train_subset=None))
+        tag_epochs = MODELS[name][1]
+        tag = f"{name.lower().replace('-', '_')}_v{CACHE_VERSION}_s{args.seed}_e{tag_epochs}_n{len(data[0])}"
+        if os.path.exists(os.path.join(args.cache_dir, tag + ".keras")):
+            return trained_model(name, full, data, args.seed)
+        quick = argparse.Namespace(**dict(vars(args), epochs=1, train_subset=256))
+        return trained_model(name, quick, data, args.seed)
+    return trained_model(name, args, data, args.seed)
+
+
+def to_json(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(key): to_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json(item) for item in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    return value
+
+
+def main(argv=None) -> None:
+    args = parse_arguments(argv)
+    start = time.perf_counter()
+    import warnings
+
+    warnings.filterwarnings("ignore", category=tf_ig2.CompletenessWarning)
+    data = load_data()
+    threads = os.environ.get("TF_IG2_BENCH_THREADS", "TensorFlow's default")
+    print(f"# IG² on realistic CNNs (digits upsampled to {SIZE}x{SIZE}x3)\n")
+    print(f"{args.inputs} held-out inputs per network, R = {args.references} references, k = {args.steps} steps, "
+          f"deletion/insertion with {args.curve_steps} steps (blur σ = {args.blur_sigma} px), "
+          f"threads: {threads}.\n")
+    records, results = {}, {}
+    for name in args.models:
+        model, record = cached_or_quick(name, args, data)
+        records[name] = record
+        log(f"{name}: explaining")
+        results[name] = study(name, model, args, data)
+        keras.backend.clear_session()
+    print("## Networks\n")
+    print("| network | parameters | epochs | training images | held-out accuracy before BN recompute | "
+          "held-out accuracy | training s | representation (default) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, record in records.items():
+        cached = " (cached)" if record.get("cached") else ""
+        print(f"| {name} | {record['params']:,} | {record['epochs']} | {record['train_images']} | "
+              f"{record['test_accuracy_before_bn_recompute']:.3f} | {record['test_accuracy']:.3f} | "
+              f"{record['train_seconds']:.0f}{cached} | {results[name]['representation']} |")
+    print()
+    for name, result in results.items():
+        print(f"## {name}: methods\n")
+        print(f"Median |f(x) − mean_r f(GradCF_r)| of IG² left: {result['gap']:.3g} (logit); median representation "
+              f"distance end/start {result['distance_ratio']:.3g}; median auto η {result['auto_eta']:.3g}.\n")
+        print(method_table(result["rows"]) + "\n")
+        print(f"### {name}: DiffID paired against IG² left, per input\n")
+        print(paired_table(result["rows"], "IG² left (published)") + "\n")
+        if "ablations" in result:
+            print(f"## {name}: IG² ablations\n")
+            print(ablation_table(result["ablations"]) + "\n")
+    diagnostics = {name: result["diagnostics"] for name, result in results.items() if "diagnostics" in result}
+    if diagnostics:
+        print(f"## The published GradPath step by step (left rule, {args.diagnostic_inputs} inputs × "
+              f"{args.references} references per network)\n")
+        print(diagnostics_table(diagnostics) + "\n")
+    total = time.perf_counter() - start
+    print(f"Total time: {total:.0f} s")
+    if args.json:
+        report = {"arguments": vars(args), "records": records,
+                  "results": {name: {key: value for key, value in result.items()} for name, result in results.items()},
+                  "seconds": total}
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump(to_json(report), handle, indent=1, default=float)
+
+
+if __name__ == "__main__":
+    main()

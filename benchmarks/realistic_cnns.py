@@ -9,8 +9,8 @@ GELU, inverted bottleneck). Reruns load the cached ``.keras`` files and skip tra
 For each network, N held-out inputs are explained against R references (random other-class
 training inputs) by IG² with every integration rule ("left" as published, "trapezoid", "midpoint"
 with m = 4 gradients per segment, "rescaled"), by straight-line IG (same references as baselines)
-and by Guided IG (zero baseline as published, and the same references), and by one prototype
-variant of IG² written here (GradPath with momentum). For each: the relative completeness error
+and by Guided IG (zero baseline as published, and the same references), and by IG² with the
+GradPath variant ``momentum=0.9``. For each: the relative completeness error
 ``|delta| / |f(x) - mean_r f(x'_r)|`` (median and 90th percentile over the inputs), deletion,
 insertion and DiffID with the training-mean and Gaussian-blur fills (``tf_ig2.metrics``, logit of
 the predicted class, 16 curve steps), and seconds per input (every explainer warmed up once on one
@@ -256,94 +256,6 @@ def nearest_other_class_references(train_x: np.ndarray, train_y: np.ndarray, inp
     return train_x[np.stack(chosen)]
 
 
-# -- the prototype: GradPath with momentum ----------------------------------------------------------
-
-def _norm(values: tf.Tensor) -> tf.Tensor:
-    return tf.sqrt(tf.reduce_sum(tf.reshape(tf.square(values), [tf.shape(values)[0], -1]), axis=1))
-
-
-def _column(values: tf.Tensor, like: tf.Tensor) -> tf.Tensor:
-    return tf.reshape(values, [-1] + [1] * (len(like.shape) - 1))
-
-
-def integrate_momentum_gradpath(view, inputs: tf.Tensor, references: tf.Tensor, targets: tf.Tensor, *,
-                                steps: int, momentum: float, value_range: Tuple[float, float],
-                                integration: str) -> Dict[str, tf.Tensor]:
-    """GradPath whose direction is a running sum of the unit distance gradients (heavy ball).
-
-    ``v_j = momentum * v_{j-1} + u_j`` with ``u_j = g_j / ||g_j||`` the published direction, and
-    ``gamma_{j+1} = clip(gamma_j - eta * v_j / ||v_j||)`` with the published automatic step size.
-    High-frequency parts of the distance gradient that change sign from step to step (ReLU
-    gates flipping) cancel in ``v``; the direction that persists is kept. Integration as in
-    ``tf_ig2.gradpath.integrate_gradpath``, "left" or "rescaled" (single float input only).
-    """
-    from tf_ig2.gradpath import rescale_segment
-
-    reference_representation = tf.stop_gradient(tf.cast(view(references)[0], tf.float32))
-    eta = tf_ig2.defaults.AUTO_STEP_FACTOR * _norm(inputs - references) / steps
-    low, high = value_range
-
-    def distance_and_score(point):
-        representation, outputs = view(point)
-        difference = tf.cast(representation, tf.float32) - reference_representation
-        distance = tf.reduce_sum(tf.reshape(tf.square(difference), [tf.shape(difference)[0], -1]), axis=1)
-        return distance, target_scores(outputs, targets)
-
-    def body(j, point, velocity, total, pending, previous, pending_score, first_score, first_distance):
-        with tf.GradientTape(persistent=True) as tape:
-            tape.watch(point)
-            distance, score = distance_and_score(point)
-        distance_gradient = tape.gradient(distance, point)
-        gradient = tape.gradient(score, point)
-        del tape
-        unit = tf.math.divide_no_nan(distance_gradient, _column(_norm(distance_gradient), point))
-        velocity = momentum * velocity + unit
-        direction = tf.math.divide_no_nan(velocity, _column(_norm(velocity), point))
-        following = tf.clip_by_value(point - _column(eta, point) * direction, low, high)
-        moved = point - following
-        if integration == "left":
-            total = total + moved * gradient
-        else:
-            corrected = rescale_segment([pending], [previous], pending_score - score)[0]
-            total = total + tf.cast(j > 0, tf.float32) * corrected
-            pending, previous, pending_score = moved * gradient, moved, score
-        first = tf.equal(j, 0)
-        first_score = tf.where(first, score, first_score)
-        first_distance = tf.where(first, distance, first_distance)
-        return j + 1, following, velocity, total, pending, previous, pending_score, first_score, first_distance
-
-    zeros = tf.zeros_like(inputs)
-    pairs = tf.zeros([tf.shape(inputs)[0]], tf.float32)
-    state = (tf.constant(0), inputs, zeros, zeros, zeros, zeros, pairs, pairs, pairs)
-    _, end, _, total, pending, previous, pending_score, first_score, first_distance = tf.while_loop(
-        lambda j, *_: j < steps, body, state, parallel_iterations=1)
-    end_distance, end_score = distance_and_score(end)
-    if integration == "rescaled":
-        total = total + rescale_segment([pending], [previous], pending_score - end_score)[0]
-    return {"attributions": total, "counterfactuals": end, "target_scores": first_score,
-            "counterfactual_scores": end_score,
-            "representation_distance": tf.sqrt(tf.stack([first_distance, end_distance], axis=1))}
-
-
-class MomentumIG2(tf_ig2.IG2):
-    """``tf_ig2.IG2`` with the GradPath direction of :func:`integrate_momentum_gradpath` (prototype)."""
-
-    def __init__(self, model, *, momentum: float = 0.9, **options):
-        self.momentum = momentum
-        super().__init__(model, **options)
-
-    def _build(self, signature, options, score):
-        explainer = self
-        low, high = (float(np.min(bound)) for bound in self.value_range)
-
-        @tf.function(input_signature=self._specs(signature))
-        def search(inputs, references, targets, model_inputs, movable, reference_model_inputs):
-            return integrate_momentum_gradpath(explainer._view, inputs[0], references[0], targets,
-                                               steps=explainer.steps, momentum=explainer.momentum,
-                                               value_range=(low, high), integration=explainer.integration)
-        return search
-
-
 def rescale_globally(explanation: tf_ig2.Explanation) -> np.ndarray:
     """Attributions multiplied per input by ``(f(x) - mean_r f(x'_r)) / sum A``: the same ranking
     (where the factor is positive), exact completeness; a post-hoc normalisation, not a rule."""
@@ -572,10 +484,10 @@ def study(name: str, model: keras.Model, args, data) -> Dict[str, Any]:
                                            lambda: tf_ig2.GuidedIG(model, args.guided_steps), refs=0.0)
     rows["Guided IG, reference baselines"] = run("Guided IG, reference baselines",
                                                  lambda: tf_ig2.GuidedIG(model, args.guided_steps))
-    if not args.skip_prototype:
+    if not args.skip_momentum:
         for rule in ("left", "rescaled"):
-            label = f"prototype: IG² momentum {args.momentum} GradPath, {rule}"
-            rows[label] = run(label, lambda: MomentumIG2(model, momentum=args.momentum, integration=rule, **base))
+            label = f"IG² momentum={args.momentum:g} GradPath, {rule}"
+            rows[label] = run(label, lambda: tf_ig2.IG2(model, momentum=args.momentum, integration=rule, **base))
     eta = tf_ig2.defaults.AUTO_STEP_FACTOR * np.linalg.norm(
         (inputs[:, None] - references).reshape(len(inputs) * args.references, -1), axis=1) / args.steps
     result = {"rows": rows, "targets": targets, "auto_eta": float(np.median(eta)),
@@ -635,7 +547,7 @@ def parse_arguments(argv=None) -> argparse.Namespace:
                         help="blur fill sigma in pixels, default 5")
     parser.add_argument("--step-sizes", type=float, nargs="+", default=[0.1, 1.0], help="fixed η for the ablation")
     parser.add_argument("--ablation-steps", type=int, nargs="+", default=[64, 400])
-    parser.add_argument("--momentum", type=float, default=0.9, help="prototype's momentum")
+    parser.add_argument("--momentum", type=float, default=0.9, help="momentum of the GradPath variant (IG2 momentum=)")
     parser.add_argument("--diagnostic-inputs", type=int, default=4)
     parser.add_argument("--epochs", type=int, default=None, help="training epochs (default per network)")
     parser.add_argument("--train-subset", type=int, default=None, help="train on this many images only")
@@ -645,7 +557,7 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     parser.add_argument("--timing-repeats", type=int, default=2,
                         help="explain calls per explainer, the fastest one timed (default 2)")
     parser.add_argument("--skip-ablations", action="store_true")
-    parser.add_argument("--skip-prototype", action="store_true")
+    parser.add_argument("--skip-momentum", action="store_true")
     parser.add_argument("--skip-diagnostics", action="store_true")
     parser.add_argument("--json", default=None, help="also write the numbers to this JSON file")
     args = parser.parse_args(argv)

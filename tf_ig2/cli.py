@@ -36,7 +36,7 @@ from . import defaults, methods, settings
 from .cli_explain import METHOD_OPTIONS, PROGRAM, ProgressBar, UsageError, run_explain
 
 __all__ = ["main", "build_parser", "quiet_tensorflow_startup", "ProgressBar", "UsageError", "PROGRAM"]
-from .cli_files import one_line
+from .validation import one_line
 
 #: Exit statuses.
 EXIT_OK = 0

@@ -27,7 +27,7 @@ import sys
 from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 from . import defaults, methods
-from .cli_files import one_line
+from .validation import one_line
 
 PROGRAM = "tf-ig2"
 

@@ -27,6 +27,8 @@ from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from .validation import one_line
+
 PathLike = Union[str, "os.PathLike[str]"]
 
 #: Image file extensions read as images (decoded by TensorFlow).
@@ -282,13 +284,3 @@ def read_image(path: PathLike, name: str = "inputs", *, image_size: Optional[Seq
 
 
 # -- messages ------------------------------------------------------------------------------------
-def one_line(message: Union[str, BaseException]) -> str:
-    """``message`` on one line, its whitespace runs collapsed; an error is prefixed with its type.
-
-    Every message the command line prints, and every error met reading a model or a file, goes
-    through it: an error ``OSError("No space\\n left")`` becomes ``"OSError: No space left"``.
-    """
-    text = " ".join(str(message).split())
-    if not isinstance(message, BaseException):
-        return text
-    return f"{type(message).__name__}: {text}" if text else type(message).__name__

@@ -299,3 +299,15 @@ def targets(value: Any, count: int, num_classes: Optional[int]) -> Union[None, n
             f"outputs. Received: values from {int(array.min())} to {int(array.max())}"
         )
     return array.astype(np.int64)
+
+
+def one_line(message: Union[str, BaseException]) -> str:
+    """``message`` on one line, its whitespace runs collapsed; an error is prefixed with its type.
+
+    Every message the command line prints, and every error met reading a model or a file, goes
+    through it: an error ``OSError("No space\\n left")`` becomes ``"OSError: No space left"``.
+    """
+    text = " ".join(str(message).split())
+    if not isinstance(message, BaseException):
+        return text
+    return f"{type(message).__name__}: {text}" if text else type(message).__name__

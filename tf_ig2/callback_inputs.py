@@ -12,7 +12,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 
 import numpy as np
 
-from . import validation
+from . import methods, validation
 
 
 def _split_pair(validation_data: Any) -> Tuple[Any, Any]:
@@ -268,3 +268,40 @@ def check_token_method(method: Any, options: Dict[str, Any]) -> None:
     if options.get("input_layer") is None:
         raise ValueError("`input_layer` is required to explain token ids (N, T): name the model's Embedding "
                          "layer (its output space is where the path moves). Received: input_layer=None")
+
+
+def check_path_strip(path_strip: Any, input_kind: str, method: Any, name: str) -> bool:
+    """``path_strip`` checked: a bool, for image inputs explained by a method that returns its path."""
+    if not isinstance(path_strip, bool):
+        raise TypeError(f"`path_strip` must be a bool. Received: path_strip={path_strip!r}")
+    if path_strip and input_kind != "images":
+        raise ValueError(f"`path_strip` draws the GradPath of images (N, H, W[, C]). Received: {input_kind} inputs")
+    if path_strip and (method is None or "path" not in method.extra_outputs):
+        takers = ", ".join(repr(key) for key, entry in methods.METHODS.items() if "path" in entry.extra_outputs)
+        raise ValueError(f"`path_strip` needs a method that returns its path ({takers}). Received: method {name!r}")
+    return path_strip
+
+
+def build_explainer(factory: Any, model: Any, options: Dict[str, Any], reference_keyword: Optional[str],
+                    references: Any) -> Tuple[Any, Optional[str]]:
+    """``(explainer, reference keyword)``: the callback's explainer for ``model``, built by ``factory``.
+
+    An unregistered explainer's reference keyword is read from the method it declares, or its
+    ``reference_name``, once it exists.
+
+    Raises:
+        TypeError: If the factory returns no explainer.
+        ValueError: If the explainer needs references and none were given.
+    """
+    explainer = factory(model, **options)
+    if not callable(getattr(explainer, "explain", None)):
+        raise TypeError(f"The explainer factory must return an object with an `explain` method. "
+                        f"Received: {type(explainer).__name__}")
+    if reference_keyword is None:
+        registered = methods.METHODS.get(getattr(explainer, "method", None))
+        reference_keyword = (registered.reference_keyword if registered is not None
+                             else getattr(explainer, "reference_name", None))
+        if registered is not None and registered.references_required and references is None:
+            raise ValueError(f"The explainer needs `{reference_keyword}`; pass `references`. Received: references=None")
+    return explainer, reference_keyword
+

@@ -274,7 +274,7 @@ class AttributionCallback(keras.callbacks.Callback):
             colormap=colormap, min_display_size=min_display_size, value_range=explainer_options.get("value_range"),
             feature_names=feature_names, top=top, vocabulary=vocabulary,
             padding_id=callback_inputs.padding_id(explainer_options.get("padding_id", defaults.PADDING_ID)))
-        self.path_strip = self._check_path_strip(path_strip)
+        self.path_strip = callback_inputs.check_path_strip(path_strip, self.input_kind, self._method, self.name)
         targets = choose_targets(class_index, labels, len(inputs))
         self.class_index = class_index
         self.targets = None if targets is None else targets[:len(self.inputs)]
@@ -294,18 +294,6 @@ class AttributionCallback(keras.callbacks.Callback):
         self._explainer = None
         self._writer: Optional[EventsWriter] = None
         self._training = False
-
-    def _check_path_strip(self, path_strip: Any) -> bool:
-        if not isinstance(path_strip, bool):
-            raise TypeError(f"`path_strip` must be a bool. Received: path_strip={path_strip!r}")
-        if path_strip and self.input_kind != "images":
-            raise ValueError(f"`path_strip` draws the GradPath of images (N, H, W[, C]). Received: "
-                             f"{self.input_kind} inputs")
-        if path_strip and (self._method is None or "path" not in self._method.extra_outputs):
-            takers = ", ".join(repr(key) for key, entry in methods.METHODS.items() if "path" in entry.extra_outputs)
-            raise ValueError(f"`path_strip` needs a method that returns its path ({takers}). Received: method "
-                             f"{self.name!r}")
-        return path_strip
 
     @property
     def images(self) -> np.ndarray:
@@ -342,18 +330,8 @@ class AttributionCallback(keras.callbacks.Callback):
         if model is None:
             raise ValueError("The callback has no model; it is set by `model.fit(callbacks=[...])`.")
         if self._explainer is None or getattr(self._explainer, "model", model) is not model:
-            explainer = self._factory(model, **self.explainer_options)
-            if not callable(getattr(explainer, "explain", None)):
-                raise TypeError(f"The explainer factory must return an object with an `explain` method. "
-                                f"Received: {type(explainer).__name__}")
-            if self._reference_keyword is None:
-                registered = methods.METHODS.get(getattr(explainer, "method", None))
-                self._reference_keyword = (registered.reference_keyword if registered is not None
-                                           else getattr(explainer, "reference_name", None))
-                if registered is not None and registered.references_required and self.references is None:
-                    raise ValueError(f"The explainer needs `{self._reference_keyword}`; pass `references`. "
-                                     "Received: references=None")
-            self._explainer = explainer
+            self._explainer, self._reference_keyword = callback_inputs.build_explainer(
+                self._factory, model, self.explainer_options, self._reference_keyword, self.references)
         return self._explainer
 
     def explain(self) -> Explanation:

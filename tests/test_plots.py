@@ -3,6 +3,7 @@
 import sys
 
 import keras
+import matplotlib  # the test extra installs it; users get it with the plot extra
 import numpy as np
 import pytest
 
@@ -10,8 +11,6 @@ import tf_ig2
 from tf_ig2 import defaults
 from tf_ig2.explanation import Explanation
 from tf_ig2.visualize import plots
-
-matplotlib = pytest.importorskip("matplotlib")
 
 
 def explanation_of(attributions, counterfactuals, method="ig2", targets=(3, 1, 0), path=None):

@@ -434,8 +434,8 @@ def test_help_documents_every_option(capsys):
     status, out, _ = run(["explain", "--help"], capsys)
     assert status == 0
     for option in ("--inputs", "--references", "--method", "--target", "--representation-layer", "--steps",
-                   "--step-size", "--integration", "--segment-points", "--momentum", "--rule", "--fraction", "--max-dist",
-                   "--value-range", "--batch-size", "--image-size", "--scale", "--output", "--overwrite",
+                   "--step-size", "--integration", "--segment-points", "--momentum", "--rule", "--fraction",
+                   "--max-dist", "--value-range", "--batch-size", "--image-size", "--scale", "--output", "--overwrite",
                    "--signature", "--output-name", "--unsafe-deserialization", "--min-display-size", "--quiet",
                    "Exit status"):
         assert option in out

@@ -23,9 +23,9 @@ import numpy as np
 import tensorflow as tf
 
 from . import defaults, layer_hooks
-from .model_graph import (ModelInputs, activation_name, check_output, all_layers, final_activation_of, find_layer, innermost,
-                          is_activation_layer, keras_module, linear_copy, output_names, pick, producer, resolve_input_layers,
-                          select_output, sublayers, symbolic_outputs)
+from .model_graph import (ModelInputs, activation_name, all_layers, check_output, final_activation_of,
+                          find_layer, innermost, is_activation_layer, keras_module, linear_copy, output_names,
+                          pick, producer, resolve_input_layers, select_output, sublayers, symbolic_outputs)
 
 LayerSpec = Union[None, str, int, Any]
 Targets = Union[None, int, np.ndarray, Callable[[Any], Any]]
@@ -58,7 +58,8 @@ class ModelView:
             if backend != "tensorflow":
                 raise ValueError(
                     "tf_ig2 computes gradients with TensorFlow and needs Keras' TensorFlow backend. "
-                    f"Received: keras.backend.backend()={backend!r}; set KERAS_BACKEND=tensorflow before importing keras"
+                    f"Received: keras.backend.backend()={backend!r}; set KERAS_BACKEND=tensorflow before importing "
+                    "keras"
                 )
         self.model = model
         self.inputs = ModelInputs(model)
@@ -263,7 +264,8 @@ class ModelView:
 def _single_tensor(outputs: Any, what: str) -> tf.Tensor:
     if tf.is_tensor(outputs) or isinstance(outputs, np.ndarray):
         return outputs
-    raise ValueError(f"{what} needs a model with a single output tensor. Received outputs of type {type(outputs).__name__}")
+    raise ValueError(f"{what} needs a model with a single output tensor. "
+                     f"Received outputs of type {type(outputs).__name__}")
 
 
 def num_classes(outputs: Any) -> Optional[int]:

@@ -2,9 +2,9 @@
 
 :func:`load_model` (:mod:`tf_ig2.model_loading`) turns any of the three into a Keras object the
 explainers accept (a Keras 3 model, a tf_keras model when only tf_keras reads the file, or a
-SavedModel signature), and :func:`explain_saved_model` explains inputs with a registered method (:mod:`tf_ig2.methods`), by
-default IG² (Zhuo & Ge, TPAMI 2024, Eqs. 7-10), after checking that they fit the model's expected
-input shape, before any gradient is computed.
+SavedModel signature), and :func:`explain_saved_model` explains inputs with a registered method
+(:mod:`tf_ig2.methods`), by default IG² (Zhuo & Ge, TPAMI 2024, Eqs. 7-10), after checking that they
+fit the model's expected input shape, before any gradient is computed.
 
 A SavedModel keeps functions, not layers: it is served through one of its signatures (by default
 ``serving_default``), wrapped in :class:`SavedModelFunction`. With no layer to pick a

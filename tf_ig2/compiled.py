@@ -77,6 +77,7 @@ class CompiledModel:
         self.view = ModelView(model, representation_layer, input_layer=input_layer, output=output,
                               need_representation=need_representation)
         self._functions: Dict[Tuple[Any, ...], Any] = {}
+        self._embeddings: Optional[List[Optional[str]]] = None
 
     @property
     def model(self) -> Any:
@@ -150,7 +151,6 @@ class CompiledModel:
         view = self.view
         flat = view.inputs.flatten("inputs", inputs)
         several = len(flat) > 1
-        embeddings = None
         checked = []
         for index, value in enumerate(flat):
             name = f"inputs[{view.inputs.names[index]!r}]" if several else "inputs"
@@ -158,8 +158,9 @@ class CompiledModel:
                 array = validation.model_input_array(name, value)
             else:
                 array = validation.float_array(name, value)
-                if embeddings is None:
-                    embeddings = view.inputs.embedding_consumers(view.model)
+                if self._embeddings is None:  # the model's structure is fixed: read it once
+                    self._embeddings = view.inputs.embedding_consumers(view.model)
+                embeddings = self._embeddings
                 if embeddings[index] is not None:
                     raise ValueError(
                         f"`{name}` feeds the embedding layer '{embeddings[index]}', whose lookup has no gradient: "

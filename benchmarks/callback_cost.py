@@ -287,7 +287,8 @@ def main() -> None:
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for index, row in enumerate(rows):
         callback_s = f"{row['callback_s']:.2f}" if "callback_s" in row else ""
-        print(f"| {row['phase']} | {index} | {row['epoch_s']:.2f} | {row['cpu_s']:.2f} | {callback_s} | {row['threads']} | "
+        print(f"| {row['phase']} | {index} | {row['epoch_s']:.2f} | {row['cpu_s']:.2f} | "
+              f"{callback_s} | {row['threads']} | "
               f"{row['rss_mib']:.0f} | {row['train_traces']} | {row.get('explainer_traces', '')} |")
 
 

@@ -44,8 +44,8 @@ def child(steps: int, inputs: int, references: int, return_path: bool) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import numpy as np
-
     import speed
+
     import tf_ig2
 
     model = speed.benchmark_cnn(SAMPLE_SHAPE)

@@ -538,6 +538,7 @@ def gallery(inputs: np.ndarray, attributions: Attributions, targets: np.ndarray,
             scale: int = 12) -> None:
     """One row per input: the digit, then each method's signed map (red +, blue -)."""
     from PIL import Image, ImageDraw
+
     from tf_ig2 import visualize
 
     cell = 8 * scale

@@ -38,6 +38,7 @@ import tensorflow as tf  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import authors_loop  # noqa: E402
+
 import tf_ig2  # noqa: E402
 from tf_ig2 import defaults  # noqa: E402
 

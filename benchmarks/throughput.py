@@ -289,7 +289,8 @@ def main(argv=None) -> int:
             failed |= report["difference"] > 1e-4
             print(f"two workers (MultiWorkerMirroredStrategy, TF_CONFIG, localhost), digits CNN, "
                   f"N={arguments.device_inputs}: {report['replicas']} replicas, {report['seconds']:.2f} s explaining "
-                  f"({report['wall']:.1f} s with start-up and tracing), max |difference| to one device {report['difference']:.2e}")
+                  f"({report['wall']:.1f} s with start-up and tracing), "
+                  f"max |difference| to one device {report['difference']:.2e}")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     print()

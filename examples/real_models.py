@@ -90,7 +90,8 @@ def main():
                              for attributions in explanation.attributions)
     for index in range(args.inputs):
         print(f"   digit {labels[held_out][index]}: class {explanation.targets[index]}, attribution to the image "
-              f"{image_part[index]:+.3f}, to the row sums {rows_part[index]:+.3f}, delta {explanation.delta[index]:+.3f}")
+              f"{image_part[index]:+.3f}, to the row sums {rows_part[index]:+.3f}, "
+              f"delta {explanation.delta[index]:+.3f}")
 
 
 if __name__ == "__main__":

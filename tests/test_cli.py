@@ -13,6 +13,7 @@ import pytest
 
 import tf_ig2
 from tf_ig2 import cli, saved_model
+
 from conftest import listing, small_cnn
 
 STEPS = 8

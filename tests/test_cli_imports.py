@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from tf_ig2 import cli, saved_model
+
 from conftest import listing
 
 STEPS = 4

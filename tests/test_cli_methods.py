@@ -10,6 +10,7 @@ import pytest
 
 import tf_ig2
 from tf_ig2 import cli, methods
+
 from conftest import listing, small_cnn
 
 N, R, STEPS = 5, 2, 8

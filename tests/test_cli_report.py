@@ -12,7 +12,9 @@ import pytest
 
 from tf_ig2 import cli, defaults, visualize
 from tf_ig2.explanation import Explanation
-from tf_ig2.visualize import markup, panel_layout as layout
+from tf_ig2.visualize import markup
+from tf_ig2.visualize import panel_layout as layout
+
 from conftest import listing, small_cnn
 
 STEPS = 8

@@ -11,6 +11,7 @@ import pytest
 from tf_ig2 import cli, cli_files, defaults
 from tf_ig2.dataset import load_results
 from tf_ig2.gradpath import IG2
+
 from conftest import listing, small_cnn
 
 N, R, STEPS, SHARD = 40, 2, 8, 8

@@ -102,7 +102,8 @@ def test_linear_model_closed_form(representation_layer):
     rng = np.random.default_rng(2)
     inputs, references = rng.normal(size=(4, 3, 4)).astype(np.float32), rng.normal(size=(6, 3, 4)).astype(np.float32)
     targets = np.array([0, 1, 4, 2])
-    explanation = tf_ig2.IG2(model, steps=20, representation_layer=representation_layer).explain(inputs, references, targets)
+    explainer = tf_ig2.IG2(model, steps=20, representation_layer=representation_layer)
+    explanation = explainer.explain(inputs, references, targets)
     kernel = model.layers[-1].weights[0].numpy()  # (12, 5)
     weights = kernel[:, targets].T.reshape(4, 3, 4)
     expected = weights * (inputs - explanation.counterfactuals.mean(axis=1))
@@ -250,7 +251,8 @@ def test_sequential_functional_subclassed_agree(data):
     functional = keras.Model(x, y)
     subclassed = Subclassed()
     subclassed(inputs)
-    for source, target in zip(sequential.layers, [subclassed.conv, subclassed.flatten, subclassed.features, subclassed.head]):
+    twins = [subclassed.conv, subclassed.flatten, subclassed.features, subclassed.head]
+    for source, target in zip(sequential.layers, twins):
         target.set_weights(source.get_weights())
     results = [tf_ig2.IG2(m, steps=6, representation_layer=layer).explain(inputs, references, 2).attributions
                for m, layer in ((sequential, "features"), (functional, "features"), (subclassed, subclassed.features))]
@@ -272,7 +274,8 @@ def test_representation_layer_choices(model, data):
     inputs, references = data
     by_index = tf_ig2.IG2(model, steps=4, representation_layer=2).explain(inputs, references, 0)
     by_name = tf_ig2.IG2(model, steps=4, representation_layer="features").explain(inputs, references, 0)
-    by_layer = tf_ig2.IG2(model, steps=4, representation_layer=model.get_layer("features")).explain(inputs, references, 0)
+    by_layer = tf_ig2.IG2(model, steps=4, representation_layer=model.get_layer("features")).explain(
+        inputs, references, 0)
     default = tf_ig2.IG2(model, steps=4).explain(inputs, references, 0)
     for other in (by_name, by_layer, default):
         np.testing.assert_allclose(other.attributions, by_index.attributions, atol=1e-6)
@@ -305,11 +308,15 @@ def test_bad_model():
 
 
 @pytest.mark.parametrize("inputs, references, targets, error, match", [
-    (np.zeros((2, 8, 8, 1), np.float32), np.zeros((3, 8, 8, 2), np.float32), None, ValueError, "references.*Received: shape"),
-    (np.zeros((8, 8, 1), np.float32), np.zeros((3, 8, 8, 1), np.float32), None, ValueError, r"inputs.*\(N, 8, 8, 1\).*Received: shape \(8, 8, 1\)"),
-    (np.zeros((2, 8, 9, 1), np.float32), np.zeros((3, 8, 9, 1), np.float32), None, ValueError, r"inputs.*\(N, 8, 8, 1\)"),
+    (np.zeros((2, 8, 8, 1), np.float32), np.zeros((3, 8, 8, 2), np.float32), None, ValueError,
+     "references.*Received: shape"),
+    (np.zeros((8, 8, 1), np.float32), np.zeros((3, 8, 8, 1), np.float32), None, ValueError,
+     r"inputs.*\(N, 8, 8, 1\).*Received: shape \(8, 8, 1\)"),
+    (np.zeros((2, 8, 9, 1), np.float32), np.zeros((3, 8, 9, 1), np.float32), None, ValueError,
+     r"inputs.*\(N, 8, 8, 1\)"),
     (np.full((2, 8, 8, 1), np.nan, np.float32), np.zeros((3, 8, 8, 1), np.float32), None, ValueError, "inputs.*finite"),
-    (np.zeros((2, 8, 8, 1), np.float32), np.full((3, 8, 8, 1), np.inf, np.float32), None, ValueError, "references.*finite"),
+    (np.zeros((2, 8, 8, 1), np.float32), np.full((3, 8, 8, 1), np.inf, np.float32), None, ValueError,
+     "references.*finite"),
     (np.zeros((2, 8, 8, 1), np.uint8), np.zeros((3, 8, 8, 1), np.float32), None, TypeError, "inputs.*floating"),
     (np.zeros((2, 8, 8, 1), np.float32), np.zeros((0, 8, 8, 1), np.float32), None, ValueError, "references.*empty"),
     (np.zeros((2, 8, 8, 1), np.float32), np.zeros((3, 8, 8, 1), np.float32), 3, ValueError, r"targets.*\[0, 2\]"),

@@ -3,14 +3,15 @@
 import keras
 import numpy as np
 import pytest
+import saliency.core.guided_ig as saliency_guided_ig
 import tensorflow as tf
 
-import saliency.core.guided_ig as saliency_guided_ig
-from conftest import small_cnn
 from tf_ig2 import defaults
 from tf_ig2.guided_ig import GuidedIG, integrate_guided
-from tf_ig2.straight import IntegratedGradients
 from tf_ig2.model_view import ModelView, target_scores
+from tf_ig2.straight import IntegratedGradients
+
+from conftest import small_cnn
 
 
 def small_dense(features=6, classes=3, seed=1):

@@ -12,7 +12,6 @@ from tf_ig2.explanation import Explanation
 
 from conftest import small_cnn
 
-
 # -- an independent reference implementation ----------------------------------------------------
 
 def reference_counts(units, steps):

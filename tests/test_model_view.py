@@ -289,7 +289,7 @@ def test_threads_give_serial_results_and_leave_the_model_alone(rng):
     stop.set()
     watcher.join()
     assert not errors, errors[:3]
-    for (index, name), attributions in results.items():
+    for (_index, name), attributions in results.items():
         np.testing.assert_allclose(attributions, serial[name], rtol=1e-5, atol=1e-6)
     assert len(results) == 4 * len(EXPLAINERS)
     assert_unchanged(model, before, inputs, predictions)

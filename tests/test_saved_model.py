@@ -13,6 +13,7 @@ import pytest
 
 import tf_ig2
 from tf_ig2 import saved_model
+
 from conftest import small_cnn
 
 STEPS = 8
@@ -242,8 +243,9 @@ def test_plain_tensorflow_saved_model(tmp_path):
 
 
 def test_saved_model_weights_are_visible_to_dataset_fingerprints(tmp_path):
-    from conftest import small_cnn
     from tf_ig2.dataset import plan
+
+    from conftest import small_cnn
 
     fingerprints = []
     for seed in (0, 1, 0):

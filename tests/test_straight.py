@@ -52,7 +52,8 @@ def test_rules_converge_at_their_order_on_a_cubic(rule, order):
     inputs = keras.Input((4,))
     model = keras.Model(inputs, Cubic()(inputs))
     x = np.array([[1.0, -0.5, 2.0, 0.25]], np.float32)
-    errors = [np.abs(tf_ig2.IntegratedGradients(model, steps=s, rule=rule).explain(x, targets=0).attributions[0] - x[0] ** 3).max()
+    errors = [np.abs(tf_ig2.IntegratedGradients(model, steps=s, rule=rule).explain(x, targets=0).attributions[0]
+                     - x[0] ** 3).max()
               for s in (9, 33)]
     assert errors[0] > 1e-3
     # Four times the points: the error falls by about 4 (first order) or 16 (second order).
@@ -86,7 +87,8 @@ def test_matches_pair_saliency_integrated_gradients():
 
     method = saliency.IntegratedGradients()
     for n, target in enumerate(targets):
-        theirs = method.GetMask(inputs[n], call_model, {"target": target}, x_baseline=baseline, x_steps=20, batch_size=7)
+        theirs = method.GetMask(inputs[n], call_model, {"target": target}, x_baseline=baseline,
+                               x_steps=20, batch_size=7)
         np.testing.assert_allclose(ours.attributions[n], theirs, atol=1e-6, rtol=1e-4)
 
 

@@ -4,10 +4,11 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import small_cnn
 from tf_ig2 import visualize
 from tf_ig2.gradpath import ig2
 from tf_ig2.tf_explain_style import IG2Explainer
+
+from conftest import small_cnn
 
 
 @pytest.fixture

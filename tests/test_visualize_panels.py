@@ -193,7 +193,8 @@ def test_repr_html_is_a_compact_escaped_summary():
 def test_repr_html_of_many_inputs_lists_the_first_ones():
     count = 25
     explanation = Explanation(attributions=np.zeros((count, 3)), counterfactuals=np.zeros((count, 1, 3)),
-                              target_scores=np.ones(count, np.float32), counterfactual_scores=np.zeros(count, np.float32),
+                              target_scores=np.ones(count, np.float32),
+                              counterfactual_scores=np.zeros(count, np.float32),
                               delta=np.zeros(count, np.float32), method="ig", targets=None)
     parsed = parse(explanation._repr_html_())
     assert parsed.tags.count("tr") == 5 + 1 + 10  # five facts, the header, ten inputs

@@ -32,7 +32,8 @@ def test_token_html_escapes_and_colours():
 
 
 def test_feature_bars_order_and_direction():
-    chart = visualize.feature_bars(["small", "big negative", "medium"], [0.1, -1.0, 0.5], row_height=20, width=400).numpy()
+    chart = visualize.feature_bars(["small", "big negative", "medium"], [0.1, -1.0, 0.5],
+                                   row_height=20, width=400).numpy()
     assert chart.shape == (60, 400, 3)
     axis = 160 + 120
     # First row: the largest magnitude, negative: a blue bar left of the axis.

@@ -170,7 +170,8 @@ class AttributionCallback(keras.callbacks.Callback):
     """Logs attributions of a fixed batch of validation inputs to TensorBoard every few epochs.
 
     Images, tabular rows and token ids are shown each by their display
-    (:mod:`tf_ig2.callback_displays`; see the module docstring for the tags). The explainer (and its compiled function) is built once, when
+    (:mod:`tf_ig2.callback_displays`; see the module docstring for the tags).
+    The explainer (and its compiled function) is built once, when
     training begins, and reused every epoch: it reads the model's live weights, runs it in
     inference mode and changes no weight, optimizer slot or metric. A failure while logging
     becomes a warning and training goes on.

@@ -305,8 +305,7 @@ def _add_method_options(explain: argparse.ArgumentParser, round_off_eps: int) ->
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``tf-ig2`` argument parser (subcommands ``explain`` and ``demo``)."""
-    from . import __version__
-    from . import cli_files
+    from . import __version__, cli_files
 
     parser = _Parser(prog=PROGRAM, description="IG2 attributions (Integrated Gradient on Iterative Gradient "
                                                 "Path) for Keras and TensorFlow models.")

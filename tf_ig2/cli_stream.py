@@ -24,6 +24,7 @@ from .cli_files import PathLike, ValueRange
 from .dataset.results import ResultsFolder, load_results, merge_shards, write_json
 from .explanation import Explanation
 
+
 def _chunk_rows(array: np.ndarray) -> int:
     """Rows of ``array`` read at a time by the scans below: about 16 MB."""
     row_bytes = int(np.prod(array.shape[1:], dtype=np.int64)) * array.dtype.itemsize

@@ -21,7 +21,8 @@ class Explanation:
     Attributes:
         attributions: ``(N, *S)`` float32, the attribution of every input feature (``(N, T)``
             per token with an ``input_layer``; a list or dict of arrays for several inputs).
-        counterfactuals: ``(N, R, *S)`` float32 (a list or dict for several inputs), the end point of every path: GradCF for IG², the
+        counterfactuals: ``(N, R, *S)`` float32 (a list or dict for several inputs), the end
+            point of every path: GradCF for IG², the
             baselines for straight-line and Guided IG.
         target_scores: ``(N,)`` float32, the explained score ``f_c(x)``.
         counterfactual_scores: ``(N,)`` float32, ``mean_r f_c(counterfactual_r)``.

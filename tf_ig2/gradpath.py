@@ -23,11 +23,10 @@ import numpy as np
 import tensorflow as tf
 
 from . import defaults, diagnostics, settings, validation
+from .compiled import ModelCache, as_list
 from .explanation import Explanation
 from .model_view import LayerSpec, ModelView, Targets, target_scores
-from .compiled import ModelCache, as_list
 from .pairs import PairExplainer
-
 
 INTEGRATIONS = settings.INTEGRATIONS
 
@@ -107,7 +106,7 @@ def integrate_gradpath(
     segment_points: int = defaults.IG2_SEGMENT_POINTS,
     momentum: float = defaults.IG2_MOMENTUM,
 ) -> Dict[str, Any]:
-    """Searches the GradPath of each (input, reference) pair and integrates along it.
+    r"""Searches the GradPath of each (input, reference) pair and integrates along it.
 
     A pure tensor function: run it eagerly, or inside ``tf.function`` as :class:`IG2` does.
     With ``d_j = gamma_j - gamma_{j+1}`` and ``g = grad f_c``, the integration rules are:

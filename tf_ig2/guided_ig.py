@@ -25,8 +25,8 @@ import numpy as np
 import tensorflow as tf
 
 from . import defaults, settings
-from .model_view import ModelView
 from .compiled import as_list
+from .model_view import ModelView
 from .pairs import BaselineExplainer
 from .straight import endpoint_scores, score_gradient
 
@@ -47,7 +47,7 @@ def _is_close(first: tf.Tensor, second: tf.Tensor) -> tf.Tensor:
 
 def integrate_guided(view: ModelView, inputs: Any, baselines: Any, targets: Any, *,
                      steps: int, fraction: float, max_dist: float, model_inputs: Any = None) -> Dict[str, Any]:
-    """Guided IG of each (input, baseline) pair; a pure tensor function.
+    r"""Guided IG of each (input, baseline) pair; a pure tensor function.
 
     Run it eagerly, or inside ``tf.function`` as :class:`GuidedIG` does. A pair whose input
     equals its baseline gets zero attribution.

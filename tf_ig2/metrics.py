@@ -35,8 +35,8 @@ import numpy as np
 import tensorflow as tf
 
 from . import defaults, validation
-from .explanation import Explanation
 from .compiled import CompiledModel, ModelCache
+from .explanation import Explanation
 from .model_view import Targets, target_scores
 
 #: The fills a removed feature can be replaced by.

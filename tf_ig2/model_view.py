@@ -23,9 +23,25 @@ import numpy as np
 import tensorflow as tf
 
 from . import defaults, layer_hooks
-from .model_graph import (ModelInputs, activation_name, all_layers, check_output, final_activation_of,
-                          find_layer, innermost, is_activation_layer, keras_module, linear_copy, output_names,
-                          pick, producer, resolve_input_layers, select_output, sublayers, symbolic_outputs)
+from .model_graph import (
+    ModelInputs,
+    activation_name,
+    all_layers,
+    check_output,
+    final_activation_of,
+    find_layer,
+    innermost,
+    is_activation_layer,
+    keras_module,
+    linear_copy,
+    output_names,
+    pick,
+    producer,
+    resolve_input_layers,
+    select_output,
+    sublayers,
+    symbolic_outputs,
+)
 
 LayerSpec = Union[None, str, int, Any]
 Targets = Union[None, int, np.ndarray, Callable[[Any], Any]]

@@ -133,8 +133,9 @@ class PairExplainer:
             index = np.arange(start, min(start + size, total))
             input_index, reference_index = index // r, index % r
 
-            def owner(array: np.ndarray) -> np.ndarray:  # (N, R, ...) per input, or (1, R, ...) shared
-                return input_index if array.shape[0] == n else np.zeros_like(input_index)
+            def owner(array: np.ndarray, rows: np.ndarray = input_index) -> np.ndarray:
+                # (N, R, ...) per input, or (1, R, ...) shared
+                return rows if array.shape[0] == n else np.zeros_like(rows)
 
             chunk = function(
                 [tf.constant(points[input_index]) for points in batch.points],

@@ -19,8 +19,8 @@ import tensorflow as tf
 
 from . import defaults, settings
 from .compiled import as_list
-from .pairs import BaselineExplainer
 from .model_view import ModelView, target_scores
+from .pairs import BaselineExplainer
 
 RULES = settings.IG_RULES
 
@@ -69,7 +69,7 @@ def endpoint_scores(view: ModelView, inputs: List[tf.Tensor], baselines: List[tf
 
 def integrate_straight(view: ModelView, inputs: Any, baselines: Any, targets: Any, *,
                        steps: int, rule: str = defaults.IG_RULE, model_inputs: Any = None) -> dict:
-    """Integrated Gradients of each (input, baseline) pair; a pure tensor function.
+    r"""Integrated Gradients of each (input, baseline) pair; a pure tensor function.
 
     Args:
         view: The model's score (:class:`~tf_ig2.model_view.ModelView`).

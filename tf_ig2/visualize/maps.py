@@ -141,7 +141,10 @@ def _signed(attributions: Any, percentile: float) -> tuple:
 
 
 def _diverging(signed: np.ndarray) -> np.ndarray:
-    """``(..., 3)`` colours of values in [-1, 1]: ``v > 0`` is ``(1, 1 - v, 1 - v)``, ``v < 0`` ``(1 - |v|, 1 - |v|, 1)``."""
+    """``(..., 3)`` colours of values in [-1, 1].
+
+    ``v > 0`` is ``(1, 1 - v, 1 - v)``, ``v < 0`` ``(1 - |v|, 1 - |v|, 1)``.
+    """
     positive, negative = np.maximum(signed, 0.0), np.maximum(-signed, 0.0)
     return np.stack([1.0 - negative, 1.0 - positive - negative, 1.0 - positive], axis=-1)
 

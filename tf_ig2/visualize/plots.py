@@ -23,7 +23,8 @@ from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from .. import defaults, validation
-from . import maps, markup, tokens as token_pictures
+from . import maps, markup
+from . import tokens as token_pictures
 from .panel_layout import _joint_display, _single
 
 #: The diverging colour map of signed attributions (blue, white, red: the same as the panels).

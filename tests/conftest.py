@@ -40,3 +40,9 @@ def listing(folder):
             with open(path, "rb") as handle:
                 found[os.path.relpath(path, folder)] = handle.read()
     return found
+
+
+def nearest_reference(inputs, references):
+    """The smallest Euclidean distance between an input ``(N, ...)`` and a reference ``(R, ...)``."""
+    differences = np.asarray(inputs)[:, None] - np.asarray(references)[None]
+    return float(np.linalg.norm(differences.reshape(differences.shape[:2] + (-1,)), axis=-1).min())

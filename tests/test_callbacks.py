@@ -448,3 +448,13 @@ def test_tensorboard_server_lists_the_image_tags(trained):
             server.wait(timeout=15)
     assert set(listed.get("ig2", {})) >= {"ig2/overlay", "ig2/grid"}, listed
     assert set(listed.get("ig", {})) >= {"ig/overlay", "ig/grid"}, listed
+
+
+def test_every_tag_says_what_it_shows(trained):
+    run = read_run(os.path.join(trained["log_dir"], "ig2"))
+    tags = run.Tags()["tensors"]
+    assert {"ig2/panels", "ig2/overlay", "ig2/grid", "ig2/relative_completeness_delta"} <= set(tags)
+    for tag in tags:
+        description = run.SummaryMetadata(tag).summary_description
+        assert len(description) > 30, (tag, description)
+    assert "red raises the explained score" in run.SummaryMetadata("ig2/panels").summary_description

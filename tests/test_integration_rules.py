@@ -11,7 +11,7 @@ import tensorflow as tf
 import tf_ig2
 from tf_ig2 import gradpath
 
-from conftest import small_cnn
+from conftest import nearest_reference, small_cnn
 
 RULES = gradpath.INTEGRATIONS
 
@@ -97,11 +97,17 @@ def test_rescale_segment_closed_forms():
 
 @pytest.mark.parametrize("integration", RULES)
 def test_rules_stay_close_to_the_published_rule_on_a_smooth_model(integration, data):
-    """On the smooth (tanh) test CNN every rule is within 2% (of the largest attribution) of "left"."""
+    """On the smooth (tanh) test CNN every rule is within 2% (of the largest attribution) of "left".
+
+    The path stops at a third of the way to the nearest reference: a path that reaches the valley of
+    the representation distance bounces, and the rules then differ by how often, not by O(h).
+    """
     model = small_cnn()
     inputs, references = data
-    left = tf_ig2.IG2(model, value_range=(0.0, 1.0)).explain(inputs, references)
-    other = tf_ig2.IG2(model, value_range=(0.0, 1.0), integration=integration).explain(inputs, references)
+    shared = dict(value_range=(0.0, 1.0), steps=100,
+                  step_size=0.3 * nearest_reference(inputs, references) / 100)
+    left = tf_ig2.IG2(model, **shared).explain(inputs, references)
+    other = tf_ig2.IG2(model, integration=integration, **shared).explain(inputs, references)
     scale = np.abs(left.attributions).max()
     np.testing.assert_allclose(other.attributions, left.attributions, atol=0.02 * scale)
 
@@ -153,11 +159,11 @@ def test_momentum_path_matches_a_step_by_step_loop(rng):
                               keras.layers.Dense(2, name="head")])
     x, reference = rng.random((1, 4)).astype(np.float32), rng.random((1, 4)).astype(np.float32)
     steps, beta = 6, 0.5
-    explanation = tf_ig2.IG2(model, steps=steps, momentum=beta, representation_layer="features").explain(
+    eta = 0.2 * float(np.linalg.norm(x - reference)) / steps  # a short path: it never bounces, round-off stays small
+    explanation = tf_ig2.IG2(model, steps=steps, step_size=eta, momentum=beta, representation_layer="features").explain(
         x, reference, targets=0)
     features = keras.Model(model.inputs, model.get_layer("features").output)
     target = features(reference).numpy()
-    eta = 2.0 * np.linalg.norm(x - reference) / steps
     point, velocity = x.astype(np.float64), np.zeros_like(x, np.float64)
     for _ in range(steps):
         variable = tf.Variable(point.astype(np.float32))

@@ -18,6 +18,7 @@ _PUBLIC = {
     "IG2Callback": "callbacks",
     "IG2Explainer": "tf_explain_style",
     "CompletenessWarning": "diagnostics",
+    "DegenerateWarning": "diagnostics",
     "Explanation": "explanation",
     "GuidedIG": "guided_ig",
     "IG2": "gradpath",

@@ -24,6 +24,35 @@ import numpy as np
 from . import defaults, validation, visualize
 from .explanation import Explanation
 
+#: What each tag shows, by its last component: TensorBoard's description of the summary.
+DESCRIPTIONS: Dict[str, str] = {
+    "panels": "One panel per logged input: the input; its GradCF (IG²) or baseline, averaged over the references; "
+              "the signed attribution (red raises the explained score, blue lowers it; colour bar in attribution "
+              "units); the attribution magnitude over the grey input (with its colour bar).",
+    "overlay": "Each logged input blended with its attribution magnitude (sum over channels of |attribution|, "
+               "brighter is larger, scaled per image to its 99th percentile).",
+    "grid": "All logged inputs' pictures of this run tiled in one image, in input order (row by row).",
+    "path": "The GradPath of the first input towards its first reference, at 0, 25, 50, 75 and 100% of its steps: "
+            "the input becomes GradCF.",
+    "bars": "One bar chart per logged row: each feature's attribution (red raises the explained score, blue "
+            "lowers it).",
+    "tokens": "One heat strip per logged sentence: each token's attribution (red raises the explained score, "
+              "blue lowers it, on one symmetric scale per sentence).",
+    "text": "The logged sentences' tokens with their attributions, as Markdown tables.",
+    "completeness_delta": "Mean over the logged inputs of |sum of attributions - (f(x) - f(end of path))|.",
+    "relative_completeness_delta": "Median over the logged inputs of |delta| / |f(x) - f(end of path)| (inputs "
+                                   "with no score change left out; NaN when none changes); above 0.1 the "
+                                   "attributions do not add up.",
+    "target_score": "Mean over the logged inputs of the explained score f(x) (a logit).",
+    "representation_distance": "Mean distance between the representation at GradCF and at its reference: "
+                               "how close the GradPath got.",
+}
+
+
+def describe(tag: str) -> str:
+    """TensorBoard's description of ``tag`` (``""`` for an unknown one)."""
+    return DESCRIPTIONS.get(tag.rsplit("/", 1)[-1], "")
+
 
 class Display:
     """Pictures of one kind of input; subclasses implement :meth:`images` (and :meth:`texts`).

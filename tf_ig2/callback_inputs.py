@@ -50,12 +50,7 @@ def _check_token_ids(token_ids: Any) -> np.ndarray:
     if token_ids.ndim != 2:
         raise ValueError("`validation_data` must hold token ids (N, T). "
                          f"Received: {validation._describe(token_ids)}")
-    if np.issubdtype(token_ids.dtype, np.floating) and np.any(np.mod(token_ids, 1) != 0):
-        raise ValueError("`validation_data` must hold whole token ids (integers, or floats without a fraction). "
-                         f"Received: {validation._describe(token_ids)} with fractional values")
-    if np.any(token_ids < 0):
-        raise ValueError(f"`validation_data` token ids must be >= 0. Received: minimum {token_ids.min()}")
-    return token_ids
+    return validation.token_ids("validation_data", token_ids)
 
 
 #: The kinds of inputs the callbacks can show: ``kind -> (input check, what one input is called)``.

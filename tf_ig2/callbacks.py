@@ -44,7 +44,7 @@ import numpy as np
 import tensorflow as tf
 
 from . import callback_inputs, defaults, diagnostics, methods, validation
-from .callback_displays import make_display
+from .callback_displays import describe, make_display
 from .callback_inputs import INPUT_KINDS, choose_targets, split_validation_data
 from .explanation import Explanation
 from .visualize import encode_images, encode_png, token_markdown
@@ -120,7 +120,8 @@ class EventsWriter:
         if key not in self._functions:
             from tensorboard.plugins.image import metadata
 
-            image_metadata = metadata.create_summary_metadata(display_name=None, description=None)
+            image_metadata = {tag: metadata.create_summary_metadata(display_name=None, description=describe(tag))
+                              for tag in image_tags}
             signature = ([tf.TensorSpec([], tf.int64)] + [tf.TensorSpec([None], tf.string)] * len(image_tags)
                          + [tf.TensorSpec([len(scalar_tags)], tf.float32)]
                          + [tf.TensorSpec([], tf.string)] * len(text_tags))
@@ -129,11 +130,11 @@ class EventsWriter:
             def write(step, *values):
                 images, scalars, texts = values[:len(image_tags)], values[len(image_tags)], values[len(image_tags) + 1:]
                 for tag, encoded in zip(image_tags, images):
-                    tf.summary.write(tag, encoded, step=step, metadata=image_metadata)
+                    tf.summary.write(tag, encoded, step=step, metadata=image_metadata[tag])
                 for index, tag in enumerate(scalar_tags):
-                    tf.summary.scalar(tag, scalars[index], step=step)
+                    tf.summary.scalar(tag, scalars[index], step=step, description=describe(tag))
                 for tag, text in zip(text_tags, texts):
-                    tf.summary.text(tag, text, step=step)
+                    tf.summary.text(tag, text, step=step, description=describe(tag))
 
             self._functions[key] = write
         return self._functions[key]

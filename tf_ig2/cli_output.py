@@ -133,7 +133,7 @@ def records(count: int, *, targets: Optional[np.ndarray], scores: np.ndarray, gr
             "score": float(scores[index]),
             "gradcf_score": float(gradcf_scores[index]),
             "completeness_delta": float(deltas[index]),
-            "relative_delta": float(relative[index]),
+            "relative_delta": float(relative[index]) if np.isfinite(relative[index]) else None,
         }
         if distances is not None:
             record["representation_distance"] = [

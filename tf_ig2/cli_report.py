@@ -150,7 +150,8 @@ def write_panels(folder: str, explanation: Any, images: np.ndarray, *, total: in
     """
     counterfactuals = explanation.counterfactuals
     names = file_names(PANEL_PATTERN, len(images), total)
-    label = markup.end_label(explanation.method)
+    references = 1 if counterfactuals is None else np.shape(counterfactuals[0])[0]
+    label = markup.end_column_label(explanation.method, references)
     for index, name in enumerate(names):
         other = None
         if counterfactuals is not None:

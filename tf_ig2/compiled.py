@@ -143,6 +143,13 @@ class CompiledModel:
         return np.concatenate([embed(tf.constant(model_inputs[start:start + size])).numpy()
                                for start in range(0, len(model_inputs), size)])
 
+    def _token_ids(self, name: str, array: np.ndarray, index: int) -> np.ndarray:
+        """Checks raw ids of input ``index`` against its ``input_layer``'s vocabulary (``input_dim``)."""
+        layer = self.view.input_layers[index]
+        size = getattr(layer, "input_dim", None)
+        return validation.token_ids(name, array, size if isinstance(size, int) else None,
+                                    getattr(layer, "name", None))
+
     def check_inputs(self, inputs: Any) -> Any:
         """Validates raw ``inputs`` (an array, or a list/dict for several inputs) against the model.
 
@@ -155,7 +162,7 @@ class CompiledModel:
         for index, value in enumerate(flat):
             name = f"inputs[{view.inputs.names[index]!r}]" if several else "inputs"
             if view.input_layers[index] is not None:
-                array = validation.model_input_array(name, value)
+                array = self._token_ids(name, validation.model_input_array(name, value), index)
             else:
                 array = validation.float_array(name, value)
                 if self._embeddings is None:  # the model's structure is fixed: read it once
@@ -203,7 +210,8 @@ class CompiledModel:
                 batch.reference_raw.append(None)
                 batch.movable.append(None)
                 continue
-            raw_references = validation.references_array(label, reference, array.shape, integer=True)
+            raw_references = self._token_ids(label, validation.references_array(label, reference, array.shape,
+                                                                                integer=True), index)
             if raw_references.dtype != array.dtype:
                 raise TypeError(f"`{label}` must have the dtype of the inputs ({array.dtype}). "
                                 f"Received: {raw_references.dtype}")

@@ -28,6 +28,13 @@ IG2_RESCALE_MIN_SHARE: float = 0.1
 #: ``explain`` warns (tf_ig2.CompletenessWarning) when the median relative completeness error
 #: ``|delta| / |f(x) - f(counterfactual)|`` of a call exceeds this.
 COMPLETENESS_WARNING_THRESHOLD: float = 0.1
+#: A score gap ``|f(x) - f(counterfactual)|`` is negligible, so that there is no score change to
+#: attribute and ``relative_delta`` is NaN, when it is at most the larger of
+#: ``NEGLIGIBLE_GAP_RELATIVE * max(|f(x)|, |f(counterfactual)|)`` (the scores agree to about four
+#: significant digits: a few hundred float32 round-offs of the score) and ``NEGLIGIBLE_GAP_ABSOLUTE``
+#: (scores that are all but zero, e.g. an untrained network's logits of 1e-12).
+NEGLIGIBLE_GAP_RELATIVE: float = 1e-4
+NEGLIGIBLE_GAP_ABSOLUTE: float = 1e-6
 
 #: ``step_size="auto"`` makes each step ``AUTO_STEP_FACTOR * ||x - x_r||_2 / steps`` long, i.e. the
 #: path is about ``AUTO_STEP_FACTOR`` times as long as the straight line to the reference.

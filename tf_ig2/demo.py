@@ -191,7 +191,7 @@ def run_demo(output_dir: str = defaults.DEMO_OUTPUT_DIR, *, overwrite: bool = Fa
             "epochs": epochs,
             "seed": seed,
         }
-        names = [f"held-out digit {int(index)} (label {int(label)})" for index, label in zip(chosen, labels)]
+        names = [f"digit {int(label)} (held-out row {int(index)})" for index, label in zip(chosen, labels)]
         strip_explainer, _ = build_explainer(model, ig2_options)  # the saved model's weights
         report = cli_report.ReportOptions(
             value_range=(0.0, 1.0), path_strips=cli_report.path_strip_maker(

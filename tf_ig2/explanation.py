@@ -13,6 +13,8 @@ from typing import Any, Optional
 
 import numpy as np
 
+from . import defaults
+
 
 @dataclasses.dataclass(frozen=True, repr=False)
 class Explanation:
@@ -81,7 +83,38 @@ class Explanation:
         return explanation_html(self)
 
     @property
+    def negligible_gap(self) -> np.ndarray:
+        """``(N,)`` bool: whether the score hardly changes between the input and its counterfactuals.
+
+        True where ``|target_scores - counterfactual_scores|`` is at most the larger of
+        :data:`~tf_ig2.defaults.NEGLIGIBLE_GAP_RELATIVE` times the larger score magnitude and
+        :data:`~tf_ig2.defaults.NEGLIGIBLE_GAP_ABSOLUTE`: there is then no score change to
+        attribute (an untrained or constant model, a counterfactual of the same class).
+        """
+        return negligible_gap(self.target_scores, self.counterfactual_scores)
+
+    @property
     def relative_delta(self) -> np.ndarray:
-        """``(N,)`` ``|delta|`` divided by ``|target_scores - counterfactual_scores|``."""
-        gap = np.abs(self.target_scores - self.counterfactual_scores)
-        return np.abs(self.delta) / np.maximum(gap, np.finfo(np.float32).tiny)
+        """``(N,)`` ``|delta|`` divided by ``|target_scores - counterfactual_scores|``.
+
+        NaN where the gap is negligible (:attr:`negligible_gap`): a ratio to a gap of round-off
+        size says nothing.
+        """
+        gap = np.abs(np.asarray(self.target_scores, np.float64) - np.asarray(self.counterfactual_scores, np.float64))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            relative = np.abs(np.asarray(self.delta, np.float64)) / gap
+        return np.where(self.negligible_gap, np.nan, relative).astype(np.float32)
+
+
+def negligible_gap(target_scores: Any, counterfactual_scores: Any) -> np.ndarray:
+    """``(N,)`` bool: whether each score gap is negligible (see :attr:`Explanation.negligible_gap`).
+
+    Args:
+        target_scores: ``(N,)`` (or any shape) scores ``f_c(x)``.
+        counterfactual_scores: Scores ``f_c(x')`` of the same shape.
+    """
+    start = np.asarray(target_scores, np.float64)
+    end = np.asarray(counterfactual_scores, np.float64)
+    scale = np.maximum(np.abs(start), np.abs(end))
+    limit = np.maximum(defaults.NEGLIGIBLE_GAP_RELATIVE * scale, defaults.NEGLIGIBLE_GAP_ABSOLUTE)
+    return np.abs(start - end) <= limit

@@ -345,7 +345,6 @@ class IG2(PairExplainer):
         #: The checked ``(low, high)`` pair (``None``: no clipping); for several inputs, a list
         #: with one pair or ``None`` per input.
         self.value_range = self._ranges[0] if self._ranges is not None and len(self._ranges) == 1 else self._ranges
-        self._warned = False
         #: With an embedding ``input_layer`` and no ``value_range``, the path is clipped to the
         #: per-dimension range of the embedding table, read inside the compiled graph so that it
         #: follows the table as training changes it.
@@ -412,7 +411,11 @@ class IG2(PairExplainer):
 
         Warns:
             CompletenessWarning: Once per explainer, when the median relative completeness
-            error of a call exceeds :data:`tf_ig2.defaults.COMPLETENESS_WARNING_THRESHOLD`.
+                error of a call exceeds :data:`tf_ig2.defaults.COMPLETENESS_WARNING_THRESHOLD`.
+            DegenerateWarning: Once per explainer, when an input's score hardly changes between
+                it and its GradCF, or no gradient reaches a model input.
+
+        Raises for non-finite scores or gradients a ``ValueError`` naming the input and reference.
         """
         if not isinstance(return_path, bool):
             raise TypeError(f"`return_path` must be a bool. Received: return_path={return_path!r}")
@@ -431,9 +434,11 @@ class IG2(PairExplainer):
             representation_distance=results["representation_distance"].astype(np.float32),
             representation=self.representation,
         )
-        if not self._warned:
-            self._warned = diagnostics.warn_if_incomplete(explanation, self.integration, stacklevel=3)
         return explanation
+
+    def _completeness_advice(self) -> str:
+        return (f"The {self.integration!r} rule does this on deep ReLU/BatchNorm networks, where the GradPath "
+                f"zig-zags; try {diagnostics.REMEDIES[self.integration]}.")
 
 
 #: The explainers behind :func:`ig2`, most recently used last; bounded, since each holds its model.

@@ -29,6 +29,8 @@ class Method:
         scalar_reference: Whether a scalar reference (one value for every feature) is allowed.
         extra_outputs: :class:`~tf_ig2.Explanation` fields beyond the common ones it fills.
         settings: The frozen settings dataclass.
+        end_name: What the end of its paths is called in messages and pictures (``"GradCF"``,
+            ``"baseline"``).
     """
 
     name: str
@@ -38,6 +40,7 @@ class Method:
     scalar_reference: bool
     extra_outputs: Tuple[str, ...]
     settings: type
+    end_name: str = "baseline"
 
     @property
     def explainer(self) -> type:
@@ -57,7 +60,8 @@ class Method:
 
 METHODS: Dict[str, Method] = {
     "ig2": Method("ig2", "tf_ig2.gradpath:IG2", "references", True, False,
-                  ("representation_distance", "path", "representation"), settings.IG2Settings),
+                  ("representation_distance", "path", "representation"), settings.IG2Settings,
+                  end_name="GradCF"),
     "ig": Method("ig", "tf_ig2.straight:IntegratedGradients", "baselines", False, True, (), settings.IGSettings),
     "guided_ig": Method("guided_ig", "tf_ig2.guided_ig:GuidedIG", "baselines", False, True, (),
                         settings.GuidedIGSettings),
@@ -73,6 +77,11 @@ def get(name: Any) -> Method:
     if not isinstance(name, str) or name not in METHODS:
         raise ValueError(f"`method` must be one of {sorted(METHODS)}. Received: method={name!r}")
     return METHODS[name]
+
+
+def end_name(name: Any) -> str:
+    """What the end of method ``name``'s paths is called (``"baseline"`` for an unknown method)."""
+    return METHODS[name].end_name if isinstance(name, str) and name in METHODS else "baseline"
 
 
 def of(explainer: Any) -> Method:

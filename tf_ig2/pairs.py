@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
-from . import defaults
+from . import defaults, diagnostics, methods
 from .compiled import Batch, CompiledModel, as_list
 from .explanation import Explanation
 from .model_view import ModelView
@@ -49,6 +49,8 @@ class PairExplainer:
         #: Optional ``wrapper(function) -> function`` applied to every compiled per-pair function
         #: before it runs, e.g. to spread it over a ``tf.distribute`` strategy's replicas.
         self.pair_wrapper: Optional[Callable[[PairFunction], PairFunction]] = None
+        #: The warnings already given (each kind once per explainer).
+        self._warned: set = set()
 
     @property
     def model(self) -> Any:
@@ -165,8 +167,46 @@ class PairExplainer:
         """Per-input arrays in the structure of the model's inputs (one array for one input)."""
         return flat[0] if len(flat) == 1 else self.view.inputs.pack(flat)
 
+    def _completeness_advice(self) -> str:
+        """Why the attributions may not add up for this method, and what to try (options as ``name='value'``)."""
+        return "Try more steps."
+
+    def _diagnose(self, explanation: Explanation, attributions: List[np.ndarray], counterfactuals: List[np.ndarray],
+                  batch: Batch) -> None:
+        """Warns (each kind once per explainer) of a negligible score gap, a dead input, incompleteness.
+
+        Args:
+            explanation: The explanation.
+            attributions: Per model input, the ``(N, ...)`` attributions.
+            counterfactuals: Per model input, the ``(N, R, *S_i)`` ends of the paths.
+            batch: The checked inputs.
+
+        Warns:
+            DegenerateWarning: When an input's score does not change along its paths, or no
+                gradient reaches a model input that the paths move.
+            CompletenessWarning: When the median relative completeness error exceeds
+                :data:`tf_ig2.defaults.COMPLETENESS_WARNING_THRESHOLD`.
+        """
+        end_name = methods.end_name(self.method)
+        level = 4  # warn_* -> _diagnose -> _explanation -> explain -> the caller
+        # With no score change anywhere, zero attributions say nothing about the gradient's reach.
+        changed = not bool(np.all(explanation.negligible_gap))
+        moved = [changed and bool(np.any(ends != points[:, None]))
+                 for ends, points in zip(counterfactuals, batch.points)]
+        checks = {
+            "degenerate": lambda: diagnostics.warn_if_degenerate(explanation, end_name, stacklevel=level + 1),
+            "disconnected": lambda: diagnostics.warn_if_disconnected(attributions, moved, self.view.inputs.names,
+                                                                     stacklevel=level + 1),
+            "incomplete": lambda: diagnostics.warn_if_incomplete(explanation, self._completeness_advice(), end_name,
+                                                                 stacklevel=level + 1),
+        }
+        for kind, check in checks.items():
+            if kind not in self._warned and check():
+                self._warned.add(kind)
+
     def _explanation(self, results: Dict[str, Any], targets: Optional[np.ndarray], batch: Batch,
                      **extra: Any) -> Explanation:
+        diagnostics.check_finite(results, end_name=methods.end_name(self.method), input_names=self.view.inputs.names)
         attributions = []
         for index, value in enumerate(as_list(results["attributions"])):
             value = value.mean(axis=1, dtype=np.float64).astype(np.float32)
@@ -179,7 +219,7 @@ class PairExplainer:
         delta = (summed - (target_scores.astype(np.float64) - counterfactual_scores)).astype(np.float32)
         counterfactuals = [value.astype(np.float32) for value in as_list(results["counterfactuals"])]
         path = results.get("path")
-        return Explanation(
+        explanation = Explanation(
             attributions=self._pack(attributions),
             counterfactuals=self._pack(counterfactuals),
             target_scores=target_scores,
@@ -190,6 +230,8 @@ class PairExplainer:
             path=None if path is None else self._pack(as_list(path)),
             **extra,
         )
+        self._diagnose(explanation, attributions, counterfactuals, batch)
+        return explanation
 
 
 class BaselineExplainer(PairExplainer):
@@ -240,7 +282,11 @@ class BaselineExplainer(PairExplainer):
             ``(N, R, *S)``.
 
         Raises:
-            TypeError, ValueError: On malformed inputs, baselines or targets.
+            TypeError, ValueError: On malformed inputs, baselines or targets; ValueError when a
+                score or gradient is not finite (naming the input and baseline).
+
+        Warns:
+            DegenerateWarning, CompletenessWarning: Once per explainer (see :meth:`_diagnose`).
         """
         batch = self._prepare(inputs, baselines, allow_scalar=True)
         class_indices, score = self._batch_targets(targets, batch)

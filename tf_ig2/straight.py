@@ -128,6 +128,11 @@ class IntegratedGradients(BaselineExplainer):
         super().__init__(model, batch_size=self.settings.batch_size, output=output, input_layer=input_layer,
                          padding_id=self.settings.padding_id)
 
+    def _completeness_advice(self) -> str:
+        order = "1/steps^2" if self.rule in ("trapezoid", "midpoint") else "1/steps"
+        return (f"The {self.rule!r} rule's error falls as {order} on smooth models; try more steps, or check "
+                f"the model for gradients that jump (ReLU networks need many steps).")
+
     def _integrate(self, inputs, baselines, targets, model_inputs):
         return integrate_straight(self.view, inputs, baselines, targets, steps=self.steps, rule=self.rule,
                                   model_inputs=model_inputs)

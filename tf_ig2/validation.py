@@ -111,6 +111,26 @@ def model_input_array(name: str, value: Any, *, min_rank: int = 2) -> np.ndarray
     return array
 
 
+def token_ids(name: str, array: np.ndarray, vocabulary_size: Optional[int] = None,
+              layer_name: Optional[str] = None) -> np.ndarray:
+    """Checks that ``array`` holds whole, non-negative token ids below ``vocabulary_size``.
+
+    Raises:
+        ValueError: On fractional, negative or too large ids (an embedding would read a negative
+            id from the end of its table, truncate a fraction, or fail deep inside TensorFlow).
+    """
+    if np.issubdtype(array.dtype, np.floating) and np.any(np.mod(array, 1) != 0):
+        raise ValueError(f"`{name}` must hold whole token ids (integers, or floats without a fraction). "
+                         f"Received: {_describe(array)} with fractional values")
+    if np.any(array < 0):
+        raise ValueError(f"`{name}` token ids must be >= 0. Received: minimum {array.min()}")
+    if vocabulary_size is not None and np.any(array >= vocabulary_size):
+        layer = f" of the embedding layer '{layer_name}'" if layer_name else ""
+        raise ValueError(f"`{name}` token ids must be below the vocabulary size{layer} ({vocabulary_size}). "
+                         f"Received: maximum {array.max()}")
+    return array
+
+
 def references_array(
     name: str, value: Any, inputs_shape: Sequence[int], *, allow_scalar: bool = False,
     integer: bool = False,

@@ -125,6 +125,23 @@ def _magnitude(attributions: Any, percentile: float) -> np.ndarray:
     return np.clip(_robust_scale(maps, percentile), 0.0, 1.0)
 
 
+def _scales(maps: np.ndarray, percentile: float) -> np.ndarray:
+    """``(N,)`` the value of each ``(N, H, W)`` map that :func:`_robust_scale` maps to 1, in its units.
+
+    The per-image percentile of ``|maps|``, or the maximum when that percentile is zero (0 for an
+    all-zero map).
+    """
+    flat = np.abs(maps.reshape(len(maps), -1))
+    peaks = flat.max(axis=1)
+    levels = np.percentile(flat / np.where(peaks > 0.0, peaks, 1.0)[:, None], percentile, axis=1)
+    return np.where(levels > 0.0, levels, 1.0) * peaks
+
+
+def _magnitude_scales(attributions: Any, percentile: float) -> np.ndarray:
+    """``(N,)`` the ``sum_c |A|`` that the magnitude maps show at full colour (attribution units)."""
+    return _scales(_channel_sum("attributions", attributions, absolute=True), percentile)
+
+
 def _signed(attributions: Any, percentile: float) -> tuple:
     """``(N, H, W)`` signed maps ``sum_c A`` scaled into [-1, 1], and ``(N,)`` their scales.
 
@@ -132,12 +149,7 @@ def _signed(attributions: Any, percentile: float) -> tuple:
     percentile of ``|sum_c A|``, or its maximum when that percentile is zero (0 for an all-zero map).
     """
     maps = _channel_sum("attributions", attributions, absolute=False)
-    scaled = _robust_scale(maps, percentile)
-    flat = np.abs(maps.reshape(len(maps), -1))
-    peaks = flat.max(axis=1)
-    levels = np.percentile(flat / np.where(peaks > 0.0, peaks, 1.0)[:, None], percentile, axis=1)
-    scales = np.where(levels > 0.0, levels, 1.0) * peaks
-    return np.clip(scaled, -1.0, 1.0), scales
+    return np.clip(_robust_scale(maps, percentile), -1.0, 1.0), _scales(maps, percentile)
 
 
 def _diverging(signed: np.ndarray) -> np.ndarray:

@@ -51,8 +51,16 @@ def html_image(picture: Any, alt: str = "") -> str:
 
 
 def end_label(method: Any) -> str:
-    """What the path's end point is called: ``"GradCF"`` for IG², ``"baseline"`` for the others."""
-    return "GradCF" if method == "ig2" else "baseline"
+    """What the path's end point is called, as the method registry says (``"GradCF"`` for IG²)."""
+    from .. import methods  # the registry, without TensorFlow
+
+    return methods.end_name(method)
+
+
+def end_column_label(method: Any, references: int) -> str:
+    """The counterfactual column's label: ``"GradCF"``, or ``"GradCF (mean of 4)"`` over 4 references."""
+    label = end_label(method)
+    return f"{label} (mean of {references})" if references > 1 else label
 
 
 def class_label(target: Any, class_names: Optional[Sequence[Any]] = None) -> str:
@@ -75,10 +83,12 @@ def caption(explanation: Any, index: int, class_names: Optional[Sequence[Any]] =
     """
     target = None if explanation.targets is None else explanation.targets[index]
     relative = float(explanation.relative_delta[index])
+    completeness = (f"delta {float(explanation.delta[index]):+.2g} ({100.0 * relative:.2g}%)" if np.isfinite(relative)
+                    else "no score change to attribute")
     return [f"#{index} class {class_label(target, class_names)}",
             f"f(x) {float(explanation.target_scores[index]):.3g}  "
             f"f({end_label(explanation.method)}) {float(explanation.counterfactual_scores[index]):.3g}  "
-            f"delta {float(explanation.delta[index]):+.2g} ({100.0 * relative:.2g}%)"]
+            + completeness]
 
 
 def _shape(value: Any) -> str:

@@ -11,7 +11,8 @@ TensorBoard callback (``<name>/panels``), the command line and HTML reports (wra
 - *attribution*: ``sum_c A`` in red (positive) and blue (negative) on white, scaled symmetrically
   by its ``percentile`` of ``|sum_c A|`` (:func:`~tf_ig2.visualize.diverging_map`); the colour bar
   beside it is labelled with that scale in attribution units;
-- *|attribution|*: the magnitude map in ``colormap`` blended over the grey input.
+- *|attribution|*: the magnitude ``sum_c |A|`` in ``colormap`` blended over the grey input, scaled by
+  its own ``percentile``; its colour bar runs from 0 to that scale.
 """
 
 from __future__ import annotations
@@ -70,13 +71,21 @@ def _joint_display(image: np.ndarray, other: Optional[np.ndarray], value_range: 
     return [np.repeat(p, 3, axis=-1) if p.shape[-1] == 1 else p for p in shown]
 
 
-def _colour_bar(height: int, scale: float) -> np.ndarray:
-    """A vertical red-white-blue bar ``(height, W, 3)`` uint8 labelled ``+scale``, ``0`` and ``-scale``."""
-    labels = [f"+{scale:.2g}", "0", f"-{scale:.2g}"]
+def _colour_bar(height: int, scale: float, colormap: Optional[str] = None) -> np.ndarray:
+    """A vertical colour bar ``(height, W, 3)`` uint8 with its labels.
+
+    Without ``colormap``: red-white-blue, labelled ``+scale``, ``0`` and ``-scale`` (signed maps);
+    with it: that map from 0 (bottom) to ``scale`` (top), labelled ``scale`` and ``0`` (magnitudes).
+    """
+    if colormap is None:
+        labels = [f"+{scale:.2g}", "0", f"-{scale:.2g}"]
+        colours = maps._diverging(np.linspace(1.0, -1.0, height))
+    else:
+        labels = [f"{scale:.2g}", "", "0"]
+        colours = maps._colorize(np.linspace(1.0, 0.0, height), maps._colormap_argument(colormap))
     width = BAR_WIDTH + 4 + max(_text_width(label) for label in labels)
     bar = np.full((height, width, 3), _BACKGROUND, np.uint8)
-    values = np.linspace(1.0, -1.0, height)[:, None].repeat(BAR_WIDTH, axis=1)
-    bar[:, :BAR_WIDTH] = np.round(maps._diverging(values) * 255.0).astype(np.uint8)
+    bar[:, :BAR_WIDTH] = np.round(colours[:, None] * 255.0).astype(np.uint8)
     bar[[0, -1], :BAR_WIDTH] = _FRAME
     bar[:, [0, BAR_WIDTH - 1]] = _FRAME
     for label, baseline in zip(labels, (9, height // 2 + 4, height - 2)):
@@ -138,9 +147,12 @@ def panel(image: Any, attribution: Any, counterfactual: Any = None, *, title: Op
     pictures = [(label, np.round(maps._enlarge(picture, factor) * 255.0).astype(np.uint8))
                 for label, picture in columns]
     height = pictures[0][1].shape[0]
-    bar = _colour_bar(height, float(scales[0]))
-    widths = [max(picture.shape[1], _text_width(label)) for label, picture in pictures]
-    widths[2 if other is not None else 1] += GAP // 2 + bar.shape[1]
+    bars = {"attribution": _colour_bar(height, float(scales[0]))}
+    if magnitude:
+        bars["|attribution| on grey"] = _colour_bar(height, float(maps._magnitude_scales(attribution, percentile)[0]),
+                                                    colormap)
+    widths = [max(picture.shape[1], _text_width(label)) + (GAP // 2 + bars[label].shape[1] if label in bars else 0)
+              for label, picture in pictures]
     title_lines = [] if title is None else str(title).split("\n")
     body_width = sum(widths) + GAP * (len(widths) - 1)
     width = 2 * MARGIN + max([body_width] + [_text_width(line) for line in title_lines])
@@ -154,9 +166,9 @@ def panel(image: Any, attribution: Any, counterfactual: Any = None, *, title: Op
         bottom, right = top + LINE + height, left + picture.shape[1]
         canvas[top + LINE - 1:bottom + 1, left - 1:right + 1] = _FRAME  # a 1 px frame: white maps stay visible
         canvas[top + LINE:bottom, left:right] = picture
-        if label == "attribution":
+        if label in bars:
             start = left + picture.shape[1] + GAP // 2
-            canvas[top + LINE:top + LINE + height, start:start + bar.shape[1]] = bar
+            canvas[top + LINE:top + LINE + height, start:start + bars[label].shape[1]] = bars[label]
         left += cell + GAP
     return canvas
 
@@ -229,5 +241,7 @@ def explanation_panels(explanation: Any, inputs: Any, *, class_names: Optional[S
                          f"{inputs.shape}")
     count = len(inputs) if max_items is None else min(len(inputs), validation.positive_int("max_items", max_items))
     titles = ["\n".join(markup.caption(explanation, index, class_names)) for index in range(count)]
+    references = counterfactuals.shape[1] if counterfactuals.ndim == inputs.ndim + 1 else 1
+    label = markup.end_column_label(explanation.method, references)
     return panels(inputs[:count], attributions[:count], counterfactuals[:count], titles=titles,
-                  counterfactual_label=markup.end_label(explanation.method), **options)
+                  counterfactual_label=label, **options)

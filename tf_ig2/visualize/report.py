@@ -91,13 +91,41 @@ def _section(record: Mapping[str, Any], method: Any, pictures: Sequence[Tuple[st
     heading = f"#{index}" + (f" {record['name']}" if record.get("name") else "")
     header = ["target", "f(x)", f"f({end})", "completeness delta", "relative delta"]
     row = [_number(record.get("target")), _number(record.get("score")), _number(record.get("gradcf_score")),
-           _number(record.get("completeness_delta")), _number(record.get("relative_delta"))]
+           _number(record.get("completeness_delta")),
+           _number(record["relative_delta"]) if record.get("relative_delta") is not None
+           else "no score change to attribute"]
     distances = _distances(record)
     if distances is not None:
         header.append("representation distance (start \u2192 end)")
         row.append(distances)
     return (f'<section id="input-{html_text(index)}"><h3>{html_text(heading)}</h3>'
             f"{html_table(header, [row])}{_images(pictures)}</section>")
+
+
+def _reading_guide(summary: Mapping[str, Any]) -> str:
+    """A few sentences saying what the pictures and numbers of the page mean."""
+    end = end_label(summary.get("method"))
+    shape = summary.get("counterfactuals_shape")
+    references = int(shape[1]) if isinstance(shape, (list, tuple)) and len(shape) > 1 else None
+    over = f"the mean over its {references} references" if references and references > 1 else "one per reference"
+    where = (f"{end} is the end of the GradPath: the point reached from the input by fixed-length steps that "
+             f"bring the model's representation towards that of a reference, a counterfactual close to the input"
+             if summary.get("representation") else f"the {end} is where the integration path starts")
+    sentences = [
+        f"Each input's panel shows, left to right: the input; its {end} ({over}; {where}); the signed "
+        f"attribution, red where a feature raises the explained score and blue where it lowers it, on one "
+        f"symmetric scale given by its colour bar; and the attribution's magnitude over the grey input, "
+        f"with its own colour bar.",
+        f"The table gives the explained class (target), its score f(x) and f({end}) (averaged over the "
+        f"references), the completeness delta (the attributions' sum minus f(x) - f({end}); small against "
+        f"the score gap is good) and the relative delta (|delta| over that gap; \"no score change to "
+        f"attribute\" when the gap is negligible, as for an untrained model).",
+    ]
+    if summary.get("representation"):
+        sentences.append(f"Representation distance (start \u2192 end): how far the representation of the path's "
+                         f"point is from each reference's, at the input and at {end}; the path did its work when "
+                         f"the end is much smaller than the start.")
+    return "".join(f"<p>{html_text(sentence)}</p>" for sentence in sentences)
 
 
 def report_html(summary: Mapping[str, Any], records: Sequence[Mapping[str, Any]], *,
@@ -132,5 +160,6 @@ def report_html(summary: Mapping[str, Any], records: Sequence[Mapping[str, Any]]
                        for record in records)
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{html_text(title)}</title><style>{_STYLE}</style></head><body>"
-            f"<h1>{html_text(title)}</h1>{facts}<h2>Settings</h2>{settings_table}"
+            f"<h1>{html_text(title)}</h1><h2>How to read this page</h2>{_reading_guide(summary)}"
+            f"{facts}<h2>Settings</h2>{settings_table}"
             f"<h2>Inputs</h2>{note_html}{sections}</body></html>\n")

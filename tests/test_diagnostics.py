@@ -159,3 +159,30 @@ def test_token_ids_out_of_range_are_refused(name, ids, message):
         explainer.explain(ids, np.zeros((1, 3), ids.dtype), 0)
     with pytest.raises(ValueError, match=message):  # references too
         explainer.explain(good, ids[None], 0)
+
+
+@pytest.mark.parametrize("name", sorted(methods.METHODS))
+def test_a_callable_target_of_the_wrong_shape_is_refused_clearly(name, inputs):
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    explainer = methods.get(name).build(model, steps=STEPS)
+    with pytest.raises(ValueError, match=r"one score per input, shape \(N,\). Received: scores of shape \(2, 3\)"):
+        explainer.explain(inputs, np.zeros((2, 4), np.float32), lambda outputs: outputs)
+    with pytest.raises(ValueError, match="callable `targets` failed on the model output: IndexError"):
+        explainer.explain(inputs, np.zeros((2, 4), np.float32), lambda outputs: [][0])
+    explanation = explainer.explain(inputs, np.zeros((2, 4), np.float32), lambda outputs: outputs[:, 1:2])
+    assert explanation.attributions.shape == inputs.shape
+
+
+@pytest.mark.parametrize("make", [lambda x: (row for row in x), lambda x: iter(x),
+                                  lambda x: __import__("tensorflow").data.Dataset.from_tensor_slices(x).batch(2)])
+def test_streams_of_inputs_point_to_explain_dataset(make, inputs):
+    explainer = tf_ig2.IntegratedGradients(constant_model(), steps=STEPS)
+    with pytest.raises(TypeError, match="`inputs` must be an array or tensor holding all its rows.*explain_dataset"):
+        explainer.explain(make(inputs), 0.0)
+
+
+@pytest.mark.parametrize("value_range", [("0", "1"), (False, True), (0.0, "1")])
+def test_value_ranges_of_strings_or_booleans_are_refused_clearly(value_range):
+    with pytest.raises(TypeError, match=r"`value_range` must be a pair \(low, high\) of numbers.*Received: "
+                                        r"value_range\[[01]\]="):
+        tf_ig2.IG2(constant_model(), value_range=value_range)

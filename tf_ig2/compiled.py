@@ -226,6 +226,25 @@ class CompiledModel:
             batch.movable.append(movable)
         return batch
 
+    def _check_callable(self, targets: Callable[[Any], Any], inputs: Any) -> None:
+        """Calls ``targets`` on the model output of two rows (one eager forward pass) and checks its shape.
+
+        Raises:
+            ValueError: If it does not return one score per row.
+        """
+        rows = [tf.constant(np.asarray(value)[:2]) for value in as_list(inputs)]
+        count = int(rows[0].shape[0])
+        outputs = self.view(None, model_inputs=rows, representation=False)[1]
+        try:
+            scores = tf.convert_to_tensor(targets(outputs))
+        except Exception as error:  # noqa: BLE001 - re-raised with what was called
+            raise ValueError(f"The callable `targets` failed on the model output: {type(error).__name__}: {error}. "
+                             f"It must map the model output (of {count} rows here) to one score per row.") from error
+        if tuple(scores.shape) not in ((count,), (count, 1)):
+            raise ValueError(f"A callable `targets` must map the model output to one score per input, shape "
+                             f"(N,). Received: scores of shape {tuple(scores.shape)} for {count} input rows; "
+                             f"e.g. `lambda outputs: outputs[:, 0]` explains the first output unit.")
+
     def resolve_targets(self, targets: Any, inputs: Any) -> Tuple[Optional[np.ndarray], Any]:
         """Returns ``(class indices (N,) or None, score spec)``; runs one forward pass if needed.
 
@@ -234,6 +253,7 @@ class CompiledModel:
             inputs: The checked raw inputs ``(N, ...)`` (a list for several inputs).
         """
         if callable(targets):
+            self._check_callable(targets, inputs)
             return None, targets
         outputs = self.outputs(inputs)
         count = len(as_list(inputs)[0])

@@ -24,6 +24,11 @@ def _describe(value: Any) -> str:
 
 
 def _as_numpy(name: str, value: Any) -> np.ndarray:
+    if _is_stream(value):
+        raise TypeError(f"`{name}` must be an array or tensor holding all its rows. Received: {type(value).__name__}, "
+                        f"which yields them one batch at a time; to explain a tf.data.Dataset or a generator, pass "
+                        f"it to tf_ig2.explain_dataset(explainer, dataset, references, output_dir), or collect it "
+                        f"first with np.concatenate(list(...)).")
     if hasattr(value, "numpy") and callable(value.numpy):
         value = value.numpy()
     try:
@@ -33,6 +38,15 @@ def _as_numpy(name: str, value: Any) -> np.ndarray:
             f"`{name}` must be an array-like of numbers. Received: {_describe(value)}"
         ) from error
     return array
+
+
+def _is_stream(value: Any) -> bool:
+    """Whether ``value`` yields its rows lazily: a ``tf.data.Dataset``, a generator or an iterator."""
+    if isinstance(value, (np.ndarray, str, bytes, list, tuple, dict)):
+        return False
+    kind = type(value)
+    return (any(base.__name__ == "DatasetV2" for base in kind.__mro__)
+            or (hasattr(value, "__next__") and hasattr(value, "__iter__")))
 
 
 def float_array(name: str, value: Any, *, min_rank: int = 2, allow_integer: bool = False) -> np.ndarray:
@@ -227,6 +241,12 @@ def value_range(value: Any) -> Optional[Tuple[np.ndarray, np.ndarray]]:
             f"`value_range` must be None or a pair (low, high) of numbers or arrays. "
             f"Received: value_range={_describe(value)}"
         )
+    for index, bound in enumerate(value[:2] if isinstance(value, (list, tuple)) else (value[0], value[1])):
+        kinds = np.asarray(bound).dtype if not isinstance(bound, (str, bytes)) else np.dtype("U1")
+        if isinstance(bound, (bool, np.bool_)) or kinds == np.bool_ or kinds.kind in "USO":
+            raise TypeError(f"`value_range` must be a pair (low, high) of numbers or numeric arrays, e.g. (0.0, 1.0) "
+                            f"for images scaled to [0, 1] or (0.0, 255.0) for raw pixels. Received: "
+                            f"value_range[{index}]={bound!r}")
     low = float_array("value_range[0]", value[0], min_rank=0, allow_integer=True)
     high = float_array("value_range[1]", value[1], min_rank=0, allow_integer=True)
     try:

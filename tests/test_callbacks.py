@@ -22,6 +22,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 import tf_ig2
 from tf_ig2 import defaults, visualize
 from tf_ig2.callbacks import AttributionCallback, IG2Callback
+from tf_ig2.visualize import maps
+from tf_ig2.visualize.panel_layout import LINE
 
 EPOCHS = 3
 SHOWN = 6  # validation images logged per epoch (max_outputs)
@@ -120,9 +122,11 @@ def test_image_sizes(trained):
     factor = -(-defaults.CALLBACK_MIN_DISPLAY_SIZE // 8)  # 8x8 digits enlarged to >= the display size
     side = 8 * factor
     for event in accumulator.Tensors("ig2/overlay"):
-        assert png_sizes(event) == [(side, side)] * SHOWN
+        sizes = png_sizes(event)  # the picture, its index above and its colour bar beside it
+        assert len(sizes) == SHOWN and all(height == LINE + side and width > side for height, width in sizes)
+    height, width = sizes[0]
     for event in accumulator.Tensors("ig2/grid"):
-        assert png_sizes(event) == [(2 * side, 3 * side)]  # 6 images: 3 columns, 2 rows
+        assert png_sizes(event) == [(2 * height + 4, 3 * width + 2 * 4)]  # 6 images: 3 columns, 2 rows
 
 
 def test_overlay_pixels_are_the_visualized_attributions(trained):
@@ -134,7 +138,13 @@ def test_overlay_pixels_are_the_visualized_attributions(trained):
     np.testing.assert_array_equal(first_png, images["ig2/overlay"][0])
     expected = visualize.upscale(visualize.overlay(callback.images[:1], callback.explain().attributions[:1]),
                                  callback.display_factor()).numpy()[0]
-    np.testing.assert_allclose(first_png, np.round(expected * 255.0), atol=1.0)
+    side = expected.shape[0]
+    np.testing.assert_allclose(first_png[LINE:LINE + side, :side], np.round(expected * 255.0), atol=1.0)
+    # Beside it, the magnitude's colour bar runs from the colour map's top to its bottom colour.
+    bar = first_png[LINE + 1:LINE + side - 1, side + 3 + 5]
+    levels = np.linspace(1.0, 0.0, side)[[1, -2]]
+    expected_bar = maps._colorize(levels, maps.COLORMAPS[defaults.HEATMAP_COLORMAP])
+    np.testing.assert_allclose(bar[[0, -1]], np.round(expected_bar * 255.0), atol=1.0)
 
 
 @pytest.mark.parametrize("run, freq", [("ig2", 1), ("ig", 2)])

@@ -13,6 +13,7 @@ import pytest
 
 import tf_ig2
 from tf_ig2 import cli, saved_model
+from tf_ig2.visualize.panel_layout import LINE
 
 from conftest import listing, small_cnn
 
@@ -197,16 +198,18 @@ def test_images_in_and_pngs_out(files, tmp_path, capsys):
     assert [record["name"] for record in summary["inputs"]] == ["image_0.png", "image_1.png", "image_2.png"]
     assert summary["settings"]["image_size"] == [8, 8] and summary["settings"]["scale"] == pytest.approx(1 / 255)
     # 8x8 inputs are enlarged by ceil(64 / 8) = 8; the grid holds 2 x 2 cells for 3 overlays.
-    for index in range(3):
-        assert png_shape(output / f"overlay_00{index}.png") == (64, 64, 3)
-    assert png_shape(output / "grid.png") == (128, 128, 3)
+    # Each overlay has its index above it and its colour bar beside it.
+    shapes = [png_shape(output / f"overlay_00{index}.png") for index in range(3)]
+    height, width, _ = shapes[0]
+    assert all(shape == (LINE + 64, width, 3) for shape in shapes) and width > 64
+    assert png_shape(output / "grid.png") == (2 * height + 4, 2 * width + 4, 3)
     # The model's own input size is the default; a single image file works too.
     output = tmp_path / "small"
     status, _, err = run(["explain", files["paths"]["cnn.keras"], "--inputs", images / "image_1.png",
                           "--references", references, "--image-size", "8", "8", "--min-display-size", "1",
                           "--steps", STEPS, "--output", output], capsys)
     assert status == 0, err
-    assert png_shape(output / "overlay_000.png") == (8, 8, 3)
+    assert png_shape(output / "overlay_000.png")[0] == LINE + 8
 
 
 def test_image_values_follow_resize_and_scale(tmp_path):

@@ -113,7 +113,8 @@ class ImageDisplay(Display):
     def images(self, explanation: Explanation) -> Dict[str, np.ndarray]:
         overlays, tiles = visualize.display_images(
             self.inputs, explanation.attributions, alpha=self.alpha, percentile=self.percentile,
-            colormap=self.colormap, factor=self.factor(), columns=self.columns)
+            colormap=self.colormap, factor=self.factor(), columns=self.columns,
+            labels=[f"#{index}" for index in range(len(self.inputs))])
         panels = visualize.explanation_panels(
             explanation, self.inputs, alpha=self.alpha, percentile=self.percentile, colormap=self.colormap,
             value_range=self.value_range, min_size=self.min_display_size)

@@ -118,15 +118,17 @@ def write_overlays(folder: str, images: np.ndarray, attributions: np.ndarray, *,
         folder: An existing folder.
         images: ``(N, H, W, C)`` inputs (any value range; each is rescaled for display).
         attributions: ``(N, H, W, C)`` attributions.
-        min_display_size: Shorter PNG side, at least, in pixels: the overlays are
-            ``(H * f, W * f)`` with ``f = ceil(min_display_size / min(H, W))``.
+        min_display_size: Shorter side of the picture, at least, in pixels: each overlay shows
+            the image at ``(H * f, W * f)`` with ``f = ceil(min_display_size / min(H, W))``,
+            labelled with its index above and a colour bar of the magnitude beside it.
 
     Returns:
         ``(overlay file names, grid file name)``.
     """
     factor = visualize.display_factor(images.shape[1:3], min_display_size)
-    overlays, grid = visualize.display_images(visualize.display_channels(images), attributions, factor=factor)
     names = file_names(OVERLAY_PATTERN, len(images), len(images))
+    overlays, grid = visualize.display_images(visualize.display_channels(images), attributions, factor=factor,
+                                              labels=[f"#{index}" for index in range(len(images))])
     for name, picture in zip(names, overlays):
         _write_png(folder, name, picture)
     _write_png(folder, GRID_FILE, grid)

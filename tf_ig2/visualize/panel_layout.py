@@ -93,6 +93,24 @@ def _colour_bar(height: int, scale: float, colormap: Optional[str] = None) -> np
     return bar
 
 
+def labelled(picture: np.ndarray, label: str, scale: float, colormap: str) -> np.ndarray:
+    """``picture`` ``(H, W, 3)`` uint8 with ``label`` above it and a ``colormap`` bar from 0 to ``scale`` beside it.
+
+    For magnitude overlays: the bar says which colour is which ``sum_c |A|``, in attribution units.
+
+    Returns:
+        ``(H + LINE, W + GAP // 2 + bar width, 3)`` uint8 on white; the picture keeps its pixels.
+    """
+    height, width = picture.shape[:2]
+    bar = _colour_bar(height, float(scale), colormap)
+    canvas = np.full((LINE + height, max(width + GAP // 2 + bar.shape[1], _text_width(label)), 3), _BACKGROUND,
+                     np.uint8)
+    _put(canvas, label, 0, 11)
+    canvas[LINE:, :width] = picture
+    canvas[LINE:, width + GAP // 2:width + GAP // 2 + bar.shape[1]] = bar
+    return canvas
+
+
 def panel(image: Any, attribution: Any, counterfactual: Any = None, *, title: Optional[str] = None,
           counterfactual_label: str = "GradCF", magnitude: bool = True,
           percentile: float = defaults.HEATMAP_PERCENTILE, colormap: str = defaults.HEATMAP_COLORMAP,

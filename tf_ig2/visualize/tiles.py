@@ -9,7 +9,7 @@ callbacks' charts and strips are tiled 4 px apart on light grey.
 from __future__ import annotations
 
 import math
-from typing import Any, Optional, Tuple
+from typing import Any, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -94,18 +94,35 @@ def grid(images: Any, columns: Optional[int] = None) -> tf.Tensor:
 
 def display_images(images: Any, attributions: Any, *, alpha: float = defaults.OVERLAY_ALPHA,
                    percentile: float = defaults.HEATMAP_PERCENTILE, colormap: str = defaults.HEATMAP_COLORMAP,
-                   factor: int = 1, columns: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
+                   factor: int = 1, columns: Optional[int] = None,
+                   labels: Optional[Sequence[str]] = None) -> Tuple[np.ndarray, np.ndarray]:
     """Overlays enlarged by ``factor`` and their grid, as uint8 RGB arrays ready to encode.
 
     The same pictures as :func:`~tf_ig2.visualize.overlay`, :func:`~tf_ig2.visualize.upscale`
     and :func:`grid`, without the round trips through tensors (for callbacks, which log them every
     few epochs).
 
+    Args:
+        labels: One label per image (e.g. ``"#0"``): each overlay then gets it above and, beside
+            it, a ``colormap`` bar from 0 to the ``sum_c |A|`` its brightest colour stands for
+            (:func:`~tf_ig2.visualize.panel_layout.labelled`).
+
     Returns:
-        ``(overlays (N, H * factor, W * factor, 3), grid (rows * H * factor, columns * W * factor, 3))``,
-        both uint8.
+        ``(overlays (N, H', W', 3), grid (rows * H', columns * W' + gaps, 3))``, both uint8; without
+        ``labels`` ``H' = H * factor`` and ``W' = W * factor``.
     """
     factor = validation.positive_int("factor", factor)
     columns = validation.optional_positive_int("columns", columns)
     overlays = to_uint8(maps._enlarge(maps._overlay(images, attributions, alpha, percentile, colormap), factor))
-    return overlays, tile(overlays, columns)
+    if labels is None:
+        return overlays, tile(overlays, columns)
+    from .panel_layout import labelled
+
+    if len(labels) != len(overlays):
+        raise ValueError(f"`labels` must hold one label per image ({len(overlays)}). Received: {len(labels)}")
+    scales = maps._magnitude_scales(attributions, percentile)
+    drawn = [labelled(picture, str(label), scale, colormap) for picture, label, scale in zip(overlays, labels, scales)]
+    height, width = max(picture.shape[0] for picture in drawn), max(picture.shape[1] for picture in drawn)
+    overlays = np.stack([np.pad(picture, ((0, height - picture.shape[0]), (0, width - picture.shape[1]), (0, 0)),
+                                constant_values=255) for picture in drawn])
+    return overlays, tile(overlays, columns, gap=4, background=255)

@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 from tf_ig2 import cli, demo, saved_model
+from tf_ig2.visualize.panel_layout import LINE
 
 
 def event_tags(folder):
@@ -60,10 +61,11 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
         for distance in record["representation_distance"]:
             assert distance["end"] < distance["start"]
     for index in range(10):
-        assert cv2.imread(str(explanation / f"overlay_{index:03d}.png")).shape == (64, 64, 3)
+        assert cv2.imread(str(explanation / f"overlay_{index:03d}.png")).shape[0] == LINE + 64  # index above
         assert cv2.imread(str(explanation / f"panel_{index:03d}.png")).shape[0] == 2 * 6 + 3 * 15 + 64
         assert cv2.imread(str(explanation / f"path_{index:03d}.png")).shape[0] == 2 * 6 + 3 * 15 + 2 * 64 + 6
-    assert cv2.imread(str(explanation / "grid.png")).shape == (3 * 64, 4 * 64, 3)
+    overlay = cv2.imread(str(explanation / "overlay_000.png"))
+    assert cv2.imread(str(explanation / "grid.png")).shape == (3 * (LINE + 64) + 2 * 4, 4 * overlay.shape[1] + 3 * 4, 3)
     # The report links its pictures relatively and holds no absolute path.
     page = (explanation / "index.html").read_text(encoding="utf-8")
     sources = re.findall(r'src="([^"]*)"', page)

@@ -81,3 +81,8 @@ def tree(folder, only=None):
         kept |= {"/".join(name.split("/")[:depth]) for name in only for depth in range(1, name.count("/") + 1)}
         found = {name: value for name, value in found.items() if name in kept}
     return found
+
+
+def visible(folder):
+    """The sorted entries of ``folder`` without the manifest tf_ig2 keeps of the files it wrote there."""
+    return sorted(name for name in os.listdir(folder) if name != ".tf_ig2.files.json")

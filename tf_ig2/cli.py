@@ -33,7 +33,7 @@ import warnings
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
 from . import defaults, methods, settings
-from .cli_explain import METHOD_OPTIONS, PROGRAM, ProgressBar, UsageError, run_explain
+from .cli_explain import METHOD_OPTIONS, PROGRAM, ProgressBar, UsageError, check_explain, reserved_output, run_explain
 
 __all__ = ["main", "build_parser", "quiet_tensorflow_startup", "ProgressBar", "UsageError", "PROGRAM"]
 from .validation import one_line
@@ -430,6 +430,20 @@ def _logging_to_stderr(enabled: bool) -> Iterator[None]:
 
 
 # -- commands ------------------------------------------------------------------------------------
+def check_demo_output(args: argparse.Namespace) -> None:
+    """Checks, writing nothing and before TensorFlow is imported, that the demo may write to DIR.
+
+    Raises:
+        UsageError: If DIR is refused (see :func:`tf_ig2.demo.check_output_folder`).
+    """
+    from . import demo
+
+    try:
+        demo.check_output_folder(args.output, args.overwrite)
+    except (ValueError, OSError) as error:
+        raise UsageError(str(error)) from error
+
+
 def run_demo_command(args: argparse.Namespace) -> Dict[str, Any]:
     """Runs ``tf-ig2 demo``; returns the demo's paths. Raises ``UsageError`` on bad input."""
     from . import demo
@@ -438,6 +452,36 @@ def run_demo_command(args: argparse.Namespace) -> Dict[str, Any]:
         return demo.run_demo(args.output, overwrite=args.overwrite)
     except (ValueError, TypeError, OSError) as error:
         raise UsageError(str(error)) from error
+
+
+def _print_explained(result: Dict[str, Any]) -> None:
+    """The lines ``tf-ig2 explain`` prints on stdout when it succeeds."""
+    folder = os.path.abspath(result["output"])
+    if result.get("stream"):
+        earlier = f" ({result['resumed']} of them by an earlier run)" if result["resumed"] else ""
+        named = [name for name in result["files"] if not name.endswith(".png")]
+        pictures = len(result["files"]) - len(named)
+        wrote = ", ".join(named) + (f" and {pictures} PNG(s)" if pictures else "")
+        print(f"Explained {result['count']} input(s){earlier}; wrote {wrote} to "
+              f"{folder} and {result['shards']} result shard(s) to "
+              f"{os.path.abspath(result['shards_folder'])}")
+    else:
+        print(f"Explained {result['count']} input(s); wrote {len(result['files'])} files to {folder}")
+    print(f"Report: {os.path.abspath(result['report'])}")
+    if result["representation"] is not None:
+        print(f"Representation: {result['representation']}")
+    else:
+        print(f"Method: {result['method']} (a path from the baselines; no representation)")
+
+
+def _print_demo(result: Dict[str, Any]) -> None:
+    """The lines ``tf-ig2 demo`` prints on stdout when it succeeds."""
+    print(f"Report:       {result['report']}")
+    print(f"Held-out accuracy of the demo CNN: {result['accuracy']:.3f}")
+    print(f"Model:        {result['model']}")
+    print(f"Explanations: {result['explanation']} (index.html, summary.json, panel_*.png, path_*.png, "
+          "overlay_*.png, grid.png, attributions.npy, counterfactuals.npy)")
+    print(f"TensorBoard:  tensorboard --logdir {result['logs']}")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -451,36 +495,22 @@ def main(argv: Optional[List[str]] = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_request:
         return int(exit_request.code or 0) if not isinstance(exit_request.code, str) else EXIT_USAGE
-    quiet_tensorflow_startup()
     try:
         streaming = args.command == "explain" and args.stream
-        with _one_line_warnings(), _logging_to_stderr((args.command == "demo" or streaming) and not args.quiet):
+        with contextlib.ExitStack() as reserved:
+            # Arguments, files and DIR are checked, and DIR locked, before TensorFlow is imported.
             if args.command == "explain":
-                result = run_explain(args)
-                folder = os.path.abspath(result["output"])
-                if result.get("stream"):
-                    earlier = f" ({result['resumed']} of them by an earlier run)" if result["resumed"] else ""
-                    named = [name for name in result["files"] if not name.endswith(".png")]
-                    pictures = len(result["files"]) - len(named)
-                    wrote = ", ".join(named) + (f" and {pictures} PNG(s)" if pictures else "")
-                    print(f"Explained {result['count']} input(s){earlier}; wrote {wrote} to "
-                          f"{folder} and {result['shards']} result shard(s) to "
-                          f"{os.path.abspath(result['shards_folder'])}")
-                else:
-                    print(f"Explained {result['count']} input(s); wrote {len(result['files'])} files to {folder}")
-                print(f"Report: {os.path.abspath(result['report'])}")
-                if result["representation"] is not None:
-                    print(f"Representation: {result['representation']}")
-                else:
-                    print(f"Method: {result['method']} (a path from the baselines; no representation)")
+                check_explain(args)
             else:
-                result = run_demo_command(args)
-                print(f"Report:       {result['report']}")
-                print(f"Held-out accuracy of the demo CNN: {result['accuracy']:.3f}")
-                print(f"Model:        {result['model']}")
-                print(f"Explanations: {result['explanation']} (index.html, summary.json, panel_*.png, path_*.png, "
-                      "overlay_*.png, grid.png, attributions.npy, counterfactuals.npy)")
-                print(f"TensorBoard:  tensorboard --logdir {result['logs']}")
+                check_demo_output(args)
+            reserved.enter_context(reserved_output(args))
+            quiet_tensorflow_startup()
+            reserved.enter_context(_one_line_warnings())
+            reserved.enter_context(_logging_to_stderr((args.command == "demo" or streaming) and not args.quiet))
+            if args.command == "explain":
+                _print_explained(run_explain(args))
+            else:
+                _print_demo(run_demo_command(args))
     except UsageError as error:
         sys.stderr.write(f"{PROGRAM}: error: {one_line(str(error))}\n")
         return EXIT_USAGE

@@ -162,6 +162,35 @@ def _manifest(path: str) -> folders.Manifest:
     return manifest
 
 
+#: Every array a run may store, whatever its settings.
+ALL_ARRAYS = ALWAYS_STORED + ("targets", "labels", "representation_distance", "counterfactuals")
+
+
+def foreign_files(path: PathLike, arrays: Sequence[str] = ALL_ARRAYS) -> List[str]:
+    """The files in ``path`` at names a run storing ``arrays`` would write that no run wrote there."""
+    path = os.fspath(path)
+    if not os.path.isdir(path):
+        return []
+    return _manifest(path).foreign(_targets(path, arrays))
+
+
+def discard(path: PathLike) -> None:
+    """Removes the files runs wrote in the results folder ``path`` (its manifest's), the manifest too.
+
+    Every other file is left; so is the folder.
+
+    Raises:
+        tf_ig2.folders.FolderInUseError: If another run holds the folder's lock.
+    """
+    path = os.fspath(path)
+    if not os.path.isdir(path):
+        return
+    with folders.holding(path, create=False):
+        _manifest(path).remove()
+        with contextlib.suppress(OSError):
+            os.remove(os.path.join(path, folders.MANIFEST_NAME))
+
+
 class ResultsFolder:
     """A results folder and its index: the settings, the stored arrays and the finished shards.
 

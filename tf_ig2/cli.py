@@ -211,10 +211,11 @@ Each method takes its own options (tf_ig2.methods):
 {method_options}
 An option of another method is a usage error.
 
-Outputs are written to a temporary folder beside DIR and moved into place only when
-everything succeeded. A non-empty DIR is refused unless --overwrite is given; then the
-files listed above replace the files of the same names in DIR and every other file in DIR
-(e.g. overlays of an earlier run with more inputs) is left as it is.
+Outputs are written to a staging folder inside DIR and moved into place only when
+everything succeeded; on any error DIR is left as it was. One run at a time: DIR is locked
+while a run goes on. A non-empty DIR is refused unless --overwrite is given; then the files
+tf-ig2 wrote there earlier (listed in DIR/.tf_ig2.files.json) are replaced or removed, every
+other file in DIR is left as it is, and a file of yours where an output goes is refused.
 
 With --stream, inputs larger than memory are read from disk a batch at a time (a .npy
 array memory-mapped, images one file at a time) and the results go to DIR/shards/ as they
@@ -236,8 +237,8 @@ DIR/explanation/ (as `tf-ig2 explain` does, with panels, GradPath film strips an
 the report DIR/explanation/index.html, whose path is printed first) and DIR/logs/
 (TensorBoard).
 
-A non-empty DIR is refused unless --overwrite is given; then model.keras,
-explanation/ and logs/ are replaced as a whole and every other entry of DIR is left
+A non-empty DIR is refused unless --overwrite is given; then the files an earlier
+demo wrote (model.keras, explanation/, logs/) are replaced and every other file is left
 as it is. Runs offline in well under a minute on two CPU cores."""
 
 
@@ -364,9 +365,9 @@ def build_parser() -> argparse.ArgumentParser:
                               "index.html); each such input is explained once more, alone, keeping its whole path")
     explain.add_argument("--output", required=True, metavar="DIR", help="folder to write the results to")
     explain.add_argument("--overwrite", action="store_true",
-                         help="allow a non-empty DIR: replace the files this command writes (attributions.npy, "
-                              "counterfactuals.npy, summary.json, index.html, overlay_*.png, panel_*.png and "
-                              "path_*.png for these inputs, grid.png) and keep every other file")
+                         help="allow a non-empty DIR: replace or remove the files tf-ig2 wrote there earlier "
+                              "(attributions.npy, counterfactuals.npy, summary.json, index.html, overlay_*.png, "
+                              "panel_*.png, path_*.png, grid.png) and keep every other file")
     explain.add_argument("--stream", action="store_true",
                          help="for inputs larger than memory: read them a batch at a time (a .npy memory-mapped, "
                               "images one by one), write results to DIR/shards/ as they come and continue a "
@@ -383,8 +384,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--output", default=defaults.DEMO_OUTPUT_DIR, metavar="DIR",
                       help=f"folder to write to (default: ./{defaults.DEMO_OUTPUT_DIR})")
     demo.add_argument("--overwrite", action="store_true",
-                      help="allow a non-empty DIR: replace model.keras, explanation/ and logs/ as a whole and keep "
-                           "every other entry")
+                      help="allow a non-empty DIR: replace the files an earlier demo wrote there and keep every "
+                           "other file")
     demo.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
     return parser
 

@@ -139,6 +139,15 @@ def _stale(record: Dict[str, Any]) -> bool:
     return int(record["pid"]) != os.getpid() and not _process_alive(int(record["pid"]))
 
 
+def _command_line() -> str:
+    """This process's command, e.g. ``tf-ig2 explain ...`` or ``python -m tf_ig2 explain ...``."""
+    program = sys.argv[0] if sys.argv and sys.argv[0] else "python"
+    name = os.path.basename(program)
+    if name == "__main__.py":
+        name = f"python -m {os.path.basename(os.path.dirname(program))}"
+    return " ".join([name, *sys.argv[1:]])
+
+
 #: Locks this process holds: real path of the folder -> lock.
 _HELD: "weakref.WeakValueDictionary[str, FolderLock]" = weakref.WeakValueDictionary()
 
@@ -199,7 +208,7 @@ class FolderLock:
         self._remove_temporaries(previous)
         self.record = {"pid": os.getpid(), "host": socket.gethostname(),
                        "started": datetime.datetime.now().isoformat(timespec="seconds"),
-                       "command": " ".join([os.path.basename(sys.argv[0] or "python"), *sys.argv[1:]]),
+                       "command": _command_line(),
                        "temporaries": []}
         self._descriptor = descriptor
         self._write_record()

@@ -46,3 +46,49 @@ def nearest_reference(inputs, references):
     """The smallest Euclidean distance between an input ``(N, ...)`` and a reference ``(R, ...)``."""
     differences = np.asarray(inputs)[:, None] - np.asarray(references)[None]
     return float(np.linalg.norm(differences.reshape(differences.shape[:2] + (-1,)), axis=-1).min())
+
+
+#: Names of files and folders a user may keep in a results folder: lookalikes of every name tf_ig2
+#: writes, in the folder itself and below it, hidden files, nested and empty folders.
+FOREIGN_NAMES = (
+    "images.00000.npy", "frames.00000.npy", "labels.00000.npy", "frames.00000.npy.tmp", "notes.txt", ".hidden",
+    ".tf_ig2.notes", "attributions.npz", "attributions.merged.npz", "overlay_999.png", "summary.json.bak",
+    "sub/attributions.00000.npy", "sub/index.json", "sub/attributions.npy", "shards/frames.00000.npy",
+    "shards/notes.txt", "nested/deep/delta.00003.npy", "nested/deep/.hidden", "explanation/notes.md",
+    "logs/ig2/mine.txt",
+)
+
+
+def plant_foreign(folder, names=FOREIGN_NAMES, seed=0):
+    """Writes a random-content file at each of ``names`` below ``folder`` (and an empty folder)."""
+    rng = np.random.default_rng(seed)
+    for name in names:
+        path = os.path.join(folder, *name.split("/"))
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as handle:
+            handle.write(rng.bytes(int(rng.integers(1, 300))))
+    os.makedirs(os.path.join(folder, "empty_folder"), exist_ok=True)
+
+
+def tree(folder, only=None):
+    """Every file (its sha1) and folder below ``folder``, hidden ones included; ``only``: these paths."""
+    import hashlib
+
+    found = {}
+    for root, folders, names in os.walk(folder):
+        for name in folders:
+            found[os.path.relpath(os.path.join(root, name), folder).replace(os.sep, "/")] = "<folder>"
+        for name in names:
+            path = os.path.join(root, name)
+            with open(path, "rb") as handle:
+                found[os.path.relpath(path, folder).replace(os.sep, "/")] = hashlib.sha1(handle.read()).hexdigest()
+    if only is not None:
+        kept = set(only) | {os.path.dirname(name) for name in only} | {"empty_folder"}
+        kept |= {"/".join(name.split("/")[:depth]) for name in only for depth in range(1, name.count("/") + 1)}
+        found = {name: value for name, value in found.items() if name in kept}
+    return found
+
+
+def visible(folder):
+    """The sorted entries of ``folder`` without the manifest tf_ig2 keeps of the files it wrote there."""
+    return sorted(name for name in os.listdir(folder) if name != ".tf_ig2.files.json")

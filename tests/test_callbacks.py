@@ -468,3 +468,50 @@ def test_every_tag_says_what_it_shows(trained):
         description = run.SummaryMetadata(tag).summary_description
         assert len(description) > 30, (tag, description)
     assert "red raises the explained score" in run.SummaryMetadata("ig2/panels").summary_description
+
+
+class RaiseAtEpochEnd(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        raise RuntimeError("another callback failed")
+
+
+def test_a_writer_left_open_by_a_failed_fit_is_closed_when_the_next_fit_begins(tmp_path):
+    images, labels = digits()
+    model = digits_cnn()
+    callback = AttributionCallback("ig", images[:4], output_dir=str(tmp_path), steps=4)
+    with pytest.raises(RuntimeError, match="another callback failed"):
+        model.fit(images[:64], labels[:64], epochs=2, verbose=0, callbacks=[callback, RaiseAtEpochEnd()])
+    left_open = callback._writer
+    assert left_open is not None and os.path.exists(os.path.join(callback.run_dir, ".tf_ig2.lock"))
+    first = left_open.events_file
+    model.fit(images[:64], labels[:64], epochs=1, verbose=0, callbacks=[callback])
+    files = sorted(name for name in os.listdir(callback.run_dir) if name.startswith("events.out.tfevents."))
+    assert len(files) == 2, "the second fit appended to the first fit's events file"
+    size = os.path.getsize(first)
+    assert [event.step for event in read_run(callback.run_dir).Tensors("ig/overlay")] == [0, 0]
+    model.fit(images[:64], labels[:64], epochs=1, verbose=0, callbacks=[callback])
+    assert os.path.getsize(first) == size and callback._writer is None
+    assert not os.path.exists(os.path.join(callback.run_dir, ".tf_ig2.lock"))
+    assert left_open._finalizer.alive is False  # closed, not left for the interpreter's exit
+
+
+def test_a_run_folder_another_process_logs_to_is_refused(tmp_path):
+    from tf_ig2 import folders
+
+    images, labels = digits()
+    run_dir = tmp_path / "ig"
+    run_dir.mkdir()
+    script = "import sys; from tf_ig2 import folders; lock = folders.FolderLock(sys.argv[1]).acquire(); " \
+             "print('locked', flush=True); sys.stdin.read()"
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    holder = subprocess.Popen([sys.executable, "-c", script, str(run_dir)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=root))
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        callback = AttributionCallback("ig", images[:4], output_dir=str(tmp_path), steps=4)
+        with pytest.raises(folders.FolderInUseError, match=f"PID {holder.pid} on host"):
+            digits_cnn().fit(images[:32], labels[:32], epochs=1, verbose=0, callbacks=[callback])
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=60)
+    assert os.listdir(run_dir) == []

@@ -15,7 +15,7 @@ import tf_ig2
 from tf_ig2 import cli, saved_model
 from tf_ig2.visualize.panel_layout import LINE
 
-from conftest import listing, small_cnn
+from conftest import listing, small_cnn, visible
 
 STEPS = 8
 TOLERANCE = dict(rtol=1e-5, atol=1e-6)
@@ -112,7 +112,7 @@ def test_explain_matches_the_python_api(files, model, tmp_path, capsys):
         assert record["relative_delta"] == pytest.approx(float(api.relative_delta[index]), rel=1e-4, abs=1e-6)
         distances = [[item["start"], item["end"]] for item in record["representation_distance"]]
         np.testing.assert_allclose(distances, api.representation_distance[index], rtol=1e-5, atol=1e-6)
-    assert sorted(os.listdir(output)) == sorted(
+    assert visible(output) == sorted(
         ["attributions.npy", "counterfactuals.npy", "summary.json", "index.html", "grid.png",
          "overlay_000.png", "overlay_001.png", "overlay_002.png", "panel_000.png", "panel_001.png", "panel_002.png"])
     assert f"Report: {output / 'index.html'}" in out
@@ -172,7 +172,7 @@ def test_npz_archive_and_vector_inputs_write_no_pngs(files, tmp_path, capsys):
                           paths["vector_references.npy"], "--steps", STEPS, "--representation-layer", "hidden",
                           "--output", output], capsys)
     assert status == 0, err
-    assert sorted(os.listdir(output)) == ["attributions.npy", "counterfactuals.npy", "index.html", "summary.json"]
+    assert visible(output) == ["attributions.npy", "counterfactuals.npy", "index.html", "summary.json"]
     assert np.load(output / "attributions.npy").shape == (4, 5)
     output = tmp_path / "archive"
     status, _, err = run(["explain", paths["cnn.keras"], "--inputs", paths["both.npz"], "--references",
@@ -364,7 +364,6 @@ def test_non_empty_output_needs_overwrite_and_keeps_other_files(files, tmp_path,
     output = tmp_path / "out"
     output.mkdir()
     (output / "notes.txt").write_text("mine")
-    (output / "attributions.npy").write_bytes(b"old")
     (output / "overlay_999.png").write_bytes(b"old overlay")
     before = listing(output)
     status, out, err = run(explain_arguments(files, "cnn.keras", output), capsys)
@@ -375,17 +374,40 @@ def test_non_empty_output_needs_overwrite_and_keeps_other_files(files, tmp_path,
     after = listing(output)
     assert after["notes.txt"] == b"mine" and after["overlay_999.png"] == b"old overlay"
     assert np.load(output / "attributions.npy").shape == (3, 8, 8, 1)
-    assert {"summary.json", "index.html", "grid.png", "overlay_000.png", "panel_000.png",
+    assert {"summary.json", "index.html", "grid.png", "overlay_002.png", "panel_000.png",
             "counterfactuals.npy"} <= set(after)
     assert sorted(os.listdir(tmp_path)) == ["out"]
+    # Again with fewer inputs: the earlier run's own files for the third input go, the user's stay.
+    np.save(tmp_path / "two.npy", files["arrays"]["inputs.npy"][:2])
+    arguments = explain_arguments(files, "cnn.keras", output, "--overwrite")
+    arguments[arguments.index("--inputs") + 1] = tmp_path / "two.npy"
+    status, _, err = run(arguments, capsys)
+    assert status == 0, err
+    after = listing(output)
+    assert "overlay_002.png" not in after and "overlay_001.png" in after and after["notes.txt"] == b"mine"
+    assert np.load(output / "attributions.npy").shape == (2, 8, 8, 1)
+
+
+def test_a_file_of_the_users_where_an_output_goes_is_never_written_over(files, tmp_path, capsys):
+    output = tmp_path / "out"
+    output.mkdir()
+    (output / "attributions.npy").write_bytes(b"the user's")
+    status, _, err = run(explain_arguments(files, "cnn.keras", output, "--overwrite"), capsys)
+    assert status == 2 and err.count("\n") == 1 and "did not write" in err and "'attributions.npy'" in err
+    assert listing(output) == {"attributions.npy": b"the user's"}
+    (output / "attributions.npy").unlink()
+    (output / "overlay_001.png").write_bytes(b"the user's picture")  # found only once the inputs are read
+    status, _, err = run(explain_arguments(files, "cnn.keras", output, "--overwrite"), capsys)
+    assert status == 2 and "'overlay_001.png'" in err
+    assert listing(output) == {"overlay_001.png": b"the user's picture"}
 
 
 def test_a_failure_late_in_the_run_leaves_the_output_untouched(files, tmp_path, capsys, monkeypatch):
     from tf_ig2 import cli_report
 
     output = tmp_path / "out"
-    output.mkdir()
-    (output / "attributions.npy").write_bytes(b"old")
+    assert run(explain_arguments(files, "cnn.keras", output), capsys)[0] == 0
+    before = listing(output)
 
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
@@ -393,7 +415,7 @@ def test_a_failure_late_in_the_run_leaves_the_output_untouched(files, tmp_path, 
     monkeypatch.setattr(cli_report, "write_report", disk_full)  # the last file written
     status, _, err = run(explain_arguments(files, "cnn.keras", output, "--overwrite"), capsys)
     assert status == 2 and "No space left on device" in err and err.count("\n") == 1
-    assert listing(output) == {"attributions.npy": b"old"}
+    assert listing(output) == before
     assert sorted(os.listdir(tmp_path)) == ["out"]
 
 
@@ -532,19 +554,21 @@ def without_log_level(**extra):
 
 @pytest.mark.slow
 def test_command_keeps_tensorflow_startup_lines_off_stderr(tmp_path):
-    arguments = ["explain", tmp_path / "missing.keras", "--inputs", "x.npy", "--references", "r.npy",
+    (tmp_path / "broken.keras").write_bytes(b"not a model")  # refused once TensorFlow is loaded
+    np.save(tmp_path / "x.npy", np.zeros((1, 4), np.float32))
+    arguments = ["explain", tmp_path / "broken.keras", "--inputs", "x.npy", "--references", "x.npy",
                  "--output", tmp_path / "out"]
     script = LAZY_PACKAGE_SCRIPT.format(repository=REPOSITORY)
     completed = subprocess.run([sys.executable, "-c", script, *map(str, arguments)], capture_output=True, text=True,
                                env=without_log_level(), cwd=tmp_path, timeout=300)
     assert completed.stdout.split() == ["2", "2"], (completed.stdout, completed.stderr)
     lines = completed.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("tf-ig2: error: No model found"), lines
+    assert len(lines) == 1 and lines[0].startswith("tf-ig2: error: Could not load the Keras model"), lines
     # A log level the user set is kept (and TensorFlow's lines are then TensorFlow's business).
     completed = subprocess.run([sys.executable, "-c", script, *map(str, arguments)], capture_output=True, text=True,
                                env=without_log_level(TF_CPP_MIN_LOG_LEVEL="0"), cwd=tmp_path, timeout=300)
     assert completed.stdout.split() == ["0", "2"], (completed.stdout, completed.stderr)
-    assert completed.stderr.splitlines()[-1].startswith("tf-ig2: error: No model found")
+    assert completed.stderr.splitlines()[-1].startswith("tf-ig2: error: Could not load the Keras model")
 
 
 @pytest.mark.slow

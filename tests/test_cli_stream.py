@@ -12,7 +12,7 @@ from tf_ig2 import cli, cli_files, defaults
 from tf_ig2.dataset import load_results
 from tf_ig2.gradpath import IG2
 
-from conftest import listing, small_cnn
+from conftest import listing, small_cnn, visible
 
 N, R, STEPS, SHARD = 40, 2, 8, 8
 #: Streamed batches hold other inputs than the one-shot call: float32 rounding only.
@@ -177,7 +177,7 @@ def test_npy_stream_matches_the_in_memory_command(files, tmp_path, capsys, model
     summary = assert_same_results(streamed, in_memory)
     # No overlays and no counterfactuals in stream mode, but panels and the report; the shards stay.
     panels = [f"panel_{index:03d}.png" for index in range(N)]
-    assert sorted(os.listdir(streamed)) == sorted(["attributions.npy", "index.html", "shards", "summary.json", *panels])
+    assert visible(streamed) == sorted(["attributions.npy", "index.html", "shards", "summary.json", *panels])
     assert summary["files"]["panels"] == panels and summary["files"]["report"] == "index.html"
     assert [record["panel"] for record in summary["inputs"]] == panels
     assert summary["counts"] == {"inputs": N, "shards": N // SHARD, "shard_size": SHARD, "explained_earlier": 0,
@@ -208,7 +208,7 @@ def test_image_folder_stops_and_continues(files, tmp_path, capsys, monkeypatch):
     err = without_completeness_notice(err)
     assert status == 130 and out == ""
     assert err.count("\n") == 1 and err.startswith("tf-ig2: interrupted; the 32 inputs explained so far are kept")
-    assert sorted(os.listdir(streamed)) == ["shards"]
+    assert visible(streamed) == ["shards"]
     index = json.loads((streamed / "shards" / "index.json").read_text())
     assert index["count"] == 32 and not index["complete"]
     finished = shard_stats(streamed)

@@ -146,6 +146,10 @@ def test_truncated_index_redoes_only_unlisted_shards(setup, tmp_path):
     index["shards"], index["count"], index["complete"] = index["shards"][:1], 8, False
     (tmp_path / "index.json").write_text(json.dumps(index))
     kept, redone = file_stats(tmp_path, 0), file_stats(tmp_path, 1)
+    # As a run stopped while writing shard 1 leaves it: its files listed as being written, one half-written.
+    manifest = json.loads((tmp_path / ".tf_ig2.files.json").read_text())
+    manifest["files"].update({name: {"pending": True} for name in manifest["files"] if ".00001." in name})
+    (tmp_path / ".tf_ig2.files.json").write_text(json.dumps(manifest))
     (tmp_path / "attributions.00001.npy").write_bytes(b"half-written")
     result = explain_dataset(explainer, tf.data.Dataset.from_tensor_slices(setup["inputs"]), references, tmp_path,
                              batch_size=8, progress=False)
@@ -426,3 +430,70 @@ def test_mirrored_strategy_on_two_logical_cpus_equals_one_device(tmp_path):
     assert report["scale"] > 1e-3
     for name, difference in report["difference"].items():
         assert difference <= ATOL, (name, difference)
+
+
+# -- the folder: only its own files removed, one run at a time ----------------------------------------
+def test_foreign_files_survive_runs_resumes_overwrites_and_failures(setup, tmp_path, monkeypatch):
+    from conftest import FOREIGN_NAMES, plant_foreign, tree
+
+    explainer, inputs, references = setup["explainer"], setup["inputs"], setup["references"]
+    plant_foreign(tmp_path)
+    before = tree(tmp_path)
+    def stopping():
+        for low in range(0, 12, 4):
+            yield inputs[low:low + 4]
+        raise RuntimeError("stopped")
+
+    with pytest.raises(RuntimeError, match="stopped"):
+        explain_dataset(explainer, stopping(), references, tmp_path, shard_size=4, batch_size=4, progress=False)
+    assert tree(tmp_path, FOREIGN_NAMES) == before
+    result = explain_dataset(explainer, inputs, references, tmp_path, shard_size=4, progress=False)  # resumes
+    assert result.resumed == 12 and tree(tmp_path, FOREIGN_NAMES) == before
+    assert_matches(load_results(tmp_path), setup["expected"])
+    result = explain_dataset(explainer, inputs, references[::-1], tmp_path, shard_size=4, overwrite=True,
+                             progress=False)
+    assert result.resumed == 0 and tree(tmp_path, FOREIGN_NAMES) == before
+    from tf_ig2.dataset import plan
+
+    def fail(*args, **kwargs):
+        raise ValueError("disk trouble")
+
+    monkeypatch.setattr(plan.Plan, "explain", fail)
+    with pytest.raises(ValueError, match="disk trouble"):
+        explain_dataset(explainer, inputs, references, tmp_path, shard_size=4, overwrite=True, progress=False)
+    assert tree(tmp_path, FOREIGN_NAMES) == before
+    assert not (tmp_path / ".tf_ig2.lock").exists()
+
+
+def test_the_users_lookalike_files_are_kept_and_never_written_over(setup, tmp_path):
+    explainer, inputs, references = setup["explainer"], setup["inputs"], setup["references"]
+    np.save(tmp_path / "images.00000.npy", np.arange(10))
+    explain_dataset(explainer, inputs[:2], references, tmp_path, progress=False)
+    np.testing.assert_array_equal(np.load(tmp_path / "images.00000.npy"), np.arange(10))
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    np.save(mine / "attributions.00000.npy", np.arange(3))
+    for overwrite in (False, True):
+        with pytest.raises(ValueError, match=r"did not write .*'attributions.00000.npy'.*move them away"):
+            explain_dataset(explainer, inputs[:2], references, mine, progress=False, overwrite=overwrite)
+    assert sorted(os.listdir(mine)) == ["attributions.00000.npy"]
+    np.testing.assert_array_equal(np.load(mine / "attributions.00000.npy"), np.arange(3))
+    # A results file the user replaced is no longer the run's: it is refused, not removed.
+    np.save(tmp_path / "delta.00000.npy", np.arange(4))
+    with pytest.raises(ValueError, match="'delta.00000.npy'"):
+        explain_dataset(explainer, inputs[:2], references, tmp_path, progress=False, overwrite=True)
+    np.testing.assert_array_equal(np.load(tmp_path / "delta.00000.npy"), np.arange(4))
+
+
+def test_a_folder_written_before_manifests_is_continued(setup, tmp_path):
+    explainer, inputs, references = setup["explainer"], setup["inputs"], setup["references"]
+    def stopping():
+        yield inputs[:8]
+        raise RuntimeError("stopped")
+
+    with pytest.raises(RuntimeError, match="stopped"):
+        explain_dataset(explainer, stopping(), references, tmp_path, shard_size=4, batch_size=8, progress=False)
+    os.remove(tmp_path / ".tf_ig2.files.json")
+    result = explain_dataset(explainer, inputs, references, tmp_path, shard_size=4, progress=False)
+    assert result.resumed == 8
+    assert_matches(load_results(tmp_path), setup["expected"])

@@ -40,7 +40,7 @@ _PUBLIC = {
 #: Submodules reachable as attributes (``tf_ig2.metrics``) without importing them first.
 _SUBMODULES = ("callback_displays", "callback_inputs", "callbacks", "cli", "cli_explain", "cli_files", "cli_output",
                "cli_report", "cli_stream", "compiled", "dataset", "defaults", "demo", "diagnostics", "explanation",
-               "gradpath", "guided_ig", "layer_hooks", "methods", "metrics", "model_graph", "model_loading",
+               "folders", "gradpath", "guided_ig", "layer_hooks", "methods", "metrics", "model_graph", "model_loading",
                "model_view", "pairs", "saved_model", "settings", "straight", "tf_explain_style", "validation",
                "visualize")
 

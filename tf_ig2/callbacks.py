@@ -37,13 +37,14 @@ import re
 import time
 import uuid
 import warnings
+import weakref
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from . import callback_inputs, defaults, diagnostics, methods, validation
+from . import callback_inputs, defaults, diagnostics, folders, methods, validation
 from .callback_displays import describe, make_display
 from .callback_inputs import INPUT_KINDS, choose_targets, split_validation_data
 from .explanation import Explanation
@@ -113,6 +114,8 @@ class EventsWriter:
         found = glob.glob(os.path.join(glob.escape(run_dir), f"*{suffix}"))
         self.events_file: Optional[str] = found[0] if found else None
         self._functions: Dict[Tuple[Tuple[str, ...], ...], Callable[..., Any]] = {}  # hold this writer
+        # Closed at interpreter exit (or when dropped) should no one call close().
+        self._finalizer = weakref.finalize(self, _close_quietly, self.writer)
 
     def _function(self, image_tags: Tuple[str, ...], scalar_tags: Tuple[str, ...],
                   text_tags: Tuple[str, ...]) -> Callable[..., Any]:
@@ -163,8 +166,17 @@ class EventsWriter:
     def close(self) -> None:
         """Flushes and closes the file."""
         self._functions = {}
+        self._finalizer.detach()
         self.writer.flush()
         self.writer.close()
+
+
+def _close_quietly(writer: Any) -> None:
+    try:
+        writer.flush()
+        writer.close()
+    except Exception:  # noqa: BLE001 - at exit, with TensorFlow possibly half torn down
+        pass
 
 
 class AttributionCallback(keras.callbacks.Callback):
@@ -295,6 +307,7 @@ class AttributionCallback(keras.callbacks.Callback):
             self.explainer_options["steps"] = defaults.CALLBACK_STEPS
         self._explainer = None
         self._writer: Optional[EventsWriter] = None
+        self._lock: Optional[folders.FolderLock] = None
         self._training = False
 
     @property
@@ -414,6 +427,8 @@ class AttributionCallback(keras.callbacks.Callback):
         """
         images, scalars = self.summaries(explanation, path_explanation)
         texts = self.text_summaries(explanation)
+        if self._lock is not None and not self._lock.held:
+            raise OSError("another callback of this process took the run folder over")
         if self._writer is None:
             self._writer = EventsWriter(self.run_dir)
         try:
@@ -435,8 +450,17 @@ class AttributionCallback(keras.callbacks.Callback):
 
     # -- Keras hooks -----------------------------------------------------------------------------
     def on_train_begin(self, logs: Optional[Dict[str, Any]] = None) -> None:
-        """Builds the explainer (errors in its settings raise) and opens the summary writer."""
+        """Builds the explainer (errors in its settings raise), takes the run folder and opens the writer.
+
+        A writer left open by a ``fit`` that did not end (another callback raised) is closed
+        first, so each ``fit`` writes its own events file.
+
+        Raises:
+            tf_ig2.folders.FolderInUseError: If another process is logging to the run folder.
+        """
+        self._close()
         self._ensure_explainer()
+        self._take_run_folder()
         self._training = True
         if self._writer is None:
             try:
@@ -444,6 +468,38 @@ class AttributionCallback(keras.callbacks.Callback):
             except Exception as error:  # noqa: BLE001 - logging must not stop training
                 self._writer = None
                 self._warn("open its log (training goes on; logging is retried every logged epoch)", error)
+
+    def _take_run_folder(self) -> None:
+        """Takes the run folder's lock; from another callback of this process whose ``fit`` did not end too."""
+        try:
+            os.makedirs(self.run_dir, exist_ok=True)
+            holder = folders.held_lock(self.run_dir)
+            owner = holder.owner() if holder is not None and holder.owner is not None else None
+            if isinstance(owner, AttributionCallback) and owner is not self:
+                warnings.warn(f"{type(self).__name__} takes the run folder {self.run_dir!r} over from another "
+                              "callback of this process; give callbacks logging at once different names",
+                              RuntimeWarning, stacklevel=3)
+                owner._close()
+            self._lock = folders.FolderLock(self.run_dir, owner=self).acquire()
+        except folders.FolderInUseError:
+            raise
+        except OSError as error:  # an unwritable folder: logging warns every logged epoch, training goes on
+            self._lock = None
+            self._warn("lock its run folder", error)
+
+    def _close(self) -> None:
+        """Closes the writer and releases the run folder; a failure to close warns."""
+        self._training = False
+        writer, self._writer = self._writer, None
+        lock, self._lock = self._lock, None
+        try:
+            if writer is not None:
+                writer.close()
+        except Exception as error:  # noqa: BLE001 - logging must not stop training
+            self._warn("close its log", error)
+        finally:
+            if lock is not None:
+                lock.release()
 
     def on_epoch_end(self, epoch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         """Explains and logs every ``freq`` epochs; a failure warns and training goes on."""
@@ -455,14 +511,8 @@ class AttributionCallback(keras.callbacks.Callback):
             self._warn(f"log {self.name} attributions at epoch {epoch}", error)
 
     def on_train_end(self, logs: Optional[Dict[str, Any]] = None) -> None:
-        """Flushes and closes the summary writer."""
-        self._training = False
-        writer, self._writer = self._writer, None
-        if writer is not None:
-            try:
-                writer.close()
-            except Exception as error:  # noqa: BLE001 - logging must not stop training
-                self._warn("close its log", error)
+        """Flushes and closes the summary writer and releases the run folder."""
+        self._close()
 
     # tf_keras (Keras 2) asks its callbacks which per-batch hooks they implement: none.
     def _implements_train_batch_hooks(self) -> bool:

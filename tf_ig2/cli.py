@@ -33,7 +33,7 @@ import warnings
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
 from . import defaults, methods, settings
-from .cli_explain import METHOD_OPTIONS, PROGRAM, ProgressBar, UsageError, run_explain
+from .cli_explain import METHOD_OPTIONS, PROGRAM, ProgressBar, UsageError, check_explain, reserved_output, run_explain
 
 __all__ = ["main", "build_parser", "quiet_tensorflow_startup", "ProgressBar", "UsageError", "PROGRAM"]
 from .validation import one_line
@@ -211,10 +211,11 @@ Each method takes its own options (tf_ig2.methods):
 {method_options}
 An option of another method is a usage error.
 
-Outputs are written to a temporary folder beside DIR and moved into place only when
-everything succeeded. A non-empty DIR is refused unless --overwrite is given; then the
-files listed above replace the files of the same names in DIR and every other file in DIR
-(e.g. overlays of an earlier run with more inputs) is left as it is.
+Outputs are written to a staging folder inside DIR and moved into place only when
+everything succeeded; on any error DIR is left as it was. One run at a time: DIR is locked
+while a run goes on. A non-empty DIR is refused unless --overwrite is given; then the files
+tf-ig2 wrote there earlier (listed in DIR/.tf_ig2.files.json) are replaced or removed, every
+other file in DIR is left as it is, and a file of yours where an output goes is refused.
 
 With --stream, inputs larger than memory are read from disk a batch at a time (a .npy
 array memory-mapped, images one file at a time) and the results go to DIR/shards/ as they
@@ -236,8 +237,8 @@ DIR/explanation/ (as `tf-ig2 explain` does, with panels, GradPath film strips an
 the report DIR/explanation/index.html, whose path is printed first) and DIR/logs/
 (TensorBoard).
 
-A non-empty DIR is refused unless --overwrite is given; then model.keras,
-explanation/ and logs/ are replaced as a whole and every other entry of DIR is left
+A non-empty DIR is refused unless --overwrite is given; then the files an earlier
+demo wrote (model.keras, explanation/, logs/) are replaced and every other file is left
 as it is. Runs offline in well under a minute on two CPU cores."""
 
 
@@ -364,9 +365,9 @@ def build_parser() -> argparse.ArgumentParser:
                               "index.html); each such input is explained once more, alone, keeping its whole path")
     explain.add_argument("--output", required=True, metavar="DIR", help="folder to write the results to")
     explain.add_argument("--overwrite", action="store_true",
-                         help="allow a non-empty DIR: replace the files this command writes (attributions.npy, "
-                              "counterfactuals.npy, summary.json, index.html, overlay_*.png, panel_*.png and "
-                              "path_*.png for these inputs, grid.png) and keep every other file")
+                         help="allow a non-empty DIR: replace or remove the files tf-ig2 wrote there earlier "
+                              "(attributions.npy, counterfactuals.npy, summary.json, index.html, overlay_*.png, "
+                              "panel_*.png, path_*.png, grid.png) and keep every other file")
     explain.add_argument("--stream", action="store_true",
                          help="for inputs larger than memory: read them a batch at a time (a .npy memory-mapped, "
                               "images one by one), write results to DIR/shards/ as they come and continue a "
@@ -383,8 +384,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--output", default=defaults.DEMO_OUTPUT_DIR, metavar="DIR",
                       help=f"folder to write to (default: ./{defaults.DEMO_OUTPUT_DIR})")
     demo.add_argument("--overwrite", action="store_true",
-                      help="allow a non-empty DIR: replace model.keras, explanation/ and logs/ as a whole and keep "
-                           "every other entry")
+                      help="allow a non-empty DIR: replace the files an earlier demo wrote there and keep every "
+                           "other file")
     demo.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
     return parser
 
@@ -430,6 +431,20 @@ def _logging_to_stderr(enabled: bool) -> Iterator[None]:
 
 
 # -- commands ------------------------------------------------------------------------------------
+def check_demo_output(args: argparse.Namespace) -> None:
+    """Checks, writing nothing and before TensorFlow is imported, that the demo may write to DIR.
+
+    Raises:
+        UsageError: If DIR is refused (see :func:`tf_ig2.demo.check_output_folder`).
+    """
+    from . import demo
+
+    try:
+        demo.check_output_folder(args.output, args.overwrite)
+    except (ValueError, OSError) as error:
+        raise UsageError(str(error)) from error
+
+
 def run_demo_command(args: argparse.Namespace) -> Dict[str, Any]:
     """Runs ``tf-ig2 demo``; returns the demo's paths. Raises ``UsageError`` on bad input."""
     from . import demo
@@ -438,6 +453,36 @@ def run_demo_command(args: argparse.Namespace) -> Dict[str, Any]:
         return demo.run_demo(args.output, overwrite=args.overwrite)
     except (ValueError, TypeError, OSError) as error:
         raise UsageError(str(error)) from error
+
+
+def _print_explained(result: Dict[str, Any]) -> None:
+    """The lines ``tf-ig2 explain`` prints on stdout when it succeeds."""
+    folder = os.path.abspath(result["output"])
+    if result.get("stream"):
+        earlier = f" ({result['resumed']} of them by an earlier run)" if result["resumed"] else ""
+        named = [name for name in result["files"] if not name.endswith(".png")]
+        pictures = len(result["files"]) - len(named)
+        wrote = ", ".join(named) + (f" and {pictures} PNG(s)" if pictures else "")
+        print(f"Explained {result['count']} input(s){earlier}; wrote {wrote} to "
+              f"{folder} and {result['shards']} result shard(s) to "
+              f"{os.path.abspath(result['shards_folder'])}")
+    else:
+        print(f"Explained {result['count']} input(s); wrote {len(result['files'])} files to {folder}")
+    print(f"Report: {os.path.abspath(result['report'])}")
+    if result["representation"] is not None:
+        print(f"Representation: {result['representation']}")
+    else:
+        print(f"Method: {result['method']} (a path from the baselines; no representation)")
+
+
+def _print_demo(result: Dict[str, Any]) -> None:
+    """The lines ``tf-ig2 demo`` prints on stdout when it succeeds."""
+    print(f"Report:       {result['report']}")
+    print(f"Held-out accuracy of the demo CNN: {result['accuracy']:.3f}")
+    print(f"Model:        {result['model']}")
+    print(f"Explanations: {result['explanation']} (index.html, summary.json, panel_*.png, path_*.png, "
+          "overlay_*.png, grid.png, attributions.npy, counterfactuals.npy)")
+    print(f"TensorBoard:  tensorboard --logdir {result['logs']}")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -451,36 +496,22 @@ def main(argv: Optional[List[str]] = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_request:
         return int(exit_request.code or 0) if not isinstance(exit_request.code, str) else EXIT_USAGE
-    quiet_tensorflow_startup()
     try:
         streaming = args.command == "explain" and args.stream
-        with _one_line_warnings(), _logging_to_stderr((args.command == "demo" or streaming) and not args.quiet):
+        with contextlib.ExitStack() as reserved:
+            # Arguments, files and DIR are checked, and DIR locked, before TensorFlow is imported.
             if args.command == "explain":
-                result = run_explain(args)
-                folder = os.path.abspath(result["output"])
-                if result.get("stream"):
-                    earlier = f" ({result['resumed']} of them by an earlier run)" if result["resumed"] else ""
-                    named = [name for name in result["files"] if not name.endswith(".png")]
-                    pictures = len(result["files"]) - len(named)
-                    wrote = ", ".join(named) + (f" and {pictures} PNG(s)" if pictures else "")
-                    print(f"Explained {result['count']} input(s){earlier}; wrote {wrote} to "
-                          f"{folder} and {result['shards']} result shard(s) to "
-                          f"{os.path.abspath(result['shards_folder'])}")
-                else:
-                    print(f"Explained {result['count']} input(s); wrote {len(result['files'])} files to {folder}")
-                print(f"Report: {os.path.abspath(result['report'])}")
-                if result["representation"] is not None:
-                    print(f"Representation: {result['representation']}")
-                else:
-                    print(f"Method: {result['method']} (a path from the baselines; no representation)")
+                check_explain(args)
             else:
-                result = run_demo_command(args)
-                print(f"Report:       {result['report']}")
-                print(f"Held-out accuracy of the demo CNN: {result['accuracy']:.3f}")
-                print(f"Model:        {result['model']}")
-                print(f"Explanations: {result['explanation']} (index.html, summary.json, panel_*.png, path_*.png, "
-                      "overlay_*.png, grid.png, attributions.npy, counterfactuals.npy)")
-                print(f"TensorBoard:  tensorboard --logdir {result['logs']}")
+                check_demo_output(args)
+            reserved.enter_context(reserved_output(args))
+            quiet_tensorflow_startup()
+            reserved.enter_context(_one_line_warnings())
+            reserved.enter_context(_logging_to_stderr((args.command == "demo" or streaming) and not args.quiet))
+            if args.command == "explain":
+                _print_explained(run_explain(args))
+            else:
+                _print_demo(run_demo_command(args))
     except UsageError as error:
         sys.stderr.write(f"{PROGRAM}: error: {one_line(str(error))}\n")
         return EXIT_USAGE

@@ -17,14 +17,14 @@ film strips of the first inputs. Problems are raised as :class:`UsageError`, rep
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import importlib
 import math
 import os
 import re
-import shutil
 import sys
-from typing import Any, Dict, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, Optional, Sequence, Tuple, Union
 
 from . import defaults, methods
 from .validation import one_line
@@ -288,21 +288,76 @@ def _command_line_wording(text: str) -> str:
     return text.replace("pass batch_size=1", "pass --batch-size 1")
 
 
-# -- explain in memory --------------------------------------------------------------------------
-def run_explain(args: argparse.Namespace) -> Dict[str, Any]:
-    """Runs ``tf-ig2 explain``; returns what was written. Raises ``UsageError`` on bad input."""
-    from . import cli_files, cli_output, cli_report, saved_model
+# -- checks before TensorFlow is imported ------------------------------------------------------------
+def check_explain(args: argparse.Namespace) -> Union[str, float]:
+    """Checks the options, that MODEL, the inputs and references exist and that DIR may be written.
 
-    options = method_options(args)
+    Imports neither TensorFlow nor Keras, so that a refusal is quick; returns ``--references``
+    (:func:`_references_argument`).
+
+    Raises:
+        UsageError: On the first problem found.
+    """
+    from . import cli_output, cli_stream
+
+    method_options(args)
     check_path_strip(args)
     reference = _references_argument(args)
     if args.shard_size is not None and not args.stream:
         raise UsageError(f"argument --shard-size: only applies with --stream. Received: --shard-size "
                          f"{args.shard_size} without --stream")
-    if args.stream:
-        return run_explain_stream(args, options, reference)
+    if not os.path.exists(args.model):
+        raise UsageError(f"No model found: MODEL does not exist. Received: {args.model!r}")
+    for name, path in (("inputs", args.inputs), ("references", reference)):
+        if isinstance(path, str) and not os.path.exists(path):
+            raise UsageError(f"`{name}` file not found. Received: --{name} {path!r}")
     try:
-        cli_output.check_output(args.output, args.overwrite)
+        if args.stream:
+            cli_stream.check_stream_output(args.output, args.overwrite)
+        else:
+            cli_output.check_output(args.output, args.overwrite, cli_output.output_names())
+    except (ValueError, OSError) as error:
+        raise UsageError(_command_line_wording(str(error))) from error
+    return reference
+
+
+@contextlib.contextmanager
+def reserved_output(args: argparse.Namespace) -> Iterator[None]:
+    """Holds DIR's lock for the block (created if missing; removed again if left empty).
+
+    Raises:
+        UsageError: If another run holds it, or DIR cannot be created.
+    """
+    from . import folders
+
+    stack = contextlib.ExitStack()
+    try:
+        stack.enter_context(folders.holding(args.output))
+    except (ValueError, OSError) as error:
+        raise UsageError(_command_line_wording(str(error))) from error
+    with stack:
+        yield
+
+
+# -- explain in memory --------------------------------------------------------------------------
+def run_explain(args: argparse.Namespace) -> Dict[str, Any]:
+    """Runs ``tf-ig2 explain``; returns what was written. Raises ``UsageError`` on bad input.
+
+    Everything is checked (:func:`check_explain`) and DIR's lock taken before the model is loaded.
+    """
+    reference = check_explain(args)
+    options = method_options(args)
+    with reserved_output(args):
+        if args.stream:
+            return run_explain_stream(args, options, reference)
+        return _explain_in_memory(args, options, reference)
+
+
+def _explain_in_memory(args: argparse.Namespace, options: Dict[str, Any],
+                       reference: Union[str, float]) -> Dict[str, Any]:
+    from . import cli_files, cli_output, cli_report, saved_model
+
+    try:
         model = _load_model(args)
         layout = _image_layout(saved_model.expected_input_shape(model))
         image_size = tuple(args.image_size) if args.image_size else layout["image_size"]
@@ -319,7 +374,8 @@ def run_explain(args: argparse.Namespace) -> Dict[str, Any]:
         finally:
             progress.close()
         settings = settings_record(args, image_size, options, reference)
-        with cli_output.staged_output(args.output, overwrite=args.overwrite) as staging:
+        with cli_output.staged_output(args.output, overwrite=args.overwrite,
+                                      names=cli_output.output_names()) as staging:
             written = cli_output.write_explanation(staging, explanation, inputs, names=names, settings=settings,
                                                    report=report)
     except (ValueError, TypeError, OSError) as error:
@@ -384,15 +440,24 @@ def _files_sha1(path: str) -> str:
     return digest.hexdigest()
 
 
-def _forget_unstarted_run(output: str, created_output: bool, created_shards: bool) -> int:
-    """Removes what a streamed run created when it finished no shard; returns the inputs kept."""
+def _forget_unstarted_run(output: str, created_shards: bool) -> int:
+    """Removes the files a streamed run wrote when it finished no shard; returns the inputs kept.
+
+    Only files listed in the results folder's manifest and the run's record go; the folder
+    ``DIR/shards`` itself only if it was created by this run and is then empty.
+    """
     from . import cli_stream
+    from .dataset import results
 
     kept = cli_stream.stream_explained(output)
     if kept == 0 and created_shards:
-        shutil.rmtree(os.path.join(output, cli_stream.STREAM_FOLDER), ignore_errors=True)
-        if created_output and os.path.isdir(output) and not os.listdir(output):
-            os.rmdir(output)
+        shards = os.path.join(output, cli_stream.STREAM_FOLDER)
+        results.discard(shards)
+        if cli_stream.stream_record(output) is not None:
+            with contextlib.suppress(OSError):
+                os.remove(os.path.join(shards, cli_stream.STREAM_RECORD))
+        with contextlib.suppress(OSError):
+            os.rmdir(shards)
     return kept
 
 
@@ -463,7 +528,7 @@ def run_explain_stream(args: argparse.Namespace, options: Dict[str, Any],
 
     settings.update(stream=True, shard_size=wanted["shard_size"])
     shards = os.path.join(output, cli_stream.STREAM_FOLDER)
-    created_output, created_shards = not os.path.exists(output), not os.path.exists(shards)
+    created_shards = not os.path.exists(shards)
     if resuming:
         sys.stderr.write(f"{PROGRAM}: continuing the unfinished streamed run in {output}: {explained} of "
                          f"{inputs.count} inputs were explained earlier\n")
@@ -479,15 +544,15 @@ def run_explain_stream(args: argparse.Namespace, options: Dict[str, Any],
                                            resumed=result.resumed, inputs=inputs, report=report)
         cli_stream.write_stream_record(output, wanted, finished=True)
     except KeyboardInterrupt:
-        kept = _forget_unstarted_run(output, created_output, created_shards)
+        kept = _forget_unstarted_run(output, created_shards)
         raise Interrupted(f"the {kept} inputs explained so far are kept in {shards}: run the same command again to "
                           "continue" if kept else "") from None
     except (ValueError, TypeError, OSError) as error:
-        kept = _forget_unstarted_run(output, created_output, created_shards)
+        kept = _forget_unstarted_run(output, created_shards)
         note = f" (the {kept} inputs explained so far are kept in {shards})" if kept else ""
         raise UsageError(_command_line_wording(str(error)) + note) from error
     except BaseException:
-        _forget_unstarted_run(output, created_output, created_shards)
+        _forget_unstarted_run(output, created_shards)
         raise
     return {"output": output, "files": written, "count": result.count, "resumed": result.resumed,
             "shards": result.shards, "shards_folder": shards, "method": args.method,

@@ -4,9 +4,9 @@ An :class:`~tf_ig2.Explanation` is written as ``attributions.npy``, ``counterfac
 ``summary.json``, ``index.html`` and, for image inputs, the pictures of :mod:`tf_ig2.cli_report`
 (overlays, ``grid.png``, panels and, with ``--path-strip``, GradPath film strips).
 
-Nothing of the user's is touched until everything is ready: outputs are written to a temporary
-folder beside the destination (:func:`staged_output`) and only then moved into place, each
-written entry replacing the entry of the same name and nothing else.
+Nothing of the user's is touched: outputs are written to a staging folder inside the destination
+(:func:`staged_output`) and only then renamed into place; the folder's manifest lists what tf_ig2
+wrote there, the only files a later run replaces or removes (:mod:`tf_ig2.folders`).
 """
 
 from __future__ import annotations
@@ -14,13 +14,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
-import tempfile
-from typing import Any, Dict, Iterator, List, Optional, Union
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from . import cli_report
+from . import cli_report, folders
 from .cli_report import Pictures, ReportOptions
 from .explanation import Explanation
 
@@ -33,73 +31,47 @@ SUMMARY_FILE = "summary.json"
 
 
 # -- the output folder -----------------------------------------------------------------------------
-def check_output(path: PathLike, overwrite: bool) -> str:
-    """Checks that ``path`` may receive outputs; returns it as a string.
+def output_names(*, stream: bool = False) -> Tuple[str, ...]:
+    """The files of fixed name a run writes to its output folder (pictures numbered per input aside)."""
+    if stream:
+        return ATTRIBUTIONS_FILE, SUMMARY_FILE, cli_report.REPORT_FILE
+    return ATTRIBUTIONS_FILE, COUNTERFACTUALS_FILE, SUMMARY_FILE, cli_report.REPORT_FILE, cli_report.GRID_FILE
+
+
+def check_output(path: PathLike, overwrite: bool, names: Sequence[str] = ()) -> str:
+    """Checks, writing nothing, that ``path`` may receive outputs; returns it as a string.
 
     Raises:
-        ValueError: If ``path`` is a file, or a non-empty folder and ``overwrite`` is false.
+        ValueError: If ``path`` is a file or below one, cannot be written to, is a non-empty
+            folder and ``overwrite`` is false, or holds a file tf_ig2 did not write at one of
+            ``names``.
+        tf_ig2.folders.FolderInUseError: If another run holds the folder's lock.
     """
-    path = os.fspath(path)
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise ValueError(f"Output path {path!r} exists and is not a folder.")
-    if os.path.isdir(path) and os.listdir(path) and not overwrite:
-        raise ValueError(
-            f"Output folder {path!r} is not empty; pass --overwrite to replace the files this command writes "
-            "there (other files are left as they are)."
-        )
-    return path
-
-
-def _remove(path: str) -> None:
-    if os.path.isdir(path) and not os.path.islink(path):
-        shutil.rmtree(path)
-    else:
-        os.unlink(path)
-
-
-def publish(staging: str, destination: str) -> List[str]:
-    """Moves everything in ``staging`` into ``destination``; returns the moved entries' names.
-
-    A missing ``destination`` is the renamed ``staging`` folder. Otherwise each entry of
-    ``staging`` replaces the entry of the same name in ``destination`` (a folder as a whole),
-    and every other entry of ``destination`` stays as it is.
-    """
-    entries = sorted(os.listdir(staging))
-    if not os.path.exists(destination):
-        os.replace(staging, destination)
-        return entries
-    for entry in entries:
-        target = os.path.join(destination, entry)
-        if os.path.lexists(target):
-            _remove(target)
-        os.replace(os.path.join(staging, entry), target)
-    os.rmdir(staging)
-    return entries
+    return folders.check_destination(path, overwrite=overwrite, names=names)
 
 
 @contextlib.contextmanager
-def staged_output(destination: PathLike, *, overwrite: bool) -> Iterator[str]:
-    """A temporary folder beside ``destination`` whose contents are moved there on success.
+def staged_output(destination: PathLike, *, overwrite: bool, names: Sequence[str] = ()) -> Iterator[str]:
+    """A staging folder inside ``destination`` whose files are moved into place on success.
 
-    On an exception the temporary folder is removed and ``destination`` is left untouched.
+    The folder's lock is held meanwhile (or reused, when this process holds it already). On
+    success the files tf_ig2 wrote there before and did not write again are removed
+    (:func:`tf_ig2.folders.publish`); every other entry is kept. On an exception the staging
+    folder is removed and ``destination`` is left as it was (a folder created here is removed).
 
     Yields:
-        The temporary folder to write into.
+        The staging folder to write into.
 
     Raises:
-        ValueError: As :func:`check_output`.
+        ValueError: As :func:`check_output`, or when a file tf_ig2 did not write is where an
+            output goes (:class:`tf_ig2.folders.ForeignFilesError`).
     """
-    destination = os.path.abspath(check_output(destination, overwrite))
-    parent = os.path.dirname(destination)
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(destination)}.partial-", dir=parent)
-    try:
-        yield staging
-        check_output(destination, overwrite)
-        publish(staging, destination)
-    finally:
-        if os.path.exists(staging):
-            shutil.rmtree(staging, ignore_errors=True)
+    destination = os.path.abspath(check_output(destination, overwrite, names))
+    with folders.holding(destination):
+        manifest = folders.Manifest.load(destination)
+        with folders.staging_folder(destination) as staging:
+            yield staging
+            folders.publish(staging, destination, manifest)
 
 
 def is_image_batch(values: Any) -> bool:

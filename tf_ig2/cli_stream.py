@@ -19,7 +19,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from . import cli_files, cli_output, cli_report, defaults
+from . import cli_files, cli_output, cli_report, defaults, folders
 from .cli_files import PathLike, ValueRange
 from .dataset.results import ResultsFolder, load_results, merge_shards, write_json
 from .explanation import Explanation
@@ -278,18 +278,24 @@ def stream_explained(output: PathLike) -> int:
 
 
 def check_stream_output(output: PathLike, overwrite: bool) -> Optional[Dict[str, Any]]:
-    """Checks that ``output`` may receive a streamed run; returns the record of one to continue.
+    """Checks, writing nothing, that ``output`` may receive a streamed run; returns the record of one to continue.
 
     An unfinished streamed run in ``output`` may always be continued (the caller compares its
-    settings). Otherwise the folder must be missing or empty, or ``overwrite`` true.
+    settings). Otherwise the folder must be missing or empty, or ``overwrite`` true. Either way
+    no file tf_ig2 did not write may be where the results go, and no other run may hold the
+    folder.
 
     Returns:
         The :func:`stream_record` of the unfinished run in ``output``, or ``None``.
 
     Raises:
-        ValueError: If ``output`` or ``output/shards`` is a file, or ``output`` is a non-empty
-            folder without an unfinished streamed run and ``overwrite`` is false.
+        ValueError: If ``output`` or ``output/shards`` is a file, ``output`` is a non-empty
+            folder without an unfinished streamed run and ``overwrite`` is false, or a file
+            tf_ig2 did not write is where a result goes.
+        tf_ig2.folders.FolderInUseError: If another run holds the folder.
     """
+    from .dataset import results
+
     output = os.fspath(output)
     if os.path.exists(output) and not os.path.isdir(output):
         raise ValueError(f"Output path {output!r} exists and is not a folder.")
@@ -298,13 +304,15 @@ def check_stream_output(output: PathLike, overwrite: bool) -> Optional[Dict[str,
         raise ValueError(f"{shards!r} exists and is not a folder; the streamed results are written there. Move it "
                          "away or choose another output folder.")
     record = stream_record(output)
-    if record is not None and not record["finished"]:
-        return record
-    if record is not None and not overwrite:
+    unfinished = record is not None and not record["finished"]
+    if record is not None and not unfinished and not overwrite:
         raise ValueError(f"Output folder {output!r} holds a finished streamed run; pass --overwrite to explain "
                          "again from the start (files this command does not write are left as they are).")
-    cli_output.check_output(output, overwrite)
-    return None
+    cli_output.check_output(output, overwrite or unfinished, cli_output.output_names(stream=True))
+    conflicts = results.foreign_files(shards)
+    if conflicts:
+        raise folders.ForeignFilesError(folders.foreign_message(shards, conflicts))
+    return record if unfinished else None
 
 
 def first_inputs(inputs: StreamInputs, count: int) -> np.ndarray:
@@ -355,8 +363,9 @@ def finish_stream(output: PathLike, *, settings: Dict[str, Any], names: Optional
     """Writes ``attributions.npy``, ``summary.json``, ``index.html`` and the panels of a finished streamed run.
 
     The attributions ``(N, *S)`` float32 are copied shard by shard into a memory-mapped
-    ``.npy`` file, so memory stays bounded by one shard; everything is written beside
-    ``output`` first and moved in at the end (:func:`~tf_ig2.cli_output.staged_output`).
+    ``.npy`` file, so memory stays bounded by one shard; everything is written to a staging
+    folder inside ``output`` first and moved into place at the end
+    (:func:`~tf_ig2.cli_output.staged_output`).
 
     ``summary.json`` holds the settings, the tf_ig2 version, the counts (inputs, shards,
     inputs explained by earlier runs), the mean and largest ``|completeness_delta|`` and,
@@ -399,7 +408,7 @@ def finish_stream(output: PathLike, *, settings: Dict[str, Any], names: Optional
         raise ValueError(f"{shards!r} holds no finished streamed results.")
     count = folder.count
     shown = min(count, report.max_inputs)
-    with cli_output.staged_output(output, overwrite=True) as staging:
+    with cli_output.staged_output(output, overwrite=True, names=cli_output.output_names(stream=True)) as staging:
         attributions_file = os.path.join(staging, cli_output.ATTRIBUTIONS_FILE)
         sample_shape = list(merge_shards(shards, "attributions", attributions_file)[1:])
         explanation = _shown_explanation(folder, attributions_file, shown, method, representation)

@@ -38,6 +38,16 @@ LOGS_FOLDER = "logs"
 EXPLANATION_FOLDER = "explanation"
 
 
+def check_output_folder(output_dir: str, overwrite: bool) -> str:
+    """Checks, writing nothing, that the demo may write to ``output_dir``; returns it.
+
+    Raises:
+        ValueError: As :func:`tf_ig2.cli_output.check_output` (``model.keras`` must be missing
+            or the demo's own).
+    """
+    return cli_output.check_output(output_dir, overwrite, (MODEL_FILE,))
+
+
 def load_digits_data(seed: int = 0) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """scikit-learn's digits, shuffled and split into training and held-out parts.
 
@@ -110,10 +120,11 @@ def run_demo(output_dir: str = defaults.DEMO_OUTPUT_DIR, *, overwrite: bool = Fa
              seed: int = 0) -> Dict[str, Any]:
     """Trains, saves and explains the demo CNN; writes everything under ``output_dir``.
 
-    Everything is written to a temporary folder beside ``output_dir`` and moved there at the end;
-    a non-empty ``output_dir`` is refused unless ``overwrite``, which replaces ``model.keras``,
-    ``explanation/`` and ``logs/`` (as a whole) and keeps every other entry. Seeds Keras, NumPy
-    and TensorFlow's global random generators with ``seed``.
+    Everything is written to a staging folder inside ``output_dir`` and moved into place at the
+    end; a non-empty ``output_dir`` is refused unless ``overwrite``, which replaces the files an
+    earlier demo wrote there (``model.keras``, ``explanation/``, ``logs/``) and keeps every other
+    file, inside those folders too (:mod:`tf_ig2.folders`). Seeds Keras, NumPy and TensorFlow's
+    global random generators with ``seed``.
 
     Args:
         output_dir: The folder to write to.
@@ -130,14 +141,16 @@ def run_demo(output_dir: str = defaults.DEMO_OUTPUT_DIR, *, overwrite: bool = Fa
         (held-out) and ``summary`` (the explanation's summary as written to ``summary.json``).
 
     Raises:
-        ValueError: If ``output_dir`` is a file, or a non-empty folder without ``overwrite``.
+        ValueError: If ``output_dir`` is a file, a non-empty folder without ``overwrite``, or
+            holds files the demo did not write where it writes its own.
+        tf_ig2.folders.FolderInUseError: If another run holds ``output_dir``.
     """
     from . import validation
 
     for name, value in (("epochs", epochs), ("steps", steps), ("explained", explained),
                         ("references", references)):
         validation.positive_int(name, value)
-    destination = os.path.abspath(cli_output.check_output(output_dir, overwrite))
+    destination = os.path.abspath(check_output_folder(output_dir, overwrite))
 
     import keras
 
@@ -152,7 +165,7 @@ def run_demo(output_dir: str = defaults.DEMO_OUTPUT_DIR, *, overwrite: bool = Fa
     reference_images = other_class_references(x_train, y_train, labels, references, rng)
     ig2_options = dict(steps=steps, value_range=(0.0, 1.0))
 
-    with cli_output.staged_output(destination, overwrite=overwrite) as staging:
+    with cli_output.staged_output(destination, overwrite=overwrite, names=(MODEL_FILE,)) as staging:
         logs = os.path.join(staging, LOGS_FOLDER)
         model = build_model(x_train.shape[1:], int(y_train.max()) + 1)
         model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])

@@ -3,7 +3,10 @@
 A folder holds ``index.json`` (the settings, the arrays stored per input and the finished shards)
 and, per shard of ``shard_size`` inputs, one ``<array>.<shard:05d>.npy`` file per stored array.
 Every file is written under a temporary name, synced and renamed; the index is replaced after
-the shard's files, so a folder always lists only whole shards.
+the shard's files, so a folder always lists only whole shards. A run holds the folder's lock
+and lists every file it writes in the folder's manifest (:mod:`tf_ig2.folders`): starting over
+or resuming removes only listed files that still match, and a file it did not write where a
+result would go is refused.
 
 :func:`load_results` is the one reader of a folder; :func:`merge_shards` concatenates an array's
 shards into one ``.npy`` file through a memory map (memory bounded by one shard), for the
@@ -23,7 +26,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .. import defaults
+from .. import defaults, folders
+from ..validation import one_line
 
 logger = logging.getLogger(__package__)
 
@@ -43,6 +47,8 @@ MAX_LISTED_DIFFERENCES = 6
 _SHARD_PATTERN = re.compile(r"^(?P<name>[a-z_]+)\.(?P<shard>\d{5,})\.npy(\.tmp)?$")
 _MERGED_PATTERN = re.compile(r"^[a-z_]+\.merged\.npy(\.tmp)?$")
 _MMAP_MODES = (None, "r", "r+", "c")
+#: Files rewritten as a run goes: listed in the manifest as written whatever they hold.
+_REWRITTEN = (INDEX_NAME, MERGED_NAME)
 
 
 # -- writing files safely --------------------------------------------------------------------------
@@ -127,6 +133,64 @@ def _read_index(path: str) -> Optional[Dict[str, Any]]:
     return index
 
 
+def _targets(path: str, arrays: Sequence[str]) -> List[str]:
+    """The entries of ``path`` at names a run storing ``arrays`` writes (shards, merged arrays, index)."""
+    found = []
+    for entry in os.listdir(path):
+        shard = _SHARD_PATTERN.match(entry)
+        merged = _MERGED_PATTERN.match(entry)
+        if entry in (INDEX_NAME, MERGED_NAME, INDEX_NAME + ".tmp", MERGED_NAME + ".tmp") or (
+                shard and shard.group("name") in arrays) or (merged and entry.split(".")[0] in arrays):
+            found.append(entry)
+    return found
+
+
+def _manifest(path: str) -> folders.Manifest:
+    """The folder's manifest; a folder written before manifests existed has its index vouch for its shards."""
+    manifest = folders.Manifest.load(path)
+    if manifest.existed:
+        return manifest
+    try:
+        index = _read_index(path)
+    except ValueError:
+        return manifest
+    if index is not None:
+        names = [INDEX_NAME] + [_shard_name(name, shard["shard"]) for shard in index["shards"]
+                                for name in index["arrays"]]
+        names += [MERGED_NAME] + [f"{name}.merged.npy" for name in index["arrays"]]
+        manifest.mark_pending(name for name in names if os.path.isfile(os.path.join(path, name)))
+    return manifest
+
+
+#: Every array a run may store, whatever its settings.
+ALL_ARRAYS = ALWAYS_STORED + ("targets", "labels", "representation_distance", "counterfactuals")
+
+
+def foreign_files(path: PathLike, arrays: Sequence[str] = ALL_ARRAYS) -> List[str]:
+    """The files in ``path`` at names a run storing ``arrays`` would write that no run wrote there."""
+    path = os.fspath(path)
+    if not os.path.isdir(path):
+        return []
+    return _manifest(path).foreign(_targets(path, arrays))
+
+
+def discard(path: PathLike) -> None:
+    """Removes the files runs wrote in the results folder ``path`` (its manifest's), the manifest too.
+
+    Every other file is left; so is the folder.
+
+    Raises:
+        tf_ig2.folders.FolderInUseError: If another run holds the folder's lock.
+    """
+    path = os.fspath(path)
+    if not os.path.isdir(path):
+        return
+    with folders.holding(path, create=False):
+        _manifest(path).remove()
+        with contextlib.suppress(OSError):
+            os.remove(os.path.join(path, folders.MANIFEST_NAME))
+
+
 class ResultsFolder:
     """A results folder and its index: the settings, the stored arrays and the finished shards.
 
@@ -138,9 +202,12 @@ class ResultsFolder:
         index: The index, as stored in ``index.json``.
     """
 
-    def __init__(self, path: str, index: Dict[str, Any]):
+    def __init__(self, path: str, index: Dict[str, Any], manifest: Optional[folders.Manifest] = None,
+                 lock: Optional[folders.FolderLock] = None):
         self.path = path
         self.index = index
+        self.manifest = manifest if manifest is not None else folders.Manifest.load(path)
+        self.lock = lock
 
     @classmethod
     def read(cls, path: PathLike) -> Optional["ResultsFolder"]:
@@ -156,15 +223,33 @@ class ResultsFolder:
     @classmethod
     def open(cls, path: str, settings: Dict[str, Any], shard_size: Optional[int],
              overwrite: bool) -> "ResultsFolder":
-        """Opens ``path`` to write results of ``settings``, continuing results of the same settings.
+        """Takes the lock of ``path`` and opens it to write results of ``settings``, continuing
+        results of the same settings; :meth:`close` releases the lock.
 
         Raises:
-            ValueError: If ``path`` is a file, or holds finished results of other settings (or
-                an unreadable index) and ``overwrite`` is false.
+            ValueError: If ``path`` is a file, holds files this module did not write where results
+                would go, or holds finished results of other settings (or an unreadable index)
+                and ``overwrite`` is false.
+            tf_ig2.folders.FolderInUseError: If another run holds the folder's lock.
         """
         if os.path.exists(path) and not os.path.isdir(path):
             raise ValueError(f"`output_dir` must be a folder. Received: output_dir={path!r}, a file")
         os.makedirs(path, exist_ok=True)
+        lock = None if folders.held_lock(path) is not None else folders.FolderLock(path).acquire()
+        try:
+            return cls._open_locked(path, settings, shard_size, overwrite, lock)
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
+
+    @classmethod
+    def _open_locked(cls, path: str, settings: Dict[str, Any], shard_size: Optional[int], overwrite: bool,
+                     lock: Optional[folders.FolderLock]) -> "ResultsFolder":
+        manifest = _manifest(path)
+        conflicts = manifest.foreign(_targets(path, settings.get("arrays", ())))
+        if conflicts:
+            raise ValueError(f"{folders.foreign_message(path, conflicts)} Received: output_dir={path!r}")
         try:
             index = _read_index(path)
         except ValueError:
@@ -185,12 +270,11 @@ class ResultsFolder:
                     f"overwrite=True to replace them or choose another folder. Received: output_dir={path!r}"
                 )
             if not overwrite:
-                folder = cls(path, index)
+                folder = cls(path, index, manifest, lock)
                 folder._check_files()
-                folder._remove(unfinished_only=True)
+                folder._remove_unfinished()
                 return folder
-        if overwrite:
-            cls(path, {"shards": [], "arrays": {}})._remove(unfinished_only=False)
+        manifest.remove()
         index = {
             "format": FORMAT_VERSION,
             "settings": settings,
@@ -200,10 +284,22 @@ class ResultsFolder:
             "count": 0,
             "complete": False,
         }
-        folder = cls(path, index)
-        folder._remove(unfinished_only=True)
+        folder = cls(path, index, manifest, lock)
         folder.save()
         return folder
+
+    def close(self) -> None:
+        """Lists the files written last in the manifest and releases the folder's lock."""
+        try:
+            if self.manifest.entries or self.manifest.existed:
+                self.manifest.complete_pending(_REWRITTEN)
+                self.manifest.save()
+        except OSError as error:
+            logger.warning("could not update the manifest of %s (%s)", self.path, error)
+        finally:
+            if self.lock is not None:
+                self.lock.release()
+                self.lock = None
 
     @property
     def count(self) -> int:
@@ -260,21 +356,20 @@ class ResultsFolder:
                 raise ValueError(f"`output_dir` misses the finished shard file {name!r}; pass overwrite=True to start "
                                  f"over. Received: output_dir={self.path!r}")
 
-    def _remove(self, *, unfinished_only: bool) -> None:
-        """Removes this module's files: unfinished shards and temporaries, or everything."""
-        keep = self._finished_names() if unfinished_only else set()
-        for name in os.listdir(self.path):
-            ours = bool(_SHARD_PATTERN.match(name) or _MERGED_PATTERN.match(name))
-            if unfinished_only:
-                doomed = (ours and name not in keep and not _MERGED_PATTERN.match(name)) or name in (
-                    INDEX_NAME + ".tmp", MERGED_NAME + ".tmp")
-            else:
-                doomed = ours or name in (INDEX_NAME, MERGED_NAME, INDEX_NAME + ".tmp", MERGED_NAME + ".tmp")
-            if doomed:
-                os.remove(os.path.join(self.path, name))
+    def _remove_unfinished(self) -> None:
+        """Removes the files this module wrote here that no finished shard lists (unfinished shards)."""
+        keep = self._finished_names() | {INDEX_NAME, MERGED_NAME}
+        keep |= {f"{name}.merged.npy" for name in self.index["arrays"]}
+        self.manifest.remove([name for name in self.manifest.entries if name not in keep])
+        self.manifest.complete_pending(_REWRITTEN)
+        self.manifest.entries[INDEX_NAME] = {"pending": True}
+        self.manifest.save()
 
     def save(self) -> None:
-        """Writes the index."""
+        """Writes the index (listed in the manifest as a file this module rewrites)."""
+        if self.manifest.entries.get(INDEX_NAME) != {"pending": True}:
+            self.manifest.mark_pending([INDEX_NAME])
+            self.manifest.save()
         write_json(os.path.join(self.path, INDEX_NAME), self.index)
 
     def add_shard(self, rows: Dict[str, np.ndarray], inputs_checksum: str) -> None:
@@ -286,6 +381,9 @@ class ResultsFolder:
         shard = len(self.index["shards"])
         count = len(rows["attributions"])
         arrays = self.index["arrays"]
+        self.manifest.complete_pending(_REWRITTEN)
+        self.manifest.mark_pending([INDEX_NAME] + [_shard_name(name, shard) for name in rows])
+        self.manifest.save()
         for name, values in rows.items():
             entry = {"dtype": values.dtype.str, "shape": list(values.shape[1:])}
             if name not in arrays:
@@ -304,6 +402,8 @@ class ResultsFolder:
         """Marks the results complete."""
         self.index["complete"] = True
         self.save()
+        self.manifest.complete_pending(_REWRITTEN)
+        self.manifest.save()
 
 
 class ShardWriter:
@@ -402,27 +502,51 @@ def merge_shards(output_dir: PathLike, name: str, destination: PathLike) -> Tupl
 
 
 def _merged(folder: ResultsFolder, name: str, paths: Sequence[str], mmap_mode: str) -> np.ndarray:
-    """``<name>.merged.npy``: the shards concatenated on disk, rebuilt when shards were added."""
-    merged_path = os.path.join(folder.path, f"{name}.merged.npy")
+    """``<name>.merged.npy``: the shards concatenated on disk, rebuilt when shards were added.
+
+    Written only when the folder's lock is free and no file this module did not write is at its
+    name; else (and in a read-only folder) the shards are concatenated in memory.
+    """
+    merged_name = f"{name}.merged.npy"
+    merged_path = os.path.join(folder.path, merged_name)
     record_path = os.path.join(folder.path, MERGED_NAME)
-    record: Dict[str, Any] = {}
-    if os.path.exists(record_path):
-        with contextlib.suppress(OSError, ValueError):
-            with open(record_path, encoding="utf-8") as handle:
-                record = json.load(handle)
-    wanted = {"shards": len(paths), "count": folder.count}
-    if record.get(name) == wanted and os.path.exists(merged_path):
-        return np.load(merged_path, mmap_mode=mmap_mode)
     try:
-        temporary = merged_path + ".tmp"
-        _concatenate(paths, folder.dtype(name), (folder.count, *folder.per_input_shape(name)), temporary)
-        os.replace(temporary, merged_path)
-        record[name] = wanted
-        write_json(record_path, record)
-    except OSError as error:  # a read-only folder: concatenate in memory instead
-        logger.warning("could not write %s (%s); concatenating %s in memory", merged_path, error, name)
+        lock = None if folders.held_lock(folder.path) is not None else folders.FolderLock(folder.path).acquire()
+    except (OSError, ValueError) as error:
+        logger.info("not caching %s in %s (%s); concatenating it in memory", merged_name, folder.path,
+                    one_line(error))
         return np.concatenate([np.load(path, mmap_mode="r") for path in paths])
-    return np.load(merged_path, mmap_mode=mmap_mode)
+    try:
+        manifest = _manifest(folder.path)
+        if manifest.foreign([merged_name, MERGED_NAME, merged_name + ".tmp"]):
+            logger.warning("%s holds files explain_dataset did not write at %s or %s; concatenating %s in memory",
+                           folder.path, merged_name, MERGED_NAME, name)
+            return np.concatenate([np.load(path, mmap_mode="r") for path in paths])
+        record: Dict[str, Any] = {}
+        if os.path.exists(record_path):
+            with contextlib.suppress(OSError, ValueError):
+                with open(record_path, encoding="utf-8") as handle:
+                    record = json.load(handle)
+        wanted = {"shards": len(paths), "count": folder.count}
+        if record.get(name) == wanted and os.path.exists(merged_path):
+            return np.load(merged_path, mmap_mode=mmap_mode)
+        try:
+            manifest.mark_pending([merged_name, merged_name + ".tmp", MERGED_NAME])
+            manifest.save()
+            temporary = merged_path + ".tmp"
+            _concatenate(paths, folder.dtype(name), (folder.count, *folder.per_input_shape(name)), temporary)
+            os.replace(temporary, merged_path)
+            record[name] = wanted
+            write_json(record_path, record)
+            del manifest.entries[merged_name + ".tmp"]
+            manifest.save()
+        except OSError as error:  # a read-only folder: concatenate in memory instead
+            logger.warning("could not write %s (%s); concatenating %s in memory", merged_path, error, name)
+            return np.concatenate([np.load(path, mmap_mode="r") for path in paths])
+        return np.load(merged_path, mmap_mode=mmap_mode)
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 def load_results(output_dir: PathLike, *, mmap_mode: Optional[str] = "r",

@@ -172,27 +172,45 @@ def explain_dataset(
                 _check_head(source, folder)
         except (ValueError, TypeError, OSError) as error:
             failure = error
-    complete = folder is not None and folder.complete
-    if strategy is not None and strategy.num_replicas_in_sync > 1:
-        failed, complete_flag, start = agree_on_start(strategy, (int(failure is not None), int(complete), start))
-        complete = bool(complete_flag)
-        if failed and failure is None:
-            raise RuntimeError("The chief worker could not open `output_dir`; see its log for the reason.")
-    if failure is not None:
-        raise failure
+    try:
+        complete = folder is not None and folder.complete
+        if strategy is not None and strategy.num_replicas_in_sync > 1:
+            failed, complete_flag, start = agree_on_start(strategy, (int(failure is not None), int(complete), start))
+            complete = bool(complete_flag)
+            if failed and failure is None:
+                raise RuntimeError("The chief worker could not open `output_dir`; see its log for the reason.")
+        if failure is not None:
+            raise failure
 
-    if complete and folder is None:
-        return DatasetResult(output_dir, start, start, 0, True, time.perf_counter() - started, explainer.method,
-                             plan.arrays)
-    if complete:
-        logger.info("%s already holds all %d explanations; nothing to do", output_dir, folder.count)
-        return _result(folder, resumed=folder.count, seconds=time.perf_counter() - started, method=explainer.method)
-    if start:
-        logger.info("continuing in %s after %d inputs explained earlier", output_dir, start)
+        if complete and folder is None:
+            return DatasetResult(output_dir, start, start, 0, True, time.perf_counter() - started, explainer.method,
+                                 plan.arrays)
+        if complete:
+            logger.info("%s already holds all %d explanations; nothing to do", output_dir, folder.count)
+            return _result(folder, resumed=folder.count, seconds=time.perf_counter() - started,
+                           method=explainer.method)
+        if start:
+            logger.info("continuing in %s after %d inputs explained earlier", output_dir, start)
 
-    size = folder.shard_size if folder is not None else (shard_size or defaults.DATASET_SHARD_SIZE)
-    writer = ShardWriter(folder, size, start) if folder is not None else None
-    reporter = _Progress(mode if chief else None, source.total, start, writer.shards if writer is not None else 0)
+        size = folder.shard_size if folder is not None else (shard_size or defaults.DATASET_SHARD_SIZE)
+        writer = ShardWriter(folder, size, start) if folder is not None else None
+        reporter = _Progress(mode if chief else None, source.total, start,
+                             writer.shards if writer is not None else 0)
+        position = _explain_all(explainer, source, plan, strategy, writer, reporter, start, batch_size)
+        seconds = time.perf_counter() - started
+        if folder is None:
+            return DatasetResult(output_dir, position, start, -(-position // size), True, seconds,
+                                 explainer.method, plan.arrays)
+        return _result(folder, resumed=start, seconds=seconds, method=explainer.method)
+    finally:
+        if folder is not None:
+            folder.close()
+
+
+def _explain_all(explainer: PairExplainer, source: Source, plan: Plan, strategy: Any, writer: Optional[ShardWriter],
+                 reporter: "_Progress", start: int, batch_size: int) -> int:
+    """Explains the inputs after ``start`` a batch at a time into ``writer``; returns the inputs read."""
+    sample_shape = source.sample_shape
     position = start
     try:
         with distributed(explainer, strategy):
@@ -213,11 +231,7 @@ def explain_dataset(
             writer.finish()
     finally:
         reporter.close(position)
-    seconds = time.perf_counter() - started
-    if folder is None:
-        return DatasetResult(output_dir, position, start, -(-position // size), True, seconds,
-                             explainer.method, plan.arrays)
-    return _result(folder, resumed=start, seconds=seconds, method=explainer.method)
+    return position
 
 
 def _result(folder: ResultsFolder, *, resumed: int, seconds: float, method: str) -> DatasetResult:

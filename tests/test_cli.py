@@ -5,6 +5,7 @@ import os
 import re
 import subprocess
 import sys
+import zipfile
 
 import cv2
 import keras
@@ -299,7 +300,8 @@ def test_values_really_outside_the_value_range_are_still_refused(files, tmp_path
     assert status == 0, err
     status, out, err = run([*arguments, "--inputs", tmp_path / "far.npy", "--output", tmp_path / "far"], capsys)
     assert status == 2 and out == "" and err.count("\n") == 1, err
-    assert "`inputs` must lie inside `value_range` [0.0, 1.0]" in err and "to 1.0099999" in err, err
+    assert "`inputs` must lie inside --value-range [0.0, 1.0]" in err and "to 1.0099999" in err, err
+    assert "--scale" not in err  # just outside: no other units to suggest
     assert not (tmp_path / "far").exists()
 
 
@@ -315,7 +317,7 @@ def bad_cases(files, tmp_path):
         "missing model": ([tmp_path / "missing.keras", *base], "does not exist"),
         "unknown format": ([paths["notes.txt"], *base], "Unknown model format"),
         "folder without SavedModel": ([not_saved_model, *base], "not a SavedModel"),
-        "unreadable model": ([unreadable, *base], "Could not load the Keras model"),
+        "unreadable model": ([unreadable, *base], "is not a readable .keras file"),
         "shapes that do not fit": ([keras_model, "--inputs", paths["wrong.npy"], "--references",
                                     paths["references.npy"]], r"expects inputs of shape \(N, 8, 8, 1\)"),
         "unknown layer": ([keras_model, *base, "--representation-layer", "nope"],
@@ -325,7 +327,7 @@ def bad_cases(files, tmp_path):
         "steps zero": ([keras_model, *base[:4], "--steps", "0"], "--steps: must be an integer >= 1"),
         "negative step size": ([keras_model, *base, "--step-size", "-1"], "--step-size"),
         "reversed value range": ([keras_model, *base, "--value-range", "1", "0"], "LO must be <= HI"),
-        "inputs outside value range": ([keras_model, *base, "--value-range", "0", "0.5"], "inside `value_range`"),
+        "inputs outside value range": ([keras_model, *base, "--value-range", "0", "0.5"], "inside --value-range"),
         "bad batch size": ([keras_model, *base, "--batch-size", "x"], "--batch-size"),
         "bad scale": ([keras_model, *base, "--scale", "0"], "--scale"),
         "negative target": ([keras_model, *base, "--target", "-1"], "--target"),
@@ -554,7 +556,8 @@ def without_log_level(**extra):
 
 @pytest.mark.slow
 def test_command_keeps_tensorflow_startup_lines_off_stderr(tmp_path):
-    (tmp_path / "broken.keras").write_bytes(b"not a model")  # refused once TensorFlow is loaded
+    with zipfile.ZipFile(tmp_path / "broken.keras", "w") as archive:  # refused once TensorFlow is loaded
+        archive.writestr("notes.txt", "not a model")
     np.save(tmp_path / "x.npy", np.zeros((1, 4), np.float32))
     arguments = ["explain", tmp_path / "broken.keras", "--inputs", "x.npy", "--references", "x.npy",
                  "--output", tmp_path / "out"]
@@ -582,3 +585,90 @@ def test_python_dash_m_help_writes_no_tensorflow_lines(tmp_path):
                            capture_output=True, text=True, env=without_log_level(TF_CPP_MIN_LOG_LEVEL="2"),
                            cwd=tmp_path, timeout=300)
     assert eager.stdout.strip() == "False"  # import tf_ig2 leaves TensorFlow unimported
+
+
+def test_target_file_gives_each_input_its_class(files, tmp_path, capsys):
+    targets = tmp_path / "targets.npy"
+    np.save(targets, np.array([2, 0, 1]))
+    output = tmp_path / "out"
+    status, _, err = run(explain_arguments(files, "cnn.keras", output, "--target", targets), capsys)
+    assert status == 0, err
+    summary = json.loads((output / "summary.json").read_text())
+    assert [record["target"] for record in summary["inputs"]] == [2, 0, 1]
+    api = tf_ig2.IG2(files["model"], steps=STEPS).explain(files["arrays"]["inputs.npy"],
+                                                          files["arrays"]["references.npy"], [2, 0, 1])
+    np.testing.assert_allclose(np.load(output / "attributions.npy"), api.attributions, **TOLERANCE)
+    np.save(targets, np.array([2, 0]))
+    status, _, err = run(explain_arguments(files, "cnn.keras", tmp_path / "two", "--target", targets), capsys)
+    assert status == 2 and "--target" in err and "must hold 3 class indices" in err and "shape (2,)" in err
+    status, _, err = run(explain_arguments(files, "cnn.keras", tmp_path / "none", "--target", tmp_path / "no.npy"),
+                         capsys)
+    assert status == 2 and "`target` file not found" in err
+
+
+def test_messages_name_the_command_lines_options(files, tmp_path, capsys):
+    # A completeness warning names the command line's options and summary.json. Straight-line IG with
+    # 2 points from sum 6.4 to 57.6 through relu(sum - 50): the trapezoid gives 25.6 for a gap of 7.6.
+    kink = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
+                             keras.layers.Dense(1, activation="relu", kernel_initializer="ones",
+                                                bias_initializer=keras.initializers.Constant(-50.0)),
+                             keras.layers.Dense(2, kernel_initializer=keras.initializers.Constant([[1.0, -1.0]]))])
+    path = tmp_path / "kink.keras"
+    kink.save(path)
+    np.save(tmp_path / "high.npy", np.full((1, 8, 8, 1), 0.9, np.float32))
+    np.save(tmp_path / "low.npy", np.full((1, 8, 8, 1), 0.1, np.float32))
+    status, _, err = run(["explain", path, "--method", "ig", "--inputs", tmp_path / "high.npy", "--references",
+                          tmp_path / "low.npy", "--steps", "2", "--target", "0", "--output", tmp_path / "out"], capsys)
+    assert status == 0, err
+    warned = [line for line in err.splitlines() if "do not add up" in line]
+    assert len(warned) == 1 and warned[0].startswith("tf-ig2: warning: "), err
+    assert "more --steps" in warned[0] and "relative_delta in summary.json" in warned[0], warned[0]
+    assert "explanation.relative_delta" not in warned[0]
+    # Values outside --value-range suggest the --scale that brings them inside.
+    digits = tmp_path / "digits.npy"
+    np.save(digits, 16.0 * files["arrays"]["inputs.npy"] / files["arrays"]["inputs.npy"].max())
+    status, _, err = run(["explain", files["paths"]["cnn.keras"], "--inputs", digits, "--references",
+                          files["paths"]["references.npy"], "--value-range", "0", "1", "--steps", "2",
+                          "--output", tmp_path / "range"], capsys)
+    assert status == 2 and "pass --scale 1/16" in err and "--value-range" in err, err
+
+
+def test_command_line_wording_translates_keywords():
+    from tf_ig2 import diagnostics
+    from tf_ig2.cli_explain import command_line_wording
+
+    for rule, remedy in diagnostics.REMEDIES.items():
+        worded = command_line_wording(f"The {rule!r} rule. Try {remedy}. See explanation.relative_delta.")
+        assert "='" not in worded and "explanation.relative_delta" not in worded, worded
+    assert command_line_wording("try a larger segment_points") == "try a larger --segment-points"
+    assert command_line_wording("try more steps.") == "try more --steps."
+    assert command_line_wording("values from 0.0 to 255.0").endswith("255.0")  # no range named: no hint
+
+
+def test_unreadable_files_are_refused_saying_why(files, tmp_path, capsys):
+    # A truncated .keras file is no zip archive: refused before TensorFlow is needed.
+    data = open(files["paths"]["cnn.keras"], "rb").read()
+    truncated = tmp_path / "truncated.keras"
+    truncated.write_bytes(data[:len(data) // 2])
+    status, _, err = run(explain_arguments(files, "cnn.keras", tmp_path / "a")[:1] + [truncated]
+                         + explain_arguments(files, "cnn.keras", tmp_path / "a")[2:], capsys)
+    assert status == 2 and "is not a readable .keras file" in err and "truncated" in err and "File not found" not in err
+    # A pickled array names the argument and the file, and is never unpickled.
+    pickled = tmp_path / "objects.npz"
+    np.savez(pickled, inputs=np.array([{"a": 1}], dtype=object))
+    status, _, err = run(["explain", files["paths"]["cnn.keras"], "--inputs", pickled, "--references",
+                          files["paths"]["references.npy"], "--output", tmp_path / "b"], capsys)
+    assert status == 2 and "`inputs` from" in err and "objects.npz" in err and "pickled object array" in err
+
+
+def test_a_lambda_of_a_function_from_the_saving_script_is_explained(tmp_path, capsys):
+    def double(values):
+        return 2.0 * values
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Lambda(double), keras.layers.Dense(3)])
+    model.save(tmp_path / "lambda.keras")
+    np.save(tmp_path / "x.npy", np.ones((2, 4), np.float32))
+    status, _, err = run(["explain", tmp_path / "lambda.keras", "--inputs", tmp_path / "x.npy", "--references",
+                          tmp_path / "x.npy", "--output", tmp_path / "out", "--unsafe-deserialization"], capsys)
+    assert status == 2 and "'double'" in err and "defined in the script that saved the model" in err, err
+    assert "--import builtins" not in err and "--import __main__" not in err

@@ -285,7 +285,7 @@ def error_cases(files, tmp_path):
         # Found while explaining the first batch: what the run created is removed again.
         "inputs outside value range": ([model, "--inputs", inputs, *base[2:], "--references",
                                         files["dark_references.npy"], "--value-range", "0", "0.5"],
-                                       "`inputs` must lie inside `value_range`"),
+                                       "`inputs` must lie inside --value-range"),
         "target out of range": ([model, "--inputs", inputs, *base, "--target", "7"], r"class indices in \[0, 2\]"),
         "output not empty": ([model, "--inputs", inputs, *base], "--overwrite"),
     }

@@ -4,6 +4,7 @@ import glob
 import json
 import os
 import re
+import shlex
 
 import cv2
 import numpy as np
@@ -34,7 +35,7 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     assert captured.out.splitlines()[0] == f"Report:       {output / 'explanation' / 'index.html'}"
     assert f"tensorboard --logdir {output / 'logs'}" in captured.out
     assert str(output / "model.keras") in captured.out
-    assert visible(output) == ["explanation", "logs", "model.keras"]
+    assert visible(output) == ["explanation", "inputs.npy", "logs", "model.keras", "references.npy", "targets.npy"]
     assert sorted(os.listdir(tmp_path)) == ["demo"], "a temporary folder was left behind"
 
     # TensorBoard: the IG² run holds overlays, grids and diagnostics; Keras' runs hold the losses.
@@ -75,6 +76,17 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
                                      + [f"path_{index:03d}.png" for index in range(10)])
     assert str(tmp_path) not in page and page.count("<section") == 10
 
+    # The printed command explains the saved digits again, as the report shows them.
+    command = [line for line in captured.out.splitlines() if line.startswith("Explain again")][0].split(": ", 1)[1]
+    words = shlex.split(command)
+    assert words[:2] == ["tf-ig2", "explain"]
+    status = cli.main(words[1:] + ["--quiet"])
+    assert status == 0, capsys.readouterr().err
+    rerun = output / "explanation_rerun"
+    np.testing.assert_allclose(np.load(rerun / "attributions.npy"), attributions, rtol=1e-5, atol=1e-6)
+    again = json.loads((rerun / "summary.json").read_text())["inputs"]
+    assert [record["target"] for record in again] == [record["target"] for record in records]
+
     # The saved model loads and classifies as the summary says.
     model = saved_model.load_model(output / "model.keras")
     assert model.output_shape == (None, 10)
@@ -86,14 +98,16 @@ def test_demo_prints_the_report_path_first(tmp_path, capsys, monkeypatch):
     def finished(output, overwrite=False):
         return {"output": output, "model": paths["model.keras"], "explanation": paths["explanation"],
                 "report": os.path.join(paths["explanation"], "index.html"), "logs": paths["logs"],
-                "tensorboard": f"tensorboard --logdir {paths['logs']}", "accuracy": 0.9, "summary": {}}
+                "tensorboard": f"tensorboard --logdir {paths['logs']}", "accuracy": 0.9, "summary": {},
+                "command": "tf-ig2 explain ..."}
 
     monkeypatch.setattr(demo, "run_demo", finished)
     status = cli.main(["demo", "--output", str(tmp_path), "--quiet"])
     lines = capsys.readouterr().out.splitlines()
     assert status == 0
     assert lines[0] == f"Report:       {os.path.join(paths['explanation'], 'index.html')}"
-    assert len(lines) == 5 and lines[1].startswith("Held-out accuracy")
+    assert len(lines) == 6 and lines[1].startswith("Held-out accuracy")
+    assert lines[-1] == "Explain again from the command line: tf-ig2 explain ..."
 
 
 def test_demo_refuses_a_non_empty_folder_before_training(tmp_path, capsys, monkeypatch):

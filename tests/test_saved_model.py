@@ -6,6 +6,7 @@ agree to float32 round-off, since loading changes no weight.
 
 import os
 import warnings
+import zipfile
 
 import keras
 import numpy as np
@@ -126,7 +127,8 @@ def test_batched_explanation_is_identical_and_reports_progress(saved):
     (lambda folder: folder / "missing.keras", "does not exist"),
     (lambda folder: folder, "not a SavedModel"),
     (lambda folder: folder / "notes.txt", "Unknown model format"),
-    (lambda folder: folder / "broken.keras", "Could not load the Keras model"),
+    (lambda folder: folder / "broken.keras", "not a readable .keras file: a .keras model is a zip archive"),
+    (lambda folder: folder / "other.keras", "Could not load the Keras model"),
     (lambda folder: folder / "broken.h5", "Could not load the Keras model"),
     (lambda folder: folder / "corrupt", "Could not load the SavedModel"),
 ])
@@ -135,6 +137,8 @@ def test_bad_model_paths(tmp_path, make, message):
     (tmp_path / "corrupt" / "saved_model.pb").write_bytes(b"\x00garbage")
     (tmp_path / "notes.txt").write_text("not a model")
     (tmp_path / "broken.keras").write_bytes(b"PK\x03\x04 not really a zip")
+    with zipfile.ZipFile(tmp_path / "other.keras", "w") as archive:  # a zip archive, but no Keras model
+        archive.writestr("notes.txt", "not a model")
     (tmp_path / "broken.h5").write_bytes(b"garbage")
     with pytest.raises(ValueError, match=message):
         saved_model.load_model(make(tmp_path))
@@ -341,7 +345,8 @@ def test_not_a_keras_model_is_refused(tmp_path, monkeypatch):
     import keras as keras3
 
     path = tmp_path / "model.keras"
-    path.write_bytes(b"anything")
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("anything", "anything")
     monkeypatch.setattr(keras3.saving, "load_model", lambda *args, **kwargs: object())
     with pytest.raises(ValueError, match="holds no Keras model. Received: object"):
         saved_model.load_model(path)

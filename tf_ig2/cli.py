@@ -33,7 +33,16 @@ import warnings
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
 from . import defaults, methods, settings
-from .cli_explain import METHOD_OPTIONS, PROGRAM, ProgressBar, UsageError, check_explain, reserved_output, run_explain
+from .cli_explain import (
+    METHOD_OPTIONS,
+    PROGRAM,
+    ProgressBar,
+    UsageError,
+    check_explain,
+    command_line_wording,
+    reserved_output,
+    run_explain,
+)
 
 __all__ = ["main", "build_parser", "quiet_tensorflow_startup", "ProgressBar", "UsageError", "PROGRAM"]
 from .validation import one_line
@@ -147,6 +156,11 @@ def _integer_at_least(minimum: int, expected: str) -> Callable[[str], int]:
 
 _positive_int = _integer_at_least(1, "an integer >= 1")
 _class_index = _integer_at_least(0, "a class index (an integer >= 0)")
+
+
+def _target(text: str) -> Any:
+    """``--target``: a class index, or the path of a ``.npy`` file of class indices (one per input)."""
+    return text if text.lower().endswith(".npy") else _class_index(text)
 
 
 def _step_size(text: str) -> Any:
@@ -330,8 +344,9 @@ def build_parser() -> argparse.ArgumentParser:
                               "(N, R, *S) per input, as a .npy/.npz array (a .npz may hold both, named 'inputs' and "
                               "'references'), or images (R images); for ig and guided_ig also a number such as 0, "
                               "one baseline value for every feature (default for them: 0; required for ig2)")
-    explain.add_argument("--target", type=_class_index, metavar="INT",
-                         help="class index explained for every input (default: each input's predicted class)")
+    explain.add_argument("--target", type=_target, metavar="INT|FILE.npy",
+                         help="class index explained for every input, or a .npy file of N class indices, one per "
+                              "input (default: each input's predicted class)")
     _add_method_options(explain, cli_files.VALUE_RANGE_ROUND_OFF_EPS)
     explain.add_argument("--image-size", type=_positive_int, nargs=2, metavar=("H", "W"),
                          help="resize image inputs and references to H x W (default: the model's input size if "
@@ -396,7 +411,7 @@ def _one_line_warnings() -> Iterator[None]:
     """Shows Python warnings as single ``tf-ig2: warning: ...`` lines on stderr."""
 
     def show(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
-        sys.stderr.write(f"{PROGRAM}: warning: {one_line(str(message))}\n")
+        sys.stderr.write(f"{PROGRAM}: warning: {one_line(command_line_wording(str(message)))}\n")
 
     with warnings.catch_warnings():
         warnings.showwarning = show
@@ -483,6 +498,7 @@ def _print_demo(result: Dict[str, Any]) -> None:
     print(f"Explanations: {result['explanation']} (index.html, summary.json, panel_*.png, path_*.png, "
           "overlay_*.png, grid.png, attributions.npy, counterfactuals.npy)")
     print(f"TensorBoard:  tensorboard --logdir {result['logs']}")
+    print(f"Explain again from the command line: {result['command']}")
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -26,7 +26,7 @@ import re
 import sys
 from typing import Any, Dict, Iterator, Optional, Sequence, Tuple, Union
 
-from . import defaults, methods
+from . import defaults, methods, validation
 from .validation import one_line
 
 PROGRAM = "tf-ig2"
@@ -156,7 +156,8 @@ def _load_model(args: argparse.Namespace) -> Any:
         return saved_model.load_model(args.model, safe_mode=not args.unsafe_deserialization,
                                       signature=args.signature, output_name=args.output_name)
     except saved_model.MissingClassError as error:
-        origin = f" (saved from module {error.module!r})" if error.module else ""
+        origin = (f" (saved from module {error.module!r})" if error.module
+                  else " (defined in the script that saved the model: move it into a module of its own)")
         example = f", here probably --import {error.module}" if error.module else ""
         tried = f"; the modules imported ({', '.join(args.imports)}) do not register it" if args.imports else ""
         raise UsageError(
@@ -282,10 +283,65 @@ def report_options(args: argparse.Namespace, explainer: Any = None, references: 
                                     max_inputs=defaults.CLI_REPORT_MAX_INPUTS, path_strips=strips)
 
 
-def _command_line_wording(text: str) -> str:
-    """Messages of the Python API name keyword arguments; the command line names its options."""
-    text = re.sub(r"\boverwrite=True\b", "--overwrite", str(text))
-    return text.replace("pass batch_size=1", "pass --batch-size 1")
+def _option(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _scale_hint(text: str) -> str:
+    """For values above a range starting at 0, the ``--scale`` that brings them inside, e.g. ``--scale 1/16``."""
+    found = re.search(r"`value_range` \[(\S+), (\S+)\]\. Received: values from (\S+) to (\S+)$", text)
+    if not found:
+        return ""
+    try:
+        low, high, _, largest = (float(value) for value in found.groups())
+    except ValueError:
+        return ""
+    if low != 0.0 or high <= 0.0 or largest <= high:
+        return ""
+    ratio = largest / high
+    # Values in other common units: digits of 0 to 16, percentages, 8-bit and 16-bit pixels.
+    units = [unit for unit in (16, 100, 255, 65535) if unit / 2 < ratio <= unit]
+    if not units:
+        return ""
+    scale = f"1/{units[0]}" if high == 1.0 else f"{high / units[0]:.6g}"
+    return f". If the inputs are in other units (here 0 to {largest:g}), pass --scale {scale}."
+
+
+def command_line_wording(text: str) -> str:
+    """Messages of the Python API name keyword arguments; the command line names its options.
+
+    ``name='value'`` becomes ``--name value``, ``overwrite=True`` ``--overwrite``, ``batch_size=1``
+    ``--batch-size 1``, "more steps" "more --steps", and ``explanation.relative_delta`` the
+    ``relative_delta`` of ``summary.json``; a value-range refusal suggests a ``--scale``.
+    """
+    text = str(text)
+    text += _scale_hint(text)
+    text = re.sub(r"\boverwrite=True\b", "--overwrite", text)
+    text = re.sub(r"\b([a-z_]+)='([^']*)'", lambda match: f"{_option(match.group(1))} {match.group(2)}", text)
+    text = re.sub(r"\b(batch_size|steps)=(\d+)\b", lambda match: f"{_option(match.group(1))} {match.group(2)}", text)
+    text = re.sub(r"\b(more|a larger) (steps|segment_points)\b",
+                  lambda match: f"{match.group(1)} {_option(match.group(2))}", text)
+    text = text.replace("input_layer=", "--input-layer").replace("`value_range`", "--value-range")
+    return text.replace("explanation.relative_delta", "relative_delta in summary.json")
+
+
+def read_targets(args: argparse.Namespace, count: int) -> Any:
+    """``--target``: ``None``, one class index, or the ``(N,)`` class indices read from its ``.npy`` file.
+
+    Raises:
+        UsageError: If the file does not hold ``count`` non-negative integers.
+    """
+    if not isinstance(args.target, str):
+        return args.target
+    import numpy as np
+    try:
+        values = np.load(args.target, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise UsageError(f"argument --target: could not read {args.target!r} as a .npy array: {error}") from error
+    if values.shape != (count,) or not np.issubdtype(values.dtype, np.integer) or np.any(values < 0):
+        raise UsageError(f"argument --target: {args.target!r} must hold {count} class indices (integers >= 0), one "
+                         f"per input. Received: {values.dtype} array of shape {values.shape}")
+    return values.astype(np.int64)
 
 
 # -- checks before TensorFlow is imported ------------------------------------------------------------
@@ -308,7 +364,12 @@ def check_explain(args: argparse.Namespace) -> Union[str, float]:
                          f"{args.shard_size} without --stream")
     if not os.path.exists(args.model):
         raise UsageError(f"No model found: MODEL does not exist. Received: {args.model!r}")
-    for name, path in (("inputs", args.inputs), ("references", reference)):
+    if args.model.lower().endswith(".keras"):
+        try:
+            validation.keras_archive("MODEL", args.model)
+        except ValueError as error:
+            raise UsageError(str(error)) from error
+    for name, path in (("inputs", args.inputs), ("references", reference), ("target", args.target)):
         if isinstance(path, str) and not os.path.exists(path):
             raise UsageError(f"`{name}` file not found. Received: --{name} {path!r}")
     try:
@@ -317,7 +378,7 @@ def check_explain(args: argparse.Namespace) -> Union[str, float]:
         else:
             cli_output.check_output(args.output, args.overwrite, cli_output.output_names())
     except (ValueError, OSError) as error:
-        raise UsageError(_command_line_wording(str(error))) from error
+        raise UsageError(command_line_wording(str(error))) from error
     return reference
 
 
@@ -334,7 +395,7 @@ def reserved_output(args: argparse.Namespace) -> Iterator[None]:
     try:
         stack.enter_context(folders.holding(args.output))
     except (ValueError, OSError) as error:
-        raise UsageError(_command_line_wording(str(error))) from error
+        raise UsageError(command_line_wording(str(error))) from error
     with stack:
         yield
 
@@ -369,8 +430,8 @@ def _explain_in_memory(args: argparse.Namespace, options: Dict[str, Any],
         report = report_options(args, explainer, references, inputs.shape[1:])
         progress = ProgressBar("Explaining", enabled=not args.quiet)
         try:
-            explanation = saved_model.explain_model(model, inputs, references, args.target, method=args.method,
-                                                    progress=progress, **options)
+            explanation = saved_model.explain_model(model, inputs, references, read_targets(args, len(inputs)),
+                                                    method=args.method, progress=progress, **options)
         finally:
             progress.close()
         settings = settings_record(args, image_size, options, reference)
@@ -379,7 +440,7 @@ def _explain_in_memory(args: argparse.Namespace, options: Dict[str, Any],
             written = cli_output.write_explanation(staging, explanation, inputs, names=names, settings=settings,
                                                    report=report)
     except (ValueError, TypeError, OSError) as error:
-        raise UsageError(_command_line_wording(str(error))) from error
+        raise UsageError(command_line_wording(str(error))) from error
     return {"output": args.output, "files": written, "count": len(inputs), "method": args.method,
             "representation": explanation.representation,
             "report": os.path.join(args.output, cli_report.REPORT_FILE)}
@@ -524,7 +585,7 @@ def run_explain_stream(args: argparse.Namespace, options: Dict[str, Any],
             wanted["shard_size"] = args.shard_size or defaults.DATASET_SHARD_SIZE
             explained = 0
     except (ValueError, TypeError, OSError) as error:
-        raise UsageError(_command_line_wording(str(error))) from error
+        raise UsageError(command_line_wording(str(error))) from error
 
     settings.update(stream=True, shard_size=wanted["shard_size"])
     shards = os.path.join(output, cli_stream.STREAM_FOLDER)
@@ -536,7 +597,7 @@ def run_explain_stream(args: argparse.Namespace, options: Dict[str, Any],
     try:
         cli_stream.write_stream_record(output, wanted, finished=False)
         result = dataset.explain_dataset(
-            explainer, inputs.values, references, shards, targets=args.target,
+            explainer, inputs.values, references, shards, targets=read_targets(args, inputs.count),
             batch_size=_read_batch(args.batch_size, per_input), shard_size=wanted["shard_size"],
             progress=not args.quiet, overwrite=not resuming)
         written = cli_stream.finish_stream(output, settings=settings, names=inputs.names,
@@ -550,7 +611,7 @@ def run_explain_stream(args: argparse.Namespace, options: Dict[str, Any],
     except (ValueError, TypeError, OSError) as error:
         kept = _forget_unstarted_run(output, created_shards)
         note = f" (the {kept} inputs explained so far are kept in {shards})" if kept else ""
-        raise UsageError(_command_line_wording(str(error)) + note) from error
+        raise UsageError(command_line_wording(str(error)) + note) from error
     except BaseException:
         _forget_unstarted_run(output, created_shards)
         raise

@@ -127,11 +127,20 @@ def _numeric(name: str, array: np.ndarray, path: str) -> np.ndarray:
     return array
 
 
+def _unreadable(name: str, path: str, error: BaseException) -> ValueError:
+    """The error of a ``.npy``/``.npz`` file that cannot be read; pickled (object) arrays say so."""
+    if "allow_pickle" in str(error) or "Object arrays" in str(error):
+        return ValueError(f"Could not read `{name}` from {path!r}: it holds Python objects (a pickled object array), "
+                          f"which are never loaded, since unpickling can run any code. Save a numeric array instead, "
+                          f"e.g. np.save(path, np.asarray(values, dtype=np.float32)).")
+    return ValueError(f"Could not read `{name}` from {path!r}: {one_line(error)}")
+
+
 def _read_npy(name: str, path: str) -> np.ndarray:
     try:
         array = np.load(path, allow_pickle=False)
     except Exception as error:  # noqa: BLE001 - any failure to read is reported the same way
-        raise ValueError(f"Could not read `{name}` from {path!r}: {one_line(error)}") from error
+        raise _unreadable(name, path, error) from error
     return _numeric(name, np.asarray(array), path)
 
 
@@ -149,10 +158,12 @@ def _read_npz(name: str, path: str) -> np.ndarray:
                     f"Received: arrays {keys}"
                 )
             array = archive[key]
-    except ValueError:
-        raise
+    except ValueError as error:
+        if str(error).startswith(f"`{name}`: the archive"):
+            raise
+        raise _unreadable(name, path, error) from error
     except Exception as error:  # noqa: BLE001 - any failure to read is reported the same way
-        raise ValueError(f"Could not read `{name}` from {path!r}: {one_line(error)}") from error
+        raise _unreadable(name, path, error) from error
     return _numeric(name, np.asarray(array), path)
 
 

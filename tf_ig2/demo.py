@@ -7,6 +7,8 @@ digits (one per class) are explained through :func:`tf_ig2.explain_saved_model` 
 other classes, the references whose representation GradPath moves towards. Output layout::
 
     DIR/model.keras
+    DIR/inputs.npy, references.npy, targets.npy
+                     the held-out digits, their references and labels, for ``tf-ig2 explain``
     DIR/logs/        TensorBoard runs: train/, validation/ (loss, accuracy) and ig2/ (attributions)
     DIR/explanation/ index.html (the report: settings, then per digit its panel, film strip, scores and
                      deltas), panel_*.png, path_*.png, overlay_*.png, grid.png, summary.json,
@@ -18,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
 from typing import Any, Dict, Tuple
 
 import numpy as np
@@ -34,6 +37,13 @@ DIGITS_MAXIMUM = 16.0
 BATCH_SIZE = 64
 
 MODEL_FILE = "model.keras"
+#: What the demo explained, saved beside the model for ``tf-ig2 explain``: the held-out digits
+#: ``(N, 8, 8, 1)``, their references ``(N, R, 8, 8, 1)`` and their labels ``(N,)``.
+INPUTS_FILE, REFERENCES_FILE, TARGETS_FILE = "inputs.npy", "references.npy", "targets.npy"
+#: The files the demo writes at the top of its folder.
+OWN_FILES = (MODEL_FILE, INPUTS_FILE, REFERENCES_FILE, TARGETS_FILE)
+#: Where the printed ``tf-ig2 explain`` command writes its copy of the explanation.
+RERUN_FOLDER = "explanation_rerun"
 LOGS_FOLDER = "logs"
 EXPLANATION_FOLDER = "explanation"
 
@@ -45,7 +55,25 @@ def check_output_folder(output_dir: str, overwrite: bool) -> str:
         ValueError: As :func:`tf_ig2.cli_output.check_output` (``model.keras`` must be missing
             or the demo's own).
     """
-    return cli_output.check_output(output_dir, overwrite, (MODEL_FILE,))
+    return cli_output.check_output(output_dir, overwrite, OWN_FILES)
+
+
+def explain_command(folder: str, steps: int) -> str:
+    """The ``tf-ig2 explain`` command that explains the demo's saved digits again, as its report shows them.
+
+    Args:
+        folder: The demo's folder (absolute).
+        steps: The GradPath steps the demo used.
+
+    Returns:
+        One shell line writing to ``folder/explanation_rerun``.
+    """
+    def path(name: str) -> str:
+        return shlex.quote(os.path.join(folder, name))
+
+    return (f"tf-ig2 explain {path(MODEL_FILE)} --inputs {path(INPUTS_FILE)} --references {path(REFERENCES_FILE)} "
+            f"--target {path(TARGETS_FILE)} --steps {steps} --value-range 0 1 --path-strip "
+            f"--output {path(RERUN_FOLDER)}")
 
 
 def load_digits_data(seed: int = 0) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -165,7 +193,7 @@ def run_demo(output_dir: str = defaults.DEMO_OUTPUT_DIR, *, overwrite: bool = Fa
     reference_images = other_class_references(x_train, y_train, labels, references, rng)
     ig2_options = dict(steps=steps, value_range=(0.0, 1.0))
 
-    with cli_output.staged_output(destination, overwrite=overwrite, names=(MODEL_FILE,)) as staging:
+    with cli_output.staged_output(destination, overwrite=overwrite, names=OWN_FILES) as staging:
         logs = os.path.join(staging, LOGS_FOLDER)
         model = build_model(x_train.shape[1:], int(y_train.max()) + 1)
         model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
@@ -184,6 +212,8 @@ def run_demo(output_dir: str = defaults.DEMO_OUTPUT_DIR, *, overwrite: bool = Fa
         accuracy = float(model.evaluate(x_held_out, y_held_out, verbose=0)[1])
         model_path = os.path.join(staging, MODEL_FILE)
         model.save(model_path)
+        for name, values in ((INPUTS_FILE, images), (REFERENCES_FILE, reference_images), (TARGETS_FILE, labels)):
+            np.save(os.path.join(staging, name), values)
         logger.info("Explaining %d held-out digits through the saved model, %d references each", len(images),
                     references)
         explanation = explain_saved_model(model_path, images, reference_images, labels, **ig2_options)
@@ -220,6 +250,7 @@ def run_demo(output_dir: str = defaults.DEMO_OUTPUT_DIR, *, overwrite: bool = Fa
         "report": os.path.join(destination, EXPLANATION_FOLDER, cli_report.REPORT_FILE),
         "logs": logs_path,
         "tensorboard": f"tensorboard --logdir {logs_path}",
+        "command": explain_command(destination, steps),
         "accuracy": accuracy,
         "summary": summary,
     }

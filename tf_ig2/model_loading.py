@@ -17,7 +17,7 @@ from typing import Any, List, Optional, Tuple, Union
 import keras
 import tensorflow as tf
 
-from . import defaults
+from . import defaults, validation
 from .model_view import keras_module
 from .validation import one_line
 
@@ -76,7 +76,9 @@ def _missing_class(error: BaseException) -> Optional[Tuple[str, Optional[str]]]:
         if located:
             module = _MODULE_PATTERN.search(text, located.end())
             name = module.group(1) if module else None
-            return located.group(1), (name if name and name != "__main__" else None)
+            # A function or class defined in the script that saved the model is recorded as coming
+            # from "__main__" or "builtins": no module to import.
+            return located.group(1), (name if name and name not in ("__main__", "builtins") else None)
         unknown = _UNKNOWN_PATTERN.search(text)
         if unknown:
             return unknown.group(1).split(">")[-1], None
@@ -104,8 +106,8 @@ def model_format(path: PathLike) -> str:
 
     Raises:
         TypeError: If ``path`` is not a path.
-        ValueError: If nothing exists at ``path``, a folder is no SavedModel, or the file's
-            extension is none of the above.
+        ValueError: If nothing exists at ``path``, a folder is no SavedModel, the file's
+            extension is none of the above, or a ``.keras`` file is no zip archive (truncated).
     """
     path = _path_argument(path)
     if not os.path.exists(path):
@@ -123,6 +125,7 @@ def model_format(path: PathLike) -> str:
     if name in _SAVED_MODEL_FILES:
         return "saved_model"
     if name.endswith(_KERAS_SUFFIXES):
+        validation.keras_archive("path", path)
         return "keras"
     if name.endswith(_H5_SUFFIXES):
         return "h5"
@@ -356,11 +359,12 @@ def load_model(path: PathLike, *, safe_mode: bool = True, signature: Optional[st
         missing = _missing_class(error)
         if missing is not None:
             class_name, module = missing
-            origin = f" (saved from module {module!r})" if module else ""
+            origin = f" (saved from module {module!r})" if module else " (defined in the script that saved it)"
             raise MissingClassError(
                 f"Could not load the Keras model at {path!r}: Keras cannot locate the class {class_name!r} it "
                 f"uses{origin}. Import the module that defines it, decorated with "
-                "@keras.saving.register_keras_serializable(), before loading the model.",
+                "@keras.saving.register_keras_serializable(), before loading the model (for a function of a "
+                "Lambda layer too: move it from the script into a module).",
                 path=path, class_name=class_name, module=module) from error
         raise ValueError(f"Could not load the Keras model at {path!r}: {one_line(error)}") from error
     return _keras_model(model, path)

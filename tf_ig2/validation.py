@@ -125,6 +125,22 @@ def model_input_array(name: str, value: Any, *, min_rank: int = 2) -> np.ndarray
     return array
 
 
+def keras_archive(name: str, path: str) -> None:
+    """Checks that the ``.keras`` file at ``path`` is a zip archive, as every ``.keras`` model is.
+
+    Raises:
+        ValueError: If it is not (truncated, still being written, or another kind of file).
+    """
+    import os
+    import zipfile
+
+    if os.path.isfile(path) and not zipfile.is_zipfile(path):
+        raise ValueError(
+            f"`{name}` is not a readable .keras file: a .keras model is a zip archive and this file is not one "
+            f"(it may be truncated, still being written, or another kind of file; save the model again). "
+            f"Received: {name}={path!r} ({os.path.getsize(path)} bytes)")
+
+
 def token_ids(name: str, array: np.ndarray, vocabulary_size: Optional[int] = None,
               layer_name: Optional[str] = None) -> np.ndarray:
     """Checks that ``array`` holds whole, non-negative token ids below ``vocabulary_size``.

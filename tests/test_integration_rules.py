@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 import tf_ig2
-from tf_ig2 import gradpath
+from tf_ig2 import gradpath, integration_rules
 
 from conftest import nearest_reference, small_cnn
 
@@ -88,7 +88,7 @@ def test_rescale_segment_closed_forms():
     contributions = [tf.constant([[1.0, 3.0], [1.0, -1.0], [0.0, 0.0]])]
     moved = [tf.constant([[1.0, 1.0], [1.0, 1.0], [2.0, 6.0]])]
     change = tf.constant([8.0, 2.0, 4.0])
-    corrected = gradpath.rescale_segment(contributions, moved, change)[0].numpy()
+    corrected = integration_rules.rescale_segment(contributions, moved, change)[0].numpy()
     np.testing.assert_allclose(corrected[0], [2.0, 6.0])  # scaled by 8 / 4
     np.testing.assert_allclose(corrected[1], [2.0, 0.0])  # cancelling terms: (2 - 0) spread by |c|
     np.testing.assert_allclose(corrected[2], [1.0, 3.0])  # no gradient: spread by |moved|

@@ -25,6 +25,7 @@ import tensorflow as tf
 from . import defaults, diagnostics, settings, validation
 from .compiled import ModelCache, as_list
 from .explanation import Explanation
+from .integration_rules import RULES, per_pair
 from .model_view import LayerSpec, ModelView, Targets, target_scores
 from .pairs import PairExplainer
 
@@ -37,56 +38,9 @@ def _pair_norm(values: List[tf.Tensor]) -> tf.Tensor:
                              for value in values]))
 
 
-def _pair_sum(values: List[tf.Tensor]) -> tf.Tensor:
-    """``(P,)`` sum over all non-batch axes of all entries."""
-    return tf.add_n([tf.reduce_sum(tf.reshape(value, [tf.shape(value)[0], -1]), axis=1) for value in values])
-
-
-def _per_pair(values: tf.Tensor, like: tf.Tensor) -> tf.Tensor:
-    """``(P,)`` values reshaped to broadcast against ``like`` ``(P, *S)``."""
-    return tf.reshape(values, [-1] + [1] * (len(like.shape) - 1))
-
-
 def _squared_distance(representation: tf.Tensor, reference: tf.Tensor) -> tf.Tensor:
     difference = tf.cast(representation, tf.float32) - reference
     return tf.reduce_sum(tf.reshape(tf.square(difference), [tf.shape(difference)[0], -1]), axis=1)
-
-
-def rescale_segment(contributions: List[tf.Tensor], moved: List[tf.Tensor], change: tf.Tensor,
-                    min_share: float = defaults.IG2_RESCALE_MIN_SHARE) -> List[tf.Tensor]:
-    """One GradPath segment's attributions made to add up to the exact score change.
-
-    With ``c = (gamma_j - gamma_{j+1}) * grad f_c(gamma_j)``, ``s = sum c``, ``a = sum |c|`` and
-    ``df = f_c(gamma_j) - f_c(gamma_{j+1})`` (DeepLIFT's rescale rule, per segment)::
-
-        c' = c * df / s                   if |s| > min_share * a
-        c' = c + (df - s) * |c| / a       otherwise (the terms cancel; |moved| / sum |moved| if a = 0)
-
-    so ``sum c' = df`` for every pair that moved.
-
-    Args:
-        contributions: ``(P, *S_i)`` per input, the left-rule attributions of the segment.
-        moved: ``(P, *S_i)`` per input, ``gamma_j - gamma_{j+1}``.
-        change: ``(P,)`` ``f_c(gamma_j) - f_c(gamma_{j+1})``.
-        min_share: The smallest ``|s| / a`` at which the segment is scaled rather than shifted.
-
-    Returns:
-        The corrected ``(P, *S_i)`` per input.
-    """
-    total = _pair_sum(contributions)
-    absolute = _pair_sum([tf.abs(value) for value in contributions])
-    travelled = _pair_sum([tf.abs(value) for value in moved])
-    scale = abs(total) > min_share * absolute
-    ratio = tf.math.divide_no_nan(change, total)
-    residual = change - total
-    corrected = []
-    for contribution, step in zip(contributions, moved):
-        share = tf.where(_per_pair(absolute > 0, contribution),
-                         tf.math.divide_no_nan(tf.abs(contribution), _per_pair(absolute, contribution)),
-                         tf.math.divide_no_nan(tf.abs(step), _per_pair(travelled, step)))
-        corrected.append(tf.where(_per_pair(scale, contribution), contribution * _per_pair(ratio, contribution),
-                                  contribution + _per_pair(residual, contribution) * share))
-    return corrected
 
 
 def integrate_gradpath(
@@ -116,8 +70,10 @@ def integrate_gradpath(
     - ``"midpoint"``: ``sum_j d_j * mean_i g(gamma_j - (i + 1/2) / m * d_j)``, ``m = segment_points``
       gradients per segment (exact completeness as ``m`` grows);
     - ``"rescaled"``: the left rule with each segment made to add up to
-      ``f_c(gamma_j) - f_c(gamma_{j+1})`` (:func:`rescale_segment`): exact completeness, no extra
-      gradient.
+      ``f_c(gamma_j) - f_c(gamma_{j+1})`` (:func:`~tf_ig2.integration_rules.rescale_segment`):
+      exact completeness, no extra gradient.
+
+    Each rule is an object of :data:`tf_ig2.integration_rules.RULES`; the loop here only moves.
 
     Args:
         view: The model's representation and score (:class:`~tf_ig2.model_view.ModelView`).
@@ -149,8 +105,9 @@ def integrate_gradpath(
         ``counterfactual_scores`` ``(P,)`` f_c(GradCF), ``representation_distance`` ``(P, 2)``
         Euclidean distance to phi(x_r) at the start and the end, and ``path`` when asked for.
     """
-    if integration not in INTEGRATIONS:
+    if integration not in RULES:
         raise ValueError(f"`integration` must be one of {INTEGRATIONS}. Received: integration={integration!r}")
+    rule = RULES[integration]
     single = not isinstance(inputs, (list, tuple))
     inputs, references = as_list(inputs), as_list(references)
     count = len(inputs)
@@ -162,26 +119,11 @@ def integrate_gradpath(
         eta = defaults.AUTO_STEP_FACTOR * _pair_norm([x - r for x, r in zip(inputs, references)]) / steps
     else:
         eta = tf.constant(float(step_size), tf.float32)
-    score_gradients = integration != "midpoint"
+    score_gradients = rule.score_gradient
 
     def distance_and_score(point: List[tf.Tensor]) -> Tuple[tf.Tensor, tf.Tensor]:
         representation, outputs = view(point, model_inputs=model_inputs)
         return _squared_distance(representation, reference_representation), target_scores(outputs, targets)
-
-    def segment_gradient(point: List[tf.Tensor], moved: List[tf.Tensor]) -> List[tf.Tensor]:
-        """The mean score gradient over the ``segment_points`` midpoints of a segment."""
-        fractions = [(index + 0.5) / segment_points for index in range(segment_points)]
-        points = [tf.concat([start - fraction * step for fraction in fractions], 0)
-                  for start, step in zip(point, moved)]
-        raw = None if model_inputs is None else [None if value is None else tf.concat([value] * segment_points, 0)
-                                                 for value in as_list(model_inputs)]
-        tiled = targets if callable(targets) else tf.concat([targets] * segment_points, 0)
-        with tf.GradientTape() as tape:
-            tape.watch(points)
-            scores = target_scores(view(points, model_inputs=raw, representation=False)[1], tiled)
-        gradients = tape.gradient(scores, points, unconnected_gradients=tf.UnconnectedGradients.ZERO)
-        return [tf.reduce_mean(tf.reshape(gradient, tf.concat([[segment_points, -1], tf.shape(gradient)[1:]], 0)),
-                               axis=0) for gradient in gradients]
 
     def step(state: Dict[str, Any]) -> Dict[str, Any]:
         point, j = state["point"], state["j"]
@@ -195,34 +137,14 @@ def integrate_gradpath(
         distance_gradient = [value if mask is None else value * mask for value, mask in zip(distance_gradient, masks)]
         norm = _pair_norm(distance_gradient)
         if momentum > 0.0:  # heavy ball on the unit directions; the step follows the unit velocity
-            velocity = [momentum * value + tf.math.divide_no_nan(part, _per_pair(norm, part))
+            velocity = [momentum * value + tf.math.divide_no_nan(part, per_pair(norm, part))
                         for value, part in zip(state["velocity"], distance_gradient)]
             state = dict(state, velocity=velocity)
             distance_gradient, norm = velocity, _pair_norm(velocity)
-        following = []
-        for start, gradient_part, bound in zip(point, distance_gradient, bounds):
-            direction = tf.math.divide_no_nan(gradient_part, _per_pair(norm, gradient_part))
-            moved_to = start - (_per_pair(eta, start) if step_size == defaults.AUTO else eta) * direction
-            if bound is not None:
-                moved_to = tf.minimum(tf.maximum(moved_to, bound[0]), bound[1])
-            following.append(moved_to)
+        following = _move(point, distance_gradient, norm, eta, bounds, per_pair_eta=step_size == defaults.AUTO)
         moved = [start - end for start, end in zip(point, following)]
-        state = dict(state, j=j + 1, point=following)
-        if integration == "left":
-            state["total"] = [total + d * g for total, d, g in zip(state["total"], moved, gradient)]
-        elif integration == "trapezoid":
-            state["total"] = [total + 0.5 * (d + previous) * g
-                              for total, d, previous, g in zip(state["total"], moved, state["previous"], gradient)]
-            state["previous"] = moved
-        elif integration == "midpoint":
-            state["total"] = [total + d * g for total, d, g in zip(state["total"], moved,
-                                                                   segment_gradient(point, moved))]
-        else:
-            corrected = rescale_segment(state["pending"], state["previous"], state["pending_score"] - score)
-            started = tf.cast(j > 0, tf.float32)
-            state["total"] = [total + started * value for total, value in zip(state["total"], corrected)]
-            state["pending"] = [d * g for d, g in zip(moved, gradient)]
-            state["previous"], state["pending_score"] = moved, score
+        state = rule.accumulate(dict(state, j=j + 1, point=following), moved, gradient, score, j,
+                                lambda: _segment_gradient(view, point, moved, targets, model_inputs, segment_points))
         first = tf.equal(j, 0)
         state["first_score"] = tf.where(first, score, state["first_score"])
         state["first_distance"] = tf.where(first, distance, state["first_distance"])
@@ -236,10 +158,7 @@ def integrate_gradpath(
              "first_score": zeros, "first_distance": zeros}
     if momentum > 0.0:
         state["velocity"] = [tf.zeros_like(x) for x in inputs]
-    if integration in ("trapezoid", "rescaled"):
-        state["previous"] = [tf.zeros_like(x) for x in inputs]
-    if integration == "rescaled":
-        state["pending"], state["pending_score"] = [tf.zeros_like(x) for x in inputs], zeros
+    state.update(rule.start(inputs, zeros))
     if return_path:
         state["path"] = [tf.TensorArray(tf.float32, size=steps + 1, element_shape=x.shape).write(0, x)
                          for x in inputs]
@@ -249,13 +168,9 @@ def integrate_gradpath(
     with tf.GradientTape() as tape:
         tape.watch(end)
         end_distance, end_score = distance_and_score(end)
-    total = state["total"]
-    if integration == "trapezoid":
-        end_gradient = tape.gradient(end_score, end, unconnected_gradients=tf.UnconnectedGradients.ZERO)
-        total = [value + 0.5 * previous * g for value, previous, g in zip(total, state["previous"], end_gradient)]
-    elif integration == "rescaled":
-        corrected = rescale_segment(state["pending"], state["previous"], state["pending_score"] - end_score)
-        total = [value + correction for value, correction in zip(total, corrected)]
+    end_gradient = (tape.gradient(end_score, end, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+                    if rule.end_gradient else None)
+    total = rule.finish(state, end_score, end_gradient)
     results = {
         "attributions": total[0] if single else total,
         "counterfactuals": end[0] if single else end,
@@ -268,6 +183,35 @@ def integrate_gradpath(
                  for path, x in zip(state["path"], inputs)]
         results["path"] = paths[0] if single else paths
     return results
+
+
+def _segment_gradient(view: ModelView, point: List[tf.Tensor], moved: List[tf.Tensor], targets: Any,
+                      model_inputs: Any, segment_points: int) -> List[tf.Tensor]:
+    """The mean score gradient over the ``segment_points`` midpoints of the segment from ``point`` by ``-moved``."""
+    fractions = [(index + 0.5) / segment_points for index in range(segment_points)]
+    points = [tf.concat([start - fraction * step for fraction in fractions], 0) for start, step in zip(point, moved)]
+    raw = None if model_inputs is None else [None if value is None else tf.concat([value] * segment_points, 0)
+                                             for value in as_list(model_inputs)]
+    tiled = targets if callable(targets) else tf.concat([targets] * segment_points, 0)
+    with tf.GradientTape() as tape:
+        tape.watch(points)
+        scores = target_scores(view(points, model_inputs=raw, representation=False)[1], tiled)
+    gradients = tape.gradient(scores, points, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    return [tf.reduce_mean(tf.reshape(gradient, tf.concat([[segment_points, -1], tf.shape(gradient)[1:]], 0)), axis=0)
+            for gradient in gradients]
+
+
+def _move(point: List[tf.Tensor], gradient: List[tf.Tensor], norm: tf.Tensor, eta: tf.Tensor,
+          bounds: List[Optional[Tuple[tf.Tensor, tf.Tensor]]], *, per_pair_eta: bool) -> List[tf.Tensor]:
+    """One GradPath step: ``clip(gamma - eta * g / ||g||, lo, hi)`` per input (no move where ``g = 0``)."""
+    following = []
+    for start, gradient_part, bound in zip(point, gradient, bounds):
+        direction = tf.math.divide_no_nan(gradient_part, per_pair(norm, gradient_part))
+        moved_to = start - (per_pair(eta, start) if per_pair_eta else eta) * direction
+        if bound is not None:
+            moved_to = tf.minimum(tf.maximum(moved_to, bound[0]), bound[1])
+        following.append(moved_to)
+    return following
 
 
 def _bounds(value_range: Any, count: int) -> List[Optional[Tuple[tf.Tensor, tf.Tensor]]]:

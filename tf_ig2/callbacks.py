@@ -303,8 +303,8 @@ class AttributionCallback(keras.callbacks.Callback):
             if self.references is not None and self.references.ndim > 0:
                 validation.fits_value_range("references", self.references, bounds, inputs.shape[1:])
         self.explainer_options = dict(explainer_options)
-        if self._method is not None and self._method.name == "ig2" and "steps" not in explainer_options:
-            self.explainer_options["steps"] = defaults.CALLBACK_STEPS
+        if self._method is not None and self._method.callback_steps is not None and "steps" not in explainer_options:
+            self.explainer_options["steps"] = self._method.callback_steps
         self._explainer = None
         self._writer: Optional[EventsWriter] = None
         self._lock: Optional[folders.FolderLock] = None

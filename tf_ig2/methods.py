@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Optional, Tuple
 
-from . import settings
+from . import defaults, settings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +31,8 @@ class Method:
         settings: The frozen settings dataclass.
         end_name: What the end of its paths is called in messages and pictures (``"GradCF"``,
             ``"baseline"``).
+        callback_steps: The steps the training callbacks use when none are given (``None``: the
+            method's own default), so that logging stays cheap beside training.
     """
 
     name: str
@@ -41,6 +43,7 @@ class Method:
     extra_outputs: Tuple[str, ...]
     settings: type
     end_name: str = "baseline"
+    callback_steps: Optional[int] = None
 
     @property
     def explainer(self) -> type:
@@ -61,7 +64,7 @@ class Method:
 METHODS: Dict[str, Method] = {
     "ig2": Method("ig2", "tf_ig2.gradpath:IG2", "references", True, False,
                   ("representation_distance", "path", "representation"), settings.IG2Settings,
-                  end_name="GradCF"),
+                  end_name="GradCF", callback_steps=defaults.CALLBACK_STEPS),
     "ig": Method("ig", "tf_ig2.straight:IntegratedGradients", "baselines", False, True, (), settings.IGSettings),
     "guided_ig": Method("guided_ig", "tf_ig2.guided_ig:GuidedIG", "baselines", False, True, (),
                         settings.GuidedIGSettings),

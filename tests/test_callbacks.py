@@ -143,7 +143,7 @@ def test_overlay_pixels_are_the_visualized_attributions(trained):
     # Beside it, the magnitude's colour bar runs from the colour map's top to its bottom colour.
     bar = first_png[LINE + 1:LINE + side - 1, side + 3 + 5]
     levels = np.linspace(1.0, 0.0, side)[[1, -2]]
-    expected_bar = maps._colorize(levels, maps.COLORMAPS[defaults.HEATMAP_COLORMAP])
+    expected_bar = maps._colorize(levels, maps.colormap_table(defaults.HEATMAP_COLORMAP))
     np.testing.assert_allclose(bar[[0, -1]], np.round(expected_bar * 255.0), atol=1.0)
 
 

@@ -101,8 +101,8 @@ class ImageDisplay(Display):
                  colormap: str, min_display_size: int, value_range: Any = None):
         super().__init__(name, inputs, columns)
         self.alpha = validation.fraction("alpha", alpha)
-        self.percentile = visualize._percentile_argument(percentile)
-        visualize._colormap_argument(colormap)
+        self.percentile = visualize.check_percentile(percentile)
+        visualize.check_colormap(colormap)
         self.colormap = colormap
         self.min_display_size = validation.positive_int("min_display_size", min_display_size)
         self.value_range = value_range
@@ -235,8 +235,8 @@ def make_display(kind: str, name: str, inputs: np.ndarray, *, columns: Optional[
     checked whatever the kind, so that a wrong one raises before it matters.
     """
     validation.fraction("alpha", alpha)
-    visualize._percentile_argument(percentile)
-    visualize._colormap_argument(colormap)
+    visualize.check_percentile(percentile)
+    visualize.check_colormap(colormap)
     validation.positive_int("min_display_size", min_display_size)
     if kind == "images":
         return ImageDisplay(name, inputs, columns, alpha=alpha, percentile=percentile, colormap=colormap,

@@ -28,7 +28,7 @@ from ..lazy_names import lazy_names
 #: or the HTML helpers that ``Explanation._repr_html_`` uses, does not import TensorFlow).
 _PUBLIC = {
     "feature_bars": "bars",
-    **{name: "maps" for name in ("COLORMAPS", "_colormap_argument", "_numeric_array", "_percentile_argument",
+    **{name: "maps" for name in ("COLORMAP_NAMES", "check_colormap", "check_percentile", "colormap_table",
                                  "colorize", "display_factor", "diverging_map", "magnitude_map", "overlay",
                                  "rescale_images", "upscale", "display_channels")},
     **{name: "markup" for name in ("caption", "explanation_html", "html_image", "html_table", "html_text",

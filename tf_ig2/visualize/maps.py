@@ -18,39 +18,30 @@ cheaper than eager TensorFlow ops.
 
 from __future__ import annotations
 
+import functools
 import numbers
-from typing import Any, Dict, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import tensorflow as tf
 
 from .. import defaults, validation
 
-#: Colour maps as 17 RGB anchors at 0, 1/16, ..., 1, linearly interpolated in between (sampled
-#: from the standard definitions of these maps; within 0.03 of them everywhere).
-COLORMAPS: Dict[str, np.ndarray] = {
-    "inferno": np.array([
-        (0.000, 0.000, 0.016), (0.043, 0.027, 0.141), (0.129, 0.047, 0.290), (0.239, 0.035, 0.396),
-        (0.341, 0.063, 0.431), (0.443, 0.098, 0.431), (0.541, 0.133, 0.416), (0.639, 0.173, 0.380),
-        (0.737, 0.216, 0.329), (0.816, 0.271, 0.271), (0.890, 0.349, 0.200), (0.945, 0.443, 0.122),
-        (0.976, 0.549, 0.039), (0.988, 0.667, 0.059), (0.976, 0.788, 0.196), (0.949, 0.910, 0.396),
-        (0.988, 1.000, 0.643),
-    ], np.float32),
-    "viridis": np.array([
-        (0.267, 0.004, 0.329), (0.282, 0.094, 0.416), (0.278, 0.176, 0.482), (0.259, 0.251, 0.525),
-        (0.231, 0.322, 0.545), (0.200, 0.388, 0.553), (0.173, 0.447, 0.557), (0.149, 0.510, 0.557),
-        (0.129, 0.569, 0.549), (0.122, 0.624, 0.533), (0.153, 0.678, 0.506), (0.239, 0.737, 0.455),
-        (0.361, 0.784, 0.388), (0.506, 0.827, 0.302), (0.667, 0.863, 0.196), (0.835, 0.886, 0.102),
-        (0.992, 0.906, 0.145),
-    ], np.float32),
-    "jet": np.array([
-        (0.000, 0.000, 0.502), (0.000, 0.000, 0.753), (0.000, 0.000, 1.000), (0.000, 0.251, 1.000),
-        (0.000, 0.502, 1.000), (0.000, 0.753, 1.000), (0.008, 1.000, 0.996), (0.259, 1.000, 0.745),
-        (0.510, 1.000, 0.494), (0.745, 1.000, 0.259), (0.996, 1.000, 0.004), (1.000, 0.753, 0.000),
-        (1.000, 0.502, 0.000), (1.000, 0.251, 0.000), (1.000, 0.000, 0.000), (0.753, 0.000, 0.000),
-        (0.502, 0.000, 0.000),
-    ], np.float32),
-}
+#: The colour maps offered, by name: OpenCV's 256-entry tables of matplotlib's inferno and viridis
+#: and of jet (:func:`colormap_table`).
+COLORMAP_NAMES = ("inferno", "viridis", "jet")
+
+
+@functools.lru_cache(maxsize=None)
+def colormap_table(name: str) -> np.ndarray:
+    """``(256, 3)`` float32 RGB in [0, 1]: the colour map ``name`` at 0, 1/255, ..., 1 (OpenCV's table)."""
+    import cv2
+
+    code = {"inferno": cv2.COLORMAP_INFERNO, "viridis": cv2.COLORMAP_VIRIDIS, "jet": cv2.COLORMAP_JET}[name]
+    bgr = cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], code)[:, 0]
+    table = (bgr[:, ::-1] / 255.0).astype(np.float32)
+    table.setflags(write=False)
+    return table
 
 
 # -- argument checks ----------------------------------------------------------------------------
@@ -79,7 +70,8 @@ def _numeric_array(name: str, value: Any, ranks: tuple) -> np.ndarray:
     return array
 
 
-def _percentile_argument(percentile: Any) -> float:
+def check_percentile(percentile: Any) -> float:
+    """``percentile`` checked: a number in (0, 100]."""
     if isinstance(percentile, bool) or not isinstance(percentile, numbers.Real):
         raise TypeError(f"`percentile` must be a number in (0, 100]. Received: percentile={percentile!r}")
     if not 0.0 < float(percentile) <= 100.0:
@@ -87,10 +79,11 @@ def _percentile_argument(percentile: Any) -> float:
     return float(percentile)
 
 
-def _colormap_argument(colormap: Any) -> np.ndarray:
-    if not isinstance(colormap, str) or colormap not in COLORMAPS:
-        raise ValueError(f"`colormap` must be one of {sorted(COLORMAPS)}. Received: colormap={colormap!r}")
-    return COLORMAPS[colormap]
+def check_colormap(colormap: Any) -> np.ndarray:
+    """``colormap`` checked against :data:`COLORMAP_NAMES`; returns its table (:func:`colormap_table`)."""
+    if not isinstance(colormap, str) or colormap not in COLORMAP_NAMES:
+        raise ValueError(f"`colormap` must be one of {sorted(COLORMAP_NAMES)}. Received: colormap={colormap!r}")
+    return colormap_table(colormap)
 
 
 def _tensor(array: np.ndarray) -> tf.Tensor:
@@ -205,8 +198,8 @@ def _grey(images: np.ndarray) -> np.ndarray:
 def _overlay(images: Any, attributions: Any, alpha: float, percentile: float, colormap: str, *,
              grey: bool = False) -> np.ndarray:
     alpha = validation.fraction("alpha", alpha)
-    percentile = _percentile_argument(percentile)
-    table = _colormap_argument(colormap)
+    percentile = check_percentile(percentile)
+    table = check_colormap(colormap)
     background = _grey(_rescale(images)) if grey else _rescale(images)
     maps = _magnitude(attributions, percentile)
     if len(maps) != len(background):
@@ -233,7 +226,7 @@ def magnitude_map(attributions: Any, *, percentile: float = defaults.HEATMAP_PER
     Raises:
         TypeError, ValueError: On a malformed argument (wrong rank, empty, NaN or inf).
     """
-    return _tensor(_magnitude(attributions, _percentile_argument(percentile)))
+    return _tensor(_magnitude(attributions, check_percentile(percentile)))
 
 
 def diverging_map(attributions: Any, *, percentile: float = defaults.HEATMAP_PERCENTILE) -> tf.Tensor:
@@ -250,7 +243,7 @@ def diverging_map(attributions: Any, *, percentile: float = defaults.HEATMAP_PER
     Returns:
         ``(N, H, W, 3)`` float32 RGB tensor in [0, 1].
     """
-    signed, _ = _signed(attributions, _percentile_argument(percentile))
+    signed, _ = _signed(attributions, check_percentile(percentile))
     return _tensor(_diverging(signed))
 
 
@@ -264,7 +257,7 @@ def colorize(maps: Any, colormap: str = defaults.HEATMAP_COLORMAP) -> tf.Tensor:
     Returns:
         ``(N, H, W, 3)`` float32 RGB tensor in [0, 1].
     """
-    table = _colormap_argument(colormap)
+    table = check_colormap(colormap)
     values = _numeric_array("maps", maps, (3, 4))
     if values.ndim == 4:
         if values.shape[-1] != 1:

@@ -17,6 +17,7 @@ TensorBoard callback (``<name>/panels``), the command line and HTML reports (wra
 
 from __future__ import annotations
 
+import functools
 from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -71,23 +72,30 @@ def _joint_display(image: np.ndarray, other: Optional[np.ndarray], value_range: 
     return [np.repeat(p, 3, axis=-1) if p.shape[-1] == 1 else p for p in shown]
 
 
+@functools.lru_cache(maxsize=64)
+def _bar_colours(height: int, colormap: Optional[str]) -> np.ndarray:
+    """The framed ``(height, BAR_WIDTH, 3)`` uint8 colours of a bar (red-white-blue, or ``colormap`` from 0 up)."""
+    if colormap is None:
+        colours = maps._diverging(np.linspace(1.0, -1.0, height))
+    else:
+        colours = maps._colorize(np.linspace(1.0, 0.0, height), maps.check_colormap(colormap))
+    bar = np.repeat(np.round(colours[:, None] * 255.0).astype(np.uint8), BAR_WIDTH, axis=1)
+    bar[[0, -1]] = _FRAME
+    bar[:, [0, BAR_WIDTH - 1]] = _FRAME
+    bar.setflags(write=False)
+    return bar
+
+
 def _colour_bar(height: int, scale: float, colormap: Optional[str] = None) -> np.ndarray:
     """A vertical colour bar ``(height, W, 3)`` uint8 with its labels.
 
     Without ``colormap``: red-white-blue, labelled ``+scale``, ``0`` and ``-scale`` (signed maps);
     with it: that map from 0 (bottom) to ``scale`` (top), labelled ``scale`` and ``0`` (magnitudes).
     """
-    if colormap is None:
-        labels = [f"+{scale:.2g}", "0", f"-{scale:.2g}"]
-        colours = maps._diverging(np.linspace(1.0, -1.0, height))
-    else:
-        labels = [f"{scale:.2g}", "", "0"]
-        colours = maps._colorize(np.linspace(1.0, 0.0, height), maps._colormap_argument(colormap))
+    labels = [f"+{scale:.2g}", "0", f"-{scale:.2g}"] if colormap is None else [f"{scale:.2g}", "", "0"]
     width = BAR_WIDTH + 4 + max(_text_width(label) for label in labels)
     bar = np.full((height, width, 3), _BACKGROUND, np.uint8)
-    bar[:, :BAR_WIDTH] = np.round(colours[:, None] * 255.0).astype(np.uint8)
-    bar[[0, -1], :BAR_WIDTH] = _FRAME
-    bar[:, [0, BAR_WIDTH - 1]] = _FRAME
+    bar[:, :BAR_WIDTH] = _bar_colours(height, colormap)
     for label, baseline in zip(labels, (9, height // 2 + 4, height - 2)):
         _put(bar, label, BAR_WIDTH + 3, baseline)
     return bar
@@ -150,7 +158,7 @@ def panel(image: Any, attribution: Any, counterfactual: Any = None, *, title: Op
         if other.shape != image.shape:
             raise ValueError(f"`counterfactual` must be shaped like `image` {image.shape}. Received: shape "
                              f"{other.shape}")
-    percentile = maps._percentile_argument(percentile)
+    percentile = maps.check_percentile(percentile)
     factor = maps.display_factor(image.shape, min_size)
     columns: List[Tuple[str, np.ndarray]] = []
     shown = _joint_display(image, other, value_range)

@@ -127,7 +127,7 @@ def _image_rows(figure_class: Any, explanation: Any, inputs: np.ndarray, attribu
     if inputs.ndim not in (3, 4) or attributions.shape[1:3] != inputs.shape[1:3]:
         raise ValueError("Image plots need inputs (N, H, W[, C]) and attributions covering the same pixels. "
                          f"Received: shapes {inputs.shape} and {attributions.shape}")
-    percentile = maps._percentile_argument(percentile)
+    percentile = maps.check_percentile(percentile)
     min_size = validation.positive_int("min_size", min_size)
     counterfactuals = np.asarray(_single(explanation.counterfactuals, "The counterfactuals"))
     references = counterfactuals.shape[1] if counterfactuals.ndim == inputs.ndim + 1 else 1

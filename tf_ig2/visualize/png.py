@@ -1,18 +1,15 @@
-"""The one PNG encoder of the package, and the string records TensorBoard's images plugin stores."""
+"""The one PNG encoder of the package (OpenCV's), and the string records TensorBoard's images plugin stores."""
 
 from __future__ import annotations
-
-import struct
-import zlib
 
 import numpy as np
 
 
 def encode_png(image: np.ndarray) -> bytes:
-    """Encodes one ``(H, W, 3)`` uint8 RGB image as PNG (no row filter, zlib level 1).
+    """Encodes one ``(H, W, 3)`` uint8 RGB image as PNG with OpenCV.
 
-    Attribution maps are blocky and compress well without PNG's adaptive row filters, which
-    are what makes general-purpose encoders slow on many small images.
+    zlib level 1 and no row filters: attribution maps are blocky and compress well without PNG's
+    adaptive filters, which cost twice the time of the rest on these pictures.
 
     Args:
         image: ``(H, W, 3)`` uint8 RGB.
@@ -23,21 +20,17 @@ def encode_png(image: np.ndarray) -> bytes:
     Raises:
         ValueError: If ``image`` is not an ``(H, W, 3)`` uint8 array.
     """
+    import cv2
+
     image = np.asarray(image)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3:
         raise ValueError(f"`image` must be an (H, W, 3) uint8 RGB array. Received: shape {image.shape} and "
                          f"dtype {image.dtype}")
-    height, width, channels = image.shape
-    rows = np.empty((height, width * channels + 1), np.uint8)
-    rows[:, 0] = 0  # filter type 0 (none) for every row
-    rows[:, 1:] = image.reshape(height, width * channels)
-
-    def chunk(tag: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB, no interlace
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows.tobytes(), 1))
-            + chunk(b"IEND", b""))
+    options = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE]
+    done, encoded = cv2.imencode(".png", np.ascontiguousarray(image[..., ::-1]), options)
+    if not done:
+        raise ValueError(f"OpenCV could not encode an image of shape {image.shape} as PNG")
+    return encoded.tobytes()
 
 
 def encode_images(images: np.ndarray) -> np.ndarray:

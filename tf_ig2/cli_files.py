@@ -156,6 +156,23 @@ def _read_npz(name: str, path: str) -> np.ndarray:
     return _numeric(name, np.asarray(array), path)
 
 
+def read_array(path: PathLike, name: str) -> np.ndarray:
+    """Reads a ``.npy`` array, or the one (or the ``name``) array of a ``.npz`` archive, as stored.
+
+    Raises:
+        ValueError: If ``path`` is missing, unreadable, no ``.npy``/``.npz`` file, or holds no numbers.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise ValueError(f"`{name}` file not found. Received: {path!r}")
+    lower = path.lower()
+    if lower.endswith(".npy"):
+        return _read_npy(name, path)
+    if lower.endswith(".npz"):
+        return _read_npz(name, path)
+    raise ValueError(f"Unknown `{name}` format: expected a .npy or .npz array. Received: {path!r}")
+
+
 def _decode_image(name: str, path: str, channels: Optional[int]) -> np.ndarray:
     import tensorflow as tf
 

@@ -292,7 +292,7 @@ def as_token_ids(values: Any, name: str, path: str) -> Any:
         if bad.any():
             where = tuple(int(index) for index in np.argwhere(bad)[0])
             raise ValueError(f"`{name}` read through --input-layer must hold whole token ids (integers). Received: "
-                             f"{path!r} holding {values.dtype} values with fractions, e.g. {values[where]!r} at "
+                             f"{path!r} holding {values.dtype} values with fractions, e.g. {float(values[where])!r} at "
                              f"index {where}")
     return values.astype(np.int64)
 

@@ -180,7 +180,7 @@ def summary(explanation: Any, *, names: Optional[List[str]] = None, pictures: Op
         "settings": settings or {},
         "files": {"attributions": _array_files(ATTRIBUTIONS_FILE, several),
                   "counterfactuals": _array_files(COUNTERFACTUALS_FILE, several), **picture_files(pictures)},
-        "inputs": records(len(explanation.attributions), targets=explanation.targets,
+        "inputs": records(len(explanation.target_scores), targets=explanation.targets,
                           scores=explanation.target_scores, gradcf_scores=explanation.counterfactual_scores,
                           deltas=explanation.delta, distances=explanation.representation_distance, names=names,
                           pictures=pictures),

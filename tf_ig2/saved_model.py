@@ -240,6 +240,8 @@ def explain_model(model: Any, inputs: Any, references: Any, targets: Targets = N
             inputs = validation.float_array("inputs", inputs)
         validation.fits_model_input("inputs", inputs.shape, expected_input_shape(model))
         explainer, description = build_explainer(model, options, method)
+        if embedded:  # token ids checked against the vocabulary before the model reads them
+            inputs = explainer.check_inputs(inputs)
         references = validation.references_array("references", references, inputs.shape, integer=embedded,
                                                  allow_scalar=entry.scalar_reference and not embedded)
         if not embedded and "value_range" in entry.settings.names():

@@ -125,7 +125,7 @@ def test_ig_baselines_default_to_zero(files, tmp_path, capsys):
 WRONG = {
     "integration for ig": (["--method", "ig", "--integration", "rescaled"],
                            r"argument --integration: not an option of --method ig, which takes --steps, --rule, "
-                           r"--batch-size\. Received: --integration rescaled"),
+                           r"--batch-size, --input-layer, --padding-id\. Received: --integration rescaled"),
     "rule for ig2": (["--rule", "midpoint"], "argument --rule: not an option of --method ig2"),
     "representation for guided_ig": (["--method", "guided_ig", "--representation-layer", "features"],
                                      "argument --representation-layer: not an option of --method guided_ig"),

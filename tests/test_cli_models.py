@@ -273,8 +273,8 @@ def test_refusals_of_names_and_token_options_come_before_tensorflow(files, tmp_p
                        "NAME=PATH needs a path after '='"),
         "named and unnamed": (["explain", paths["two.keras"], "--inputs", f"img={paths['img.npy']}", "--inputs",
                                paths["vec.npy"], "--method", "ig"], "not both"),
-        "twice without names": (["explain", paths["two.keras"], "--inputs", paths["img.npy"], "--inputs",
-                                 paths["vec.npy"], "--method", "ig"], "given 2 times without names"),
+        "twice for one name": (["explain", paths["two.keras"], "--inputs", f"img={paths['img.npy']}", "--inputs",
+                                f"img={paths['vec.npy']}", "--method", "ig"], "img is given more than once"),
         "references of other inputs": (two_input_arguments(files, output, references=False) + [
             "--references", f"img={paths['img_references.npy']}"], "missing vec"),
         "unnamed references": (two_input_arguments(files, output, references=False) + [

@@ -69,9 +69,10 @@ def padding_id_argument(text: str) -> Union[int, str]:
 def files_argument(entries: Optional[Sequence[FileArgument]], option: str) -> Files:
     """``--inputs``/``--references`` as given: ``None``, one unnamed value, or ``{name: path}``.
 
+    Given several times without names, the last value counts (as for any other option).
+
     Raises:
-        UsageError: If the option is given several times without names, with and without
-            names, or twice for one name.
+        UsageError: If the option is given with and without names, or twice for one name.
     """
     if not entries:
         return None
@@ -79,11 +80,7 @@ def files_argument(entries: Optional[Sequence[FileArgument]], option: str) -> Fi
     names = [name for name, _ in entries]
     shown = " ".join(f"{flag} {path if name is None else f'{name}={path}'}" for name, path in entries)
     if all(name is None for name in names):
-        if len(entries) > 1:
-            raise UsageError(f"argument {flag}: given {len(entries)} times without names; a model with several "
-                             f"inputs takes one {flag} NAME=PATH per input (NAME: the model's input name). "
-                             f"Received: {shown}")
-        return entries[0][1]
+        return entries[-1][1]
     if any(name is None for name in names):
         raise UsageError(f"argument {flag}: either one {flag} PATH (a model with one input) or one {flag} "
                          f"NAME=PATH per input, not both. Received: {shown}")

@@ -242,6 +242,10 @@ def test_refusals_after_loading_the_model_are_one_line_and_write_nothing(files, 
         "ids beyond the vocabulary": (["explain", paths["text.keras"], "--input-layer", "embedding", "--inputs",
                                        paths["unknown_ids.npy"], "--references", paths["token_references.npy"]],
                                       "token ids must be below the vocabulary size of the embedding layer"),
+        "reference counts differ": (two_input_arguments(files, output, references=False)[:-5] + [
+            "--references", f"img={paths['img_references.npy']}", "--references", f"vec={paths['vec.npy']}"],
+            "must hold the same number R of references for every input, (R, *S) or (N, R, *S). Received: img 2, "
+            "vec 3"),
         "float ids": (["explain", paths["text.keras"], "--inputs", paths["ids.npy"], "--references",
                        paths["token_references.npy"]], "input_layer='embedding'"),
     }

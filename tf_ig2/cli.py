@@ -207,6 +207,19 @@ results to DIR:
   path_000.png ...     with --path-strip (ig2): the GradPath to the first reference at 0, 25,
                        50, 75 and 100% of the steps, for the first {report_max} inputs
 
+A text model: --input-layer NAME (the Embedding layer the path moves in) reads the inputs
+and references as integer token ids from .npy/.npz arrays (not scaled, resized or
+clipped); attributions.npy is then (N, T), one value per token; padding positions
+(--padding-id, default {padding_id}; 'none' for none) get none. No pictures: the report
+lists the numbers.
+
+A model with several inputs: one --inputs NAME=PATH and one --references NAME=PATH per
+input, NAME being the model's input name; each input is read as one input is (images,
+arrays, or token ids for the input --input-layer reads), --value-range applies to every
+float input, and the arrays are written one file per input:
+attributions.<NAME>.npy and counterfactuals.<NAME>.npy (summary.json names them under
+"files" and lists "input_names"); no pictures. --stream explains models with one input.
+
 Each method takes its own options (tf_ig2.methods):
 {method_options}
 An option of another method is a usage error.
@@ -261,7 +274,8 @@ def _explain_description() -> str:
     lines = [textwrap.fill(", ".join(flag for name, flag in METHOD_OPTIONS.items() if name in entry.settings.names()),
                            width=88, initial_indent=f"  {key:<11}", subsequent_indent=" " * 13)
              for key, entry in methods.METHODS.items()]
-    return _EXPLAIN_DESCRIPTION.format(method_options="\n".join(lines), report_max=defaults.CLI_REPORT_MAX_INPUTS)
+    return _EXPLAIN_DESCRIPTION.format(method_options="\n".join(lines), report_max=defaults.CLI_REPORT_MAX_INPUTS,
+                                       padding_id=defaults.PADDING_ID)
 
 
 def _add_method_options(explain: argparse.ArgumentParser, round_off_eps: int) -> None:
@@ -381,7 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--output", required=True, metavar="DIR", help="folder to write the results to")
     explain.add_argument("--overwrite", action="store_true",
                          help="allow a non-empty DIR: replace or remove the files tf-ig2 wrote there earlier "
-                              "(attributions.npy, counterfactuals.npy, summary.json, index.html, overlay_*.png, "
+                              "(attributions*.npy, counterfactuals*.npy, summary.json, index.html, overlay_*.png, "
                               "panel_*.png, path_*.png, grid.png) and keep every other file")
     explain.add_argument("--stream", action="store_true",
                          help="for inputs larger than memory: read them a batch at a time (a .npy memory-mapped, "

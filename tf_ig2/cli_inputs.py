@@ -330,7 +330,26 @@ def read_in_memory(plan: InputPlan, references: Union[str, float, Dict[str, str]
                 read_references[name] = read(name, references[name], "references", f"references[{name!r}]")[0]
         except ValueError as error:
             raise ValueError(f"input {name!r}: {error}") from error
+    if isinstance(references, dict):
+        _check_reference_counts(inputs, read_references)
     return inputs, read_references if isinstance(references, dict) else references, None
+
+
+def _check_reference_counts(inputs: Dict[str, Any], references: Dict[str, Any]) -> None:
+    """Every input's references hold the same R: ``(R, *S)`` shared or ``(N, R, *S)`` per input.
+
+    Raises:
+        ValueError: If the inputs' reference counts differ.
+    """
+    counts = {}
+    for name, values in references.items():
+        rank = len(getattr(values, "shape", ())) - len(inputs[name].shape)
+        if rank in (0, 1):
+            counts[name] = int(values.shape[rank])
+    if len(set(counts.values())) > 1:
+        shown = ", ".join(f"{name} {count}" for name, count in counts.items())
+        raise ValueError(f"`references` must hold the same number R of references for every input, (R, *S) or "
+                         f"(N, R, *S). Received: {shown}")
 
 
 def padding_id(value: Any) -> Optional[int]:

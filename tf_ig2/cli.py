@@ -328,21 +328,8 @@ def _add_method_options(explain: argparse.ArgumentParser, round_off_eps: int) ->
                               f"{defaults.PADDING_ID})")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``tf-ig2`` argument parser (subcommands ``explain`` and ``demo``)."""
-    from . import __version__, cli_files
-
-    parser = _Parser(prog=PROGRAM, description="IG2 attributions (Integrated Gradient on Iterative Gradient "
-                                                "Path) for Keras and TensorFlow models.")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    commands.required = True
-
-    explain = commands.add_parser(
-        "explain", help="explain a saved model's predictions", description=_explain_description(),
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    explain.add_argument("model", metavar="MODEL",
-                         help="a .keras file, a legacy .h5 file or a SavedModel folder (e.g. from model.export())")
+def _add_inputs(explain: argparse.ArgumentParser) -> None:
+    """``--inputs``, ``--method``, ``--references`` and ``--target``."""
     explain.add_argument("--inputs", required=True, action="append", type=cli_inputs.file_argument,
                          metavar="PATH|NAME=PATH",
                          help="inputs to explain: a .npy array (N, *S), a .npz archive (one array, or one named "
@@ -361,6 +348,24 @@ def build_parser() -> argparse.ArgumentParser:
                               "for a model with several inputs, one --references NAME=PATH per input (or a number)")
     explain.add_argument("--target", type=_class_index, metavar="INT",
                          help="class index explained for every input (default: each input's predicted class)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``tf-ig2`` argument parser (subcommands ``explain`` and ``demo``)."""
+    from . import __version__, cli_files
+
+    parser = _Parser(prog=PROGRAM, description="IG2 attributions (Integrated Gradient on Iterative Gradient "
+                                                "Path) for Keras and TensorFlow models.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+
+    explain = commands.add_parser(
+        "explain", help="explain a saved model's predictions", description=_explain_description(),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    explain.add_argument("model", metavar="MODEL",
+                         help="a .keras file, a legacy .h5 file or a SavedModel folder (e.g. from model.export())")
+    _add_inputs(explain)
     _add_method_options(explain, cli_files.VALUE_RANGE_ROUND_OFF_EPS)
     explain.add_argument("--image-size", type=_positive_int, nargs=2, metavar=("H", "W"),
                          help="resize image inputs and references to H x W (default: the model's input size if "

@@ -2,8 +2,10 @@
 
 The method (``--method``, :mod:`tf_ig2.methods`) decides which options apply: each option of
 :data:`METHOD_OPTIONS` belongs to the methods whose settings dataclass (:mod:`tf_ig2.settings`)
-has its field, and is a usage error for the others. In memory, the inputs and references are
-read whole (:func:`tf_ig2.cli_files.read_inputs`) and explained by
+has its field, and is a usage error for the others. The model's inputs (one, several given as
+``NAME=PATH``, token ids read through ``--input-layer``) are matched and read by
+:mod:`tf_ig2.cli_inputs`. In memory, the inputs and references are read whole
+(:func:`tf_ig2.cli_files.read_inputs`) and explained by
 :func:`tf_ig2.saved_model.explain_model`; with ``--stream`` they are opened lazily
 (:func:`tf_ig2.cli_stream.open_stream`) and explained a batch at a time by
 :func:`tf_ig2.dataset.explain_dataset` into result shards in ``DIR/shards``, so that a stopped run

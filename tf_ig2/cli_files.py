@@ -11,7 +11,9 @@ The rest of the command line's files live beside this module, one job each:
   :func:`~tf_ig2.cli_output.staged_output`), ``summary.json`` and :func:`~tf_ig2.cli_output.write_explanation`;
 - :mod:`tf_ig2.cli_report`: the pictures (overlays, grid, panels, GradPath film strips) and ``index.html``;
 - :mod:`tf_ig2.cli_stream`: inputs larger than memory (``tf-ig2 explain --stream``): opening them
-  lazily, the resumable run's record, and :func:`~tf_ig2.cli_stream.finish_stream`.
+  lazily, the resumable run's record, and :func:`~tf_ig2.cli_stream.finish_stream`;
+- :mod:`tf_ig2.cli_inputs`: models with several inputs (``--inputs NAME=PATH``) and token ids
+  (``--input-layer``): matching files to the model's inputs and reading them.
 
 Their public names are also reachable from here (``cli_files.write_explanation``,
 ``cli_files.open_stream``, ...).

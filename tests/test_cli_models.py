@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import pytest
 
+import tf_ig2
 from tf_ig2 import cli, saved_model
 
 STEPS = 4
@@ -163,7 +164,12 @@ def test_a_model_with_two_named_inputs_equals_python(files, tmp_path, capsys):
     references = {"img": arrays["img_references.npy"], "vec": arrays["vec_references.npy"]}
     expected = python_explanation(files["paths"]["two.keras"], inputs, references, value_range=(0.0, 1.0),
                                   batch_size=4)
+    with warnings.catch_warnings():  # the explainer itself, all inputs at once (explain_model goes 2 by 2)
+        warnings.simplefilter("ignore")
+        whole = tf_ig2.IG2(saved_model.load_model(files["paths"]["two.keras"]), steps=STEPS, batch_size=4,
+                           value_range=(0.0, 1.0)).explain(inputs, references)
     for name in ("img", "vec"):
+        np.testing.assert_allclose(expected.attributions[name], whole.attributions[name], **TOLERANCE)
         attributions = np.load(output / f"attributions.{name}.npy")
         assert attributions.shape == inputs[name].shape and np.abs(attributions).sum() > 0
         np.testing.assert_allclose(attributions, expected.attributions[name], **TOLERANCE)

@@ -168,6 +168,17 @@ def test_refusals_come_before_tensorflow_is_imported(files, tmp_path):
         "non-empty": (arguments(files, full), "is not empty; pass --overwrite"),
         "under a file": (arguments(files, tmp_path / "file" / "out"), "is a file, not a folder"),
         "demo": (["demo", "--output", full], "is not empty; pass --overwrite"),
+        "missing named inputs": (["explain", files / "cnn.keras", "--inputs", f"img={files / 'inputs.npy'}",
+                                  "--inputs", f"vec={tmp_path / 'vec.npy'}", "--method", "ig", "--output",
+                                  tmp_path / "o3"], "`inputs` file not found. Received: --inputs 'vec="),
+        "several inputs streamed": (["explain", files / "cnn.keras", "--inputs", f"img={files / 'inputs.npy'}",
+                                     "--method", "ig", "--stream", "--output", tmp_path / "o4"],
+                                    "argument --stream: streams models with one input"),
+        "padding without input layer": (arguments(files, tmp_path / "o5", "--padding-id", 1),
+                                        "argument --padding-id: only applies with --input-layer"),
+        "token ids from images": (["explain", files / "cnn.keras", "--input-layer", "embedding", "--inputs", files,
+                                   "--references", files / "references.npy", "--output", tmp_path / "o6"],
+                                  "with --input-layer the inputs are token ids"),
     }
     for name, (line, expected) in cases.items():
         imported, status, lines = command(*line)

@@ -125,7 +125,7 @@ def test_ig_baselines_default_to_zero(files, tmp_path, capsys):
 WRONG = {
     "integration for ig": (["--method", "ig", "--integration", "rescaled"],
                            r"argument --integration: not an option of --method ig, which takes --steps, --rule, "
-                           r"--batch-size\. Received: --integration rescaled"),
+                           r"--batch-size, --input-layer, --padding-id\. Received: --integration rescaled"),
     "rule for ig2": (["--rule", "midpoint"], "argument --rule: not an option of --method ig2"),
     "representation for guided_ig": (["--method", "guided_ig", "--representation-layer", "features"],
                                      "argument --representation-layer: not an option of --method guided_ig"),
@@ -174,7 +174,7 @@ def test_completeness_warning_is_one_line(files, tmp_path, capsys, stream):
     lines = err.splitlines()
     assert len(lines) == 1, err
     assert lines[0].startswith("tf-ig2: warning: The attributions do not add up to the score gap"), err
-    assert "integration='rescaled'" in lines[0]
+    assert "--integration rescaled" in lines[0]
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     relative = [record["relative_delta"] for record in summary["inputs"]]
     np.testing.assert_allclose(relative, expected.relative_delta, rtol=1e-3, atol=1e-5)

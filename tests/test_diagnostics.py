@@ -186,3 +186,14 @@ def test_value_ranges_of_strings_or_booleans_are_refused_clearly(value_range):
     with pytest.raises(TypeError, match=r"`value_range` must be a pair \(low, high\) of numbers.*Received: "
                                         r"value_range\[[01]\]="):
         tf_ig2.IG2(constant_model(), value_range=value_range)
+
+
+def test_several_inputs_with_different_reference_counts_are_refused():
+    image, vector = keras.Input((4, 4, 1), name="image"), keras.Input((3,), name="vector")
+    joined = keras.layers.Concatenate()([keras.layers.Flatten()(image), vector])
+    model = keras.Model([image, vector], keras.layers.Dense(2)(joined))
+    inputs = {"image": np.ones((2, 4, 4, 1), np.float32), "vector": np.ones((2, 3), np.float32)}
+    references = {"image": np.zeros((2, 4, 4, 1), np.float32), "vector": np.zeros((3, 3), np.float32)}
+    for name in sorted(methods.METHODS):
+        with pytest.raises(ValueError, match=r"same number R of references.*'image': 2, 'vector': 3"):
+            methods.get(name).build(model, steps=STEPS).explain(inputs, references, 0)

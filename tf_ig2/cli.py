@@ -32,7 +32,7 @@ import textwrap
 import warnings
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
-from . import defaults, methods, settings
+from . import cli_inputs, defaults, methods, settings
 from .cli_explain import (
     METHOD_OPTIONS,
     PROGRAM,
@@ -221,6 +221,19 @@ results to DIR:
   path_000.png ...     with --path-strip (ig2): the GradPath to the first reference at 0, 25,
                        50, 75 and 100% of the steps, for the first {report_max} inputs
 
+A text model: --input-layer NAME (the Embedding layer the path moves in) reads the inputs
+and references as integer token ids from .npy/.npz arrays (not scaled, resized or
+clipped); attributions.npy is then (N, T), one value per token; padding positions
+(--padding-id, default {padding_id}; 'none' for none) get none. No pictures: the report
+lists the numbers.
+
+A model with several inputs: one --inputs NAME=PATH and one --references NAME=PATH per
+input, NAME being the model's input name; each input is read as one input is (images,
+arrays, or token ids for the input --input-layer reads), --value-range applies to every
+float input, and the arrays are written one file per input:
+attributions.<NAME>.npy and counterfactuals.<NAME>.npy (summary.json names them under
+"files" and lists "input_names"); no pictures. --stream explains models with one input.
+
 Each method takes its own options (tf_ig2.methods):
 {method_options}
 An option of another method is a usage error.
@@ -275,7 +288,8 @@ def _explain_description() -> str:
     lines = [textwrap.fill(", ".join(flag for name, flag in METHOD_OPTIONS.items() if name in entry.settings.names()),
                            width=88, initial_indent=f"  {key:<11}", subsequent_indent=" " * 13)
              for key, entry in methods.METHODS.items()]
-    return _EXPLAIN_DESCRIPTION.format(method_options="\n".join(lines), report_max=defaults.CLI_REPORT_MAX_INPUTS)
+    return _EXPLAIN_DESCRIPTION.format(method_options="\n".join(lines), report_max=defaults.CLI_REPORT_MAX_INPUTS,
+                                       padding_id=defaults.PADDING_ID)
 
 
 def _add_method_options(explain: argparse.ArgumentParser, round_off_eps: int) -> None:
@@ -294,7 +308,8 @@ def _add_method_options(explain: argparse.ArgumentParser, round_off_eps: int) ->
                               "values after --scale (default: no clipping); inputs and references must lie inside, "
                               f"except that values within float32 round-off of a bound (at most {round_off_eps} "
                               "float32 epsilons times max(1, |bound|) outside, e.g. a white pixel at 1.0000002 "
-                              "after --scale 1/255 and resizing) are clipped to it")
+                              "after --scale 1/255 and resizing) are clipped to it; with several inputs it applies "
+                              "to every float input (token ids are clipped to their embedding table's range)")
     explain.add_argument("--integration", choices=settings.INTEGRATIONS,
                          help=f"({_takers('integration')}) how the gradient is integrated along the path "
                               f"(default: {_default('integration')}; 'rescaled' makes every segment add up)")
@@ -316,6 +331,38 @@ def _add_method_options(explain: argparse.ArgumentParser, round_off_eps: int) ->
     explain.add_argument("--batch-size", type=_positive_int, metavar="B",
                          help="(all methods) the most (input, reference) pairs computed at once (default: all); "
                               "also sets how often the progress bar moves")
+    explain.add_argument("--input-layer", metavar="NAME",
+                         help=f"({_takers('input_layer')}) for a text model: the layer (an Embedding) whose output "
+                              "space the path lives in; the input it reads is read as integer token ids from a "
+                              ".npy/.npz array (not scaled, resized or clipped), references too, and gets one "
+                              "attribution per token (Python's input_layer=)")
+    explain.add_argument("--padding-id", type=cli_inputs.padding_id_argument, metavar="ID|none",
+                         help=f"({_takers('padding_id')}) with --input-layer: the token id of padding positions, "
+                              f"which never move and get no attribution; 'none' for no padding (default: "
+                              f"{defaults.PADDING_ID})")
+
+
+def _add_inputs(explain: argparse.ArgumentParser) -> None:
+    """``--inputs``, ``--method``, ``--references`` and ``--target``."""
+    explain.add_argument("--inputs", required=True, action="append", type=cli_inputs.file_argument,
+                         metavar="PATH|NAME=PATH",
+                         help="inputs to explain: a .npy array (N, *S), a .npz archive (one array, or one named "
+                              "'inputs'), an image file or a folder of images (PNG, JPEG, BMP; read in name order); "
+                              "for a model with several inputs, one --inputs NAME=PATH per input, NAME being the "
+                              "model's input name")
+    explain.add_argument("--method", choices=sorted(methods.METHODS), default="ig2",
+                         help="attribution method: ig2 (IG2, the default), ig (straight-line Integrated "
+                              "Gradients) or guided_ig (Guided IG)")
+    explain.add_argument("--references", action="append", type=cli_inputs.file_argument,
+                         metavar="PATH|NUMBER|NAME=PATH",
+                         help="references (ig2) or baselines (ig, guided_ig): (R, *S) shared by all inputs or "
+                              "(N, R, *S) per input, as a .npy/.npz array (a .npz may hold both, named 'inputs' and "
+                              "'references'), or images (R images); for ig and guided_ig also a number such as 0, "
+                              "one baseline value for every float feature (default for them: 0; required for ig2); "
+                              "for a model with several inputs, one --references NAME=PATH per input (or a number)")
+    explain.add_argument("--target", type=_target, metavar="INT|FILE.npy",
+                         help="class index explained for every input, or a .npy file of N class indices, one per "
+                              "input (default: each input's predicted class)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -333,27 +380,14 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     explain.add_argument("model", metavar="MODEL",
                          help="a .keras file, a legacy .h5 file or a SavedModel folder (e.g. from model.export())")
-    explain.add_argument("--inputs", required=True, metavar="PATH",
-                         help="inputs to explain: a .npy array (N, *S), a .npz archive (one array, or one named "
-                              "'inputs'), an image file or a folder of images (PNG, JPEG, BMP; read in name order)")
-    explain.add_argument("--method", choices=sorted(methods.METHODS), default="ig2",
-                         help="attribution method: ig2 (IG2, the default), ig (straight-line Integrated "
-                              "Gradients) or guided_ig (Guided IG)")
-    explain.add_argument("--references", metavar="PATH|NUMBER",
-                         help="references (ig2) or baselines (ig, guided_ig): (R, *S) shared by all inputs or "
-                              "(N, R, *S) per input, as a .npy/.npz array (a .npz may hold both, named 'inputs' and "
-                              "'references'), or images (R images); for ig and guided_ig also a number such as 0, "
-                              "one baseline value for every feature (default for them: 0; required for ig2)")
-    explain.add_argument("--target", type=_target, metavar="INT|FILE.npy",
-                         help="class index explained for every input, or a .npy file of N class indices, one per "
-                              "input (default: each input's predicted class)")
+    _add_inputs(explain)
     _add_method_options(explain, cli_files.VALUE_RANGE_ROUND_OFF_EPS)
     explain.add_argument("--image-size", type=_positive_int, nargs=2, metavar=("H", "W"),
                          help="resize image inputs and references to H x W (default: the model's input size if "
                               "it declares one, else the images' own size)")
     explain.add_argument("--scale", type=_scale, default=1.0, metavar="S",
-                         help="multiply every value read (images and arrays) by S, e.g. 1/255 or "
-                              "0.00392156862745098 (default: 1)")
+                         help="multiply every value read (images and float arrays; not token ids) by S, e.g. "
+                              "1/255 or 0.00392156862745098 (default: 1)")
     explain.add_argument("--signature", metavar="NAME",
                          help=f"SavedModel signature to call (default: {defaults.SAVED_MODEL_SIGNATURE})")
     explain.add_argument("--output-name", metavar="NAME",
@@ -381,7 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--output", required=True, metavar="DIR", help="folder to write the results to")
     explain.add_argument("--overwrite", action="store_true",
                          help="allow a non-empty DIR: replace or remove the files tf-ig2 wrote there earlier "
-                              "(attributions.npy, counterfactuals.npy, summary.json, index.html, overlay_*.png, "
+                              "(attributions*.npy, counterfactuals*.npy, summary.json, index.html, overlay_*.png, "
                               "panel_*.png, path_*.png, grid.png) and keep every other file")
     explain.add_argument("--stream", action="store_true",
                          help="for inputs larger than memory: read them a batch at a time (a .npy memory-mapped, "

@@ -2,8 +2,10 @@
 
 The method (``--method``, :mod:`tf_ig2.methods`) decides which options apply: each option of
 :data:`METHOD_OPTIONS` belongs to the methods whose settings dataclass (:mod:`tf_ig2.settings`)
-has its field, and is a usage error for the others. In memory, the inputs and references are
-read whole (:func:`tf_ig2.cli_files.read_inputs`) and explained by
+has its field, and is a usage error for the others. The model's inputs (one, several given as
+``NAME=PATH``, token ids read through ``--input-layer``) are matched and read by
+:mod:`tf_ig2.cli_inputs`. In memory, the inputs and references are read whole
+(:func:`tf_ig2.cli_files.read_inputs`) and explained by
 :func:`tf_ig2.saved_model.explain_model`; with ``--stream`` they are opened lazily
 (:func:`tf_ig2.cli_stream.open_stream`) and explained a batch at a time by
 :func:`tf_ig2.dataset.explain_dataset` into result shards in ``DIR/shards``, so that a stopped run
@@ -26,7 +28,8 @@ import re
 import sys
 from typing import Any, Dict, Iterator, Optional, Sequence, Tuple, Union
 
-from . import defaults, methods, validation
+from . import cli_inputs, defaults, methods, validation
+from .cli_inputs import UsageError, read_options_for, value_range_option
 from .validation import one_line
 
 PROGRAM = "tf-ig2"
@@ -45,6 +48,8 @@ METHOD_OPTIONS = {
     "fraction": "--fraction",
     "max_dist": "--max-dist",
     "batch_size": "--batch-size",
+    "input_layer": "--input-layer",
+    "padding_id": "--padding-id",
 }
 
 #: Settings of streamed runs recorded before ``--method`` existed: those runs were IG² runs with
@@ -52,9 +57,8 @@ METHOD_OPTIONS = {
 _SETTINGS_BEFORE_METHODS = {"method": "ig2", "integration": "left", "segment_points": defaults.IG2_SEGMENT_POINTS,
                             "momentum": 0.0}
 
-
-class UsageError(Exception):
-    """A problem with the command line's arguments or inputs; reported in one line."""
+#: Settings of streamed runs recorded before ``--input-layer`` existed: float inputs.
+_SETTINGS_BEFORE_TOKENS = {"input_layer": None, "padding_id": defaults.PADDING_ID}
 
 
 class Interrupted(KeyboardInterrupt):
@@ -87,33 +91,7 @@ class ProgressBar:
 
 
 
-# -- reading -------------------------------------------------------------------------------------
-def _image_layout(expected: Optional[Sequence[Optional[int]]]) -> Dict[str, Any]:
-    """Image size and channels implied by a model's ``(None, H, W, C)`` input shape."""
-    layout: Dict[str, Any] = {"image_size": None, "channels": None}
-    if expected is not None and len(expected) == 4:
-        height, width, channels = expected[1:]
-        if height is not None and width is not None:
-            layout["image_size"] = (int(height), int(width))
-        if channels in (1, 3, 4):
-            layout["channels"] = int(channels)
-    return layout
-
-
-def _value_range(args: argparse.Namespace) -> Optional[Tuple[float, float]]:
-    return None if args.value_range is None else (float(args.value_range[0]), float(args.value_range[1]))
-
-
-def _read_options(args: argparse.Namespace, image_size: Optional[Tuple[int, int]],
-                  layout: Dict[str, Any]) -> Dict[str, Any]:
-    """The keywords of :func:`~tf_ig2.cli_files.read_inputs` and :func:`~tf_ig2.cli_stream.open_stream` here.
-
-    Besides size, channels and scale, the value range: values read within float32 round-off
-    outside it (e.g. a white pixel at 1.0000002 after ``--scale 1/255``) are clipped to it.
-    """
-    return dict(image_size=image_size, channels=layout["channels"], scale=args.scale, value_range=_value_range(args))
-
-
+# -- the model ---------------------------------------------------------------------------------------
 def import_modules(names: Sequence[str]) -> None:
     """Imports the modules named by ``--import``, the current folder first on ``sys.path``.
 
@@ -189,6 +167,8 @@ def method_options(args: argparse.Namespace) -> Dict[str, Any]:
             raise UsageError(f"argument {flag}: not an option of --method {args.method}, which takes {accepted}. "
                              f"Received: {flag} {shown}")
         options[name] = tuple(value) if isinstance(value, list) else value
+    if "padding_id" in options:
+        options["padding_id"] = cli_inputs.padding_id(options["padding_id"])
     if "value_range" in options and options["value_range"][0] > options["value_range"][1]:
         low, high = options["value_range"]
         raise UsageError(f"argument --value-range: LO must be <= HI. Received: {low:g} {high:g}")
@@ -199,15 +179,25 @@ def method_options(args: argparse.Namespace) -> Dict[str, Any]:
     return options
 
 
-def _references_argument(args: argparse.Namespace) -> Union[None, str, float]:
-    """``--references``: a path, a number (a baseline for every feature), or ``None`` (the default 0).
+def inputs_argument(args: argparse.Namespace) -> Union[str, Dict[str, str]]:
+    """``--inputs``: one path, or ``{input name: path}`` (:func:`tf_ig2.cli_inputs.files_argument`)."""
+    files = cli_inputs.files_argument(args.inputs, "inputs")
+    if files is None:
+        raise UsageError("argument --inputs: required")
+    return files
+
+
+def _references_argument(args: argparse.Namespace) -> Union[str, float, Dict[str, str]]:
+    """``--references``: a path, a number (a baseline for every feature), ``{input name: path}``, or 0.
 
     Raises:
-        UsageError: If it is missing for a method that needs references, or a number for one
-            that does not take a scalar.
+        UsageError: If it is missing for a method that needs references, a number for one that
+            does not take a scalar, or given several times without names.
     """
     entry = methods.get(args.method)
-    text = args.references
+    text = cli_inputs.files_argument(args.references, "references")
+    if isinstance(text, dict):
+        return text
     if text is None:
         if entry.references_required:
             raise UsageError(f"argument --references: required for --method {args.method}, which integrates "
@@ -229,7 +219,7 @@ def _references_argument(args: argparse.Namespace) -> Union[None, str, float]:
 
 
 def settings_record(args: argparse.Namespace, image_size: Optional[Sequence[int]], options: Dict[str, Any],
-                    references: Union[str, float]) -> Dict[str, Any]:
+                    references: Union[str, float, Dict[str, str]]) -> Dict[str, Any]:
     """The settings stored in summary.json: the method with all its options (defaults filled in)."""
     from . import saved_model
 
@@ -237,7 +227,7 @@ def settings_record(args: argparse.Namespace, image_size: Optional[Sequence[int]
     record: Dict[str, Any] = {
         "model": args.model,
         "model_format": saved_model.model_format(args.model),
-        "inputs": args.inputs,
+        "inputs": inputs_argument(args),
         "references": references,
         "target": args.target,
         "method": args.method,
@@ -277,9 +267,9 @@ def report_options(args: argparse.Namespace, explainer: Any = None, references: 
         if sample_shape is None or len(sample_shape) != 3:
             raise ValueError(f"--path-strip draws image paths: the inputs must be images (N, H, W, C). Received: "
                              f"inputs of shape (N, {', '.join(map(str, sample_shape or ()))})")
-        strips = cli_report.path_strip_maker(explainer, references, value_range=_value_range(args),
+        strips = cli_report.path_strip_maker(explainer, references, value_range=value_range_option(args),
                                              min_size=args.min_display_size)
-    return cli_report.ReportOptions(min_display_size=args.min_display_size, value_range=_value_range(args),
+    return cli_report.ReportOptions(min_display_size=args.min_display_size, value_range=value_range_option(args),
                                     max_inputs=defaults.CLI_REPORT_MAX_INPUTS, path_strips=strips)
 
 
@@ -345,11 +335,13 @@ def read_targets(args: argparse.Namespace, count: int) -> Any:
 
 
 # -- checks before TensorFlow is imported ------------------------------------------------------------
-def check_explain(args: argparse.Namespace) -> Union[str, float]:
+def check_explain(args: argparse.Namespace) -> Union[str, float, Dict[str, str]]:
     """Checks the options, that MODEL, the inputs and references exist and that DIR may be written.
 
     Imports neither TensorFlow nor Keras, so that a refusal is quick; returns ``--references``
-    (:func:`_references_argument`).
+    (:func:`_references_argument`). Named inputs (``--inputs NAME=PATH``) and token ids
+    (``--input-layer``) are checked as far as the model is not needed
+    (:func:`tf_ig2.cli_inputs.check_named_inputs`).
 
     Raises:
         UsageError: On the first problem found.
@@ -359,6 +351,8 @@ def check_explain(args: argparse.Namespace) -> Union[str, float]:
     method_options(args)
     check_path_strip(args)
     reference = _references_argument(args)
+    inputs = inputs_argument(args)
+    cli_inputs.check_named_inputs(args, inputs, reference)
     if args.shard_size is not None and not args.stream:
         raise UsageError(f"argument --shard-size: only applies with --stream. Received: --shard-size "
                          f"{args.shard_size} without --stream")
@@ -369,14 +363,17 @@ def check_explain(args: argparse.Namespace) -> Union[str, float]:
             validation.keras_archive("MODEL", args.model)
         except ValueError as error:
             raise UsageError(str(error)) from error
-    for name, path in (("inputs", args.inputs), ("references", reference), ("target", args.target)):
-        if isinstance(path, str) and not os.path.exists(path):
-            raise UsageError(f"`{name}` file not found. Received: --{name} {path!r}")
+    for name, given in (("inputs", inputs), ("references", reference), ("target", args.target)):
+        for key, path in (given.items() if isinstance(given, dict) else [(None, given)]):
+            if isinstance(path, str) and not os.path.exists(path):
+                shown = path if key is None else f"{key}={path}"
+                raise UsageError(f"`{name}` file not found. Received: --{name} {shown!r}")
     try:
         if args.stream:
             cli_stream.check_stream_output(args.output, args.overwrite)
         else:
-            cli_output.check_output(args.output, args.overwrite, cli_output.output_names())
+            cli_output.check_output(args.output, args.overwrite,
+                                    cli_output.output_names(inputs=cli_inputs.output_input_names(inputs)))
     except (ValueError, OSError) as error:
         raise UsageError(command_line_wording(str(error))) from error
     return reference
@@ -415,33 +412,38 @@ def run_explain(args: argparse.Namespace) -> Dict[str, Any]:
 
 
 def _explain_in_memory(args: argparse.Namespace, options: Dict[str, Any],
-                       reference: Union[str, float]) -> Dict[str, Any]:
-    from . import cli_files, cli_output, cli_report, saved_model
+                       reference: Union[str, float, Dict[str, str]]) -> Dict[str, Any]:
+    from . import cli_output, cli_report, saved_model
 
     try:
         model = _load_model(args)
-        layout = _image_layout(saved_model.expected_input_shape(model))
-        image_size = tuple(args.image_size) if args.image_size else layout["image_size"]
-        read = _read_options(args, image_size, layout)
-        inputs, names = cli_files.read_inputs(args.inputs, "inputs", **read)
-        references = reference if isinstance(reference, float) else cli_files.read_inputs(
-            reference, "references", **read)[0]
+        plan = cli_inputs.plan_inputs(model, inputs_argument(args), args.input_layer)
+        read_options = read_options_for(args)
+        inputs, references, names = cli_inputs.read_in_memory(plan, reference, read_options)
+        image_size = args.image_size if plan.several else read_options(next(iter(plan.shapes.values())))[
+            "image_size"]
+        explained_options = dict(options, **({"value_range": plan.value_range(options["value_range"])}
+                                             if "value_range" in options else {}))
         explainer = saved_model.build_explainer(model, options, args.method)[0] if args.path_strip else None
-        report = report_options(args, explainer, references, inputs.shape[1:])
+        report = report_options(args, explainer, references, None if plan.several else inputs.shape[1:])
         progress = ProgressBar("Explaining", enabled=not args.quiet)
         try:
-            explanation = saved_model.explain_model(model, inputs, references, read_targets(args, len(inputs)),
-                                                    method=args.method, progress=progress, **options)
+            rows = len(next(iter(inputs.values()))) if isinstance(inputs, dict) else len(inputs)
+            explanation = saved_model.explain_model(model, inputs, references, read_targets(args, rows),
+                                                    method=args.method, progress=progress, **explained_options)
         finally:
             progress.close()
+        explanation = cli_inputs.by_name(explanation, plan)
         settings = settings_record(args, image_size, options, reference)
+        input_names = list(plan.shapes) if plan.several else None
         with cli_output.staged_output(args.output, overwrite=args.overwrite,
-                                      names=cli_output.output_names()) as staging:
+                                      names=cli_output.output_names(inputs=input_names)) as staging:
             written = cli_output.write_explanation(staging, explanation, inputs, names=names, settings=settings,
                                                    report=report)
     except (ValueError, TypeError, OSError) as error:
         raise UsageError(command_line_wording(str(error))) from error
-    return {"output": args.output, "files": written, "count": len(inputs), "method": args.method,
+    count = len(explanation.target_scores)
+    return {"output": args.output, "files": written, "count": count, "method": args.method,
             "representation": explanation.representation,
             "report": os.path.join(args.output, cli_report.REPORT_FILE)}
 
@@ -459,15 +461,16 @@ def _check_stream_references(references: Any, count: int, sample_shape: Tuple[in
     from . import validation
 
     entry = methods.get(method)
+    embedded = explainer.view.input_layer is not None
     if references.ndim == len(sample_shape) + 2:
         if references.shape[0] != count:
             raise ValueError(f"`references` given per input as (N, R, *input_shape) must have N={count} rows like "
                              f"`inputs`. Received: shape {tuple(references.shape)}")
-        validation.references_array("references", references[:1], (1, *sample_shape))
+        validation.references_array("references", references[:1], (1, *sample_shape), integer=embedded)
         return
-    checked = validation.references_array("references", references, (count, *sample_shape),
-                                          allow_scalar=entry.scalar_reference)
-    if "value_range" in entry.settings.names():
+    checked = validation.references_array("references", references, (count, *sample_shape), integer=embedded,
+                                          allow_scalar=entry.scalar_reference and not embedded)
+    if "value_range" in entry.settings.names() and not embedded:
         validation.fits_value_range("references", checked, explainer.value_range, sample_shape)
 
 
@@ -522,6 +525,35 @@ def _forget_unstarted_run(output: str, created_shards: bool) -> int:
     return kept
 
 
+def _open_stream_inputs(args: argparse.Namespace, model: Any,
+                        reference: Union[str, float]) -> Tuple[Any, Any, Optional[Tuple[int, int]]]:
+    """Opens a streamed run's inputs, reads its references; returns them with the image size read at.
+
+    Token ids (``--input-layer``) are streamed from a ``.npy`` array as int64
+    (:func:`tf_ig2.cli_stream.open_token_stream`) and their references read into memory.
+
+    Raises:
+        UsageError, ValueError: If the inputs do not fit the model or cannot be read.
+    """
+    import numpy as np
+
+    from . import cli_stream, validation
+
+    plan = cli_inputs.plan_inputs(model, inputs_argument(args), args.input_layer)
+    shape = next(iter(plan.shapes.values()))
+    read = read_options_for(args)(shape)
+    image_size = read["image_size"]
+    if plan.tokens:
+        inputs = cli_stream.open_token_stream(plan.files, "inputs")
+        references = cli_inputs.read_token_ids(reference, "references")
+    else:
+        inputs = cli_stream.open_stream(plan.files, "inputs", **read)
+        references = np.float32(reference) if isinstance(reference, float) else cli_stream.read_stream_references(
+            reference, "references", **read)
+    validation.fits_model_input("inputs", (inputs.count, *inputs.sample_shape), shape)
+    return inputs, references, image_size
+
+
 def run_explain_stream(args: argparse.Namespace, options: Dict[str, Any],
                        reference: Union[str, float]) -> Dict[str, Any]:
     """Runs ``tf-ig2 explain --stream``; returns what was written. Raises ``UsageError`` on bad input.
@@ -536,23 +568,15 @@ def run_explain_stream(args: argparse.Namespace, options: Dict[str, Any],
         options: The method's options (:func:`method_options`).
         reference: ``--references``: a path or a number (:func:`_references_argument`).
     """
-    import numpy as np
 
-    from . import cli_report, cli_stream, dataset, saved_model, validation
+    from . import cli_report, cli_stream, dataset, saved_model
     from .dataset import results
 
     output = args.output
     try:
         record = cli_stream.check_stream_output(output, args.overwrite)
         model = _load_model(args)
-        layout = _image_layout(saved_model.expected_input_shape(model))
-        image_size = tuple(args.image_size) if args.image_size else layout["image_size"]
-        read = _read_options(args, image_size, layout)
-        inputs = cli_stream.open_stream(args.inputs, "inputs", **read)
-        validation.fits_model_input("inputs", (inputs.count, *inputs.sample_shape),
-                                    saved_model.expected_input_shape(model))
-        references = np.float32(reference) if isinstance(reference, float) else cli_stream.read_stream_references(
-            reference, "references", **read)
+        inputs, references, image_size = _open_stream_inputs(args, model, reference)
         explainer, representation = saved_model.build_explainer(model, options, args.method)
         _check_stream_references(references, inputs.count, inputs.sample_shape, explainer, args.method)
         report = report_options(args, explainer, references, inputs.sample_shape)
@@ -564,8 +588,8 @@ def run_explain_stream(args: argparse.Namespace, options: Dict[str, Any],
         resuming = record is not None and not args.overwrite
         explained = cli_stream.stream_explained(output) if resuming else 0
         if resuming:
-            stored = record["settings"] if "method" in record["settings"] else {
-                **_SETTINGS_BEFORE_METHODS, **record["settings"]}
+            stored = {**_SETTINGS_BEFORE_TOKENS, **record["settings"]} if "method" in record["settings"] else {
+                **_SETTINGS_BEFORE_TOKENS, **_SETTINGS_BEFORE_METHODS, **record["settings"]}
             wanted["shard_size"] = args.shard_size or stored.get("shard_size")
             differences = results.settings_differences(stored, wanted)
             if differences and explained:

@@ -11,7 +11,9 @@ The rest of the command line's files live beside this module, one job each:
   :func:`~tf_ig2.cli_output.staged_output`), ``summary.json`` and :func:`~tf_ig2.cli_output.write_explanation`;
 - :mod:`tf_ig2.cli_report`: the pictures (overlays, grid, panels, GradPath film strips) and ``index.html``;
 - :mod:`tf_ig2.cli_stream`: inputs larger than memory (``tf-ig2 explain --stream``): opening them
-  lazily, the resumable run's record, and :func:`~tf_ig2.cli_stream.finish_stream`.
+  lazily, the resumable run's record, and :func:`~tf_ig2.cli_stream.finish_stream`;
+- :mod:`tf_ig2.cli_inputs`: models with several inputs (``--inputs NAME=PATH``) and token ids
+  (``--input-layer``): matching files to the model's inputs and reading them.
 
 Their public names are also reachable from here (``cli_files.write_explanation``,
 ``cli_files.open_stream``, ...).
@@ -165,6 +167,23 @@ def _read_npz(name: str, path: str) -> np.ndarray:
     except Exception as error:  # noqa: BLE001 - any failure to read is reported the same way
         raise _unreadable(name, path, error) from error
     return _numeric(name, np.asarray(array), path)
+
+
+def read_array(path: PathLike, name: str) -> np.ndarray:
+    """Reads a ``.npy`` array, or the one (or the ``name``) array of a ``.npz`` archive, as stored.
+
+    Raises:
+        ValueError: If ``path`` is missing, unreadable, no ``.npy``/``.npz`` file, or holds no numbers.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise ValueError(f"`{name}` file not found. Received: {path!r}")
+    lower = path.lower()
+    if lower.endswith(".npy"):
+        return _read_npy(name, path)
+    if lower.endswith(".npz"):
+        return _read_npz(name, path)
+    raise ValueError(f"Unknown `{name}` format: expected a .npy or .npz array. Received: {path!r}")
 
 
 def _decode_image(name: str, path: str, channels: Optional[int]) -> np.ndarray:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -29,13 +30,40 @@ ATTRIBUTIONS_FILE = "attributions.npy"
 COUNTERFACTUALS_FILE = "counterfactuals.npy"
 SUMMARY_FILE = "summary.json"
 
+#: For a model with several inputs, one file per input: ``attributions.<input name>.npy`` and
+#: ``counterfactuals.<input name>.npy`` (characters other than letters, digits, ``_``, ``.`` and
+#: ``-`` in the name become ``_``).
+PER_INPUT_PATTERN = "{stem}.{name}.npy"
+
+
+def per_input_file(file_name: str, input_name: str) -> str:
+    """``attributions.npy`` -> ``attributions.<input_name>.npy`` (see :data:`PER_INPUT_PATTERN`)."""
+    return PER_INPUT_PATTERN.format(stem=file_name[:-len(".npy")], name=re.sub(r"[^\w.\-]", "_", input_name))
+
+
+def _array_files(file_name: str, inputs: Optional[Sequence[str]]) -> Union[str, Dict[str, str]]:
+    """``file_name``, or for several inputs ``{input name: per-input file name}``."""
+    return file_name if inputs is None else {name: per_input_file(file_name, name) for name in inputs}
+
+
+def _names_of(files: Union[str, Dict[str, str]]) -> List[str]:
+    return [files] if isinstance(files, str) else list(files.values())
+
 
 # -- the output folder -----------------------------------------------------------------------------
-def output_names(*, stream: bool = False) -> Tuple[str, ...]:
-    """The files of fixed name a run writes to its output folder (pictures numbered per input aside)."""
+def output_names(*, stream: bool = False, inputs: Optional[Sequence[str]] = None) -> Tuple[str, ...]:
+    """The files of fixed name a run writes to its output folder (pictures numbered per input aside).
+
+    Args:
+        stream: For a streamed run (no counterfactuals, no grid).
+        inputs: The input names of a model with several inputs, whose arrays go to one file per
+            input; ``None`` for one input.
+    """
+    attributions = _names_of(_array_files(ATTRIBUTIONS_FILE, inputs))
     if stream:
-        return ATTRIBUTIONS_FILE, SUMMARY_FILE, cli_report.REPORT_FILE
-    return ATTRIBUTIONS_FILE, COUNTERFACTUALS_FILE, SUMMARY_FILE, cli_report.REPORT_FILE, cli_report.GRID_FILE
+        return (*attributions, SUMMARY_FILE, cli_report.REPORT_FILE)
+    return (*attributions, *_names_of(_array_files(COUNTERFACTUALS_FILE, inputs)), SUMMARY_FILE,
+            cli_report.REPORT_FILE, cli_report.GRID_FILE)
 
 
 def check_output(path: PathLike, overwrite: bool, names: Sequence[str] = ()) -> str:
@@ -135,23 +163,43 @@ def summary(explanation: Any, *, names: Optional[List[str]] = None, pictures: Op
     ``relative_delta`` ``|completeness_delta| / |score - gradcf_score|``
     (:attr:`~tf_ig2.Explanation.relative_delta`), for IG² per reference the representation
     distance at the start and the end of the GradPath, and its picture files.
+
+    For several inputs (attributions keyed by input name) the summary starts with
+    ``input_names``, and ``inputs_shape``, ``counterfactuals_shape`` and ``files.attributions``,
+    ``files.counterfactuals`` are dicts keyed by input name.
     """
     from . import __version__
 
-    return {
+    several = _input_names(explanation)
+    document = {
         "tf_ig2_version": __version__,
         "method": explanation.method,
         "representation": explanation.representation,
-        "inputs_shape": list(np.shape(explanation.attributions)),
-        "counterfactuals_shape": list(np.shape(explanation.counterfactuals)),
+        "inputs_shape": _shapes(explanation.attributions),
+        "counterfactuals_shape": _shapes(explanation.counterfactuals),
         "settings": settings or {},
-        "files": {"attributions": ATTRIBUTIONS_FILE, "counterfactuals": COUNTERFACTUALS_FILE,
-                  **picture_files(pictures)},
-        "inputs": records(len(explanation.attributions), targets=explanation.targets,
+        "files": {"attributions": _array_files(ATTRIBUTIONS_FILE, several),
+                  "counterfactuals": _array_files(COUNTERFACTUALS_FILE, several), **picture_files(pictures)},
+        "inputs": records(len(explanation.target_scores), targets=explanation.targets,
                           scores=explanation.target_scores, gradcf_scores=explanation.counterfactual_scores,
                           deltas=explanation.delta, distances=explanation.representation_distance, names=names,
                           pictures=pictures),
     }
+    if several is not None:
+        document = {"input_names": several, **document}
+    return document
+
+
+def _input_names(explanation: Any) -> Optional[List[str]]:
+    """The input names of an explanation of several inputs (attributions keyed by name), else ``None``."""
+    return list(explanation.attributions) if isinstance(explanation.attributions, dict) else None
+
+
+def _shapes(values: Any) -> Union[List[int], Dict[str, List[int]]]:
+    """An array's shape as a list, or ``{input name: shape}`` for several inputs."""
+    if isinstance(values, dict):
+        return {name: list(np.shape(value)) for name, value in values.items()}
+    return list(np.shape(values))
 
 
 def write_json(path: str, document: Dict[str, Any]) -> None:
@@ -167,27 +215,35 @@ def write_explanation(folder: str, explanation: Any, inputs: np.ndarray, *, name
     """Writes an explanation into an existing ``folder``; returns the file names written.
 
     Files: ``attributions.npy`` ``(N, *S)`` float32, ``counterfactuals.npy`` ``(N, R, *S)``
-    float32, ``summary.json`` (see :func:`summary`), ``index.html`` (every input) and, when the
-    inputs are images ``(N, H, W, C)``, ``overlay_000.png``... and ``panel_000.png``... (one of
+    float32 (for several inputs, whose attributions are a dict keyed by input name, one
+    ``attributions.<name>.npy`` and ``counterfactuals.<name>.npy`` per input, see
+    :data:`PER_INPUT_PATTERN`), ``summary.json`` (see :func:`summary`), ``index.html`` (every
+    input) and, when the inputs are images ``(N, H, W, C)``, ``overlay_000.png``... and ``panel_000.png``... (one of
     each per input), ``grid.png`` and, when ``report.path_strips`` is given, ``path_000.png``...
     for the first ``report.max_inputs`` inputs (see :mod:`tf_ig2.cli_report`).
 
     Args:
         folder: The folder to write into (normally the one :func:`staged_output` yields).
         explanation: An :class:`~tf_ig2.Explanation`.
-        inputs: The explained ``(N, *S)`` inputs.
+        inputs: The explained ``(N, *S)`` inputs (a dict of them for several inputs: no pictures).
         names: The inputs' names (e.g. image file names), or ``None``.
         settings: The settings used, stored in the summary and shown in the report.
         report: How the pictures are drawn (:class:`~tf_ig2.cli_report.ReportOptions`).
     """
-    np.save(os.path.join(folder, ATTRIBUTIONS_FILE), np.asarray(explanation.attributions, np.float32))
-    np.save(os.path.join(folder, COUNTERFACTUALS_FILE), np.asarray(explanation.counterfactuals, np.float32))
+    several = _input_names(explanation)
+    arrays = []
+    for file_name, values in ((ATTRIBUTIONS_FILE, explanation.attributions),
+                              (COUNTERFACTUALS_FILE, explanation.counterfactuals)):
+        files = _array_files(file_name, several)
+        for name, path in (files.items() if isinstance(files, dict) else [(None, files)]):
+            np.save(os.path.join(folder, path), np.asarray(values if name is None else values[name], np.float32))
+            arrays.append(path)
     pictures = Pictures()
-    if is_image_batch(inputs):
+    if several is None and is_image_batch(inputs):
         pictures = cli_report.write_pictures(folder, explanation, np.asarray(inputs), report)
     document = summary(explanation, names=names, pictures=pictures, settings=settings)
     write_json(os.path.join(folder, SUMMARY_FILE), document)
     count = len(document["inputs"])
     report_file = cli_report.write_report(folder, document, document["inputs"], pictures,
                                           cli_report.notes(count, count, pictures, stream=False, listed=True))
-    return [ATTRIBUTIONS_FILE, COUNTERFACTUALS_FILE, *pictures.files(), SUMMARY_FILE, report_file]
+    return [*arrays, *pictures.files(), SUMMARY_FILE, report_file]

@@ -104,6 +104,25 @@ class _ConvertedRows:
             yield cli_files.snap_to_value_range(rows, self.value_range)
 
 
+class _TokenRows(_ConvertedRows):
+    """The rows of a stored ``(N, T)`` array of token ids as int64, ``(B, T)`` at a time.
+
+    Floats must hold whole numbers (:func:`tf_ig2.cli_inputs.as_token_ids`); a fraction is
+    refused when its rows are read.
+    """
+
+    def __init__(self, array: np.ndarray, name: str, path: str):
+        super().__init__(array, 1.0)
+        self.name = name
+        self.path = path
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        from .cli_inputs import as_token_ids
+
+        for low in range(0, self.num_inputs, _CONVERT_ROWS):
+            yield as_token_ids(np.asarray(self.array[low:low + _CONVERT_ROWS]), self.name, self.path)
+
+
 class _ImageLoader:
     """Reads one image file as a batch of one ``(1, H, W, C)``, exactly as :func:`read_inputs` does.
 
@@ -207,6 +226,28 @@ def open_stream(path: PathLike, name: str = "inputs", *, image_size: Optional[Se
                          f"Received: {path!r} of shape {array.shape}")
     as_stored = array.dtype == np.float32 and scale == 1.0 and value_range is None
     values = array if as_stored else _ConvertedRows(array, scale, value_range)
+    return StreamInputs(values, int(array.shape[0]), tuple(int(side) for side in array.shape[1:]), None)
+
+
+def open_token_stream(path: PathLike, name: str = "inputs") -> StreamInputs:
+    """Opens token ids ``(N, T)`` for streaming (``--input-layer``): a ``.npy`` array, memory-mapped.
+
+    An array stored as int64 is read as it is; other integers, and floats holding whole numbers,
+    are converted to int64 ``256`` rows at a time, as the in-memory command reads them
+    (:func:`tf_ig2.cli_inputs.read_token_ids`).
+
+    Raises:
+        ValueError: If ``path`` is no ``.npy`` file, is unreadable or holds no input.
+    """
+    path = os.fspath(path)
+    if not path.lower().endswith(".npy") or os.path.isdir(path):
+        raise ValueError(f"`{name}` token ids are streamed from a .npy array (memory-mapped); save them with "
+                         f"numpy.save, or explain them without --stream. Received: {path!r}")
+    array = _open_npy(name, path)
+    if array.ndim < 2 or array.shape[0] == 0:
+        raise ValueError(f"`{name}` must be a batch-first array (N, *S) holding at least one input. "
+                         f"Received: {path!r} of shape {array.shape}")
+    values = array if array.dtype == np.int64 else _TokenRows(array, name, path)
     return StreamInputs(values, int(array.shape[0]), tuple(int(side) for side in array.shape[1:]), None)
 
 

@@ -224,6 +224,10 @@ class CompiledModel:
             if self.padding_id is not None:
                 movable[array == self.padding_id] = 0.0
             batch.movable.append(movable)
+        counts = [references.shape[1] for references in batch.references]
+        if len(set(counts)) > 1:
+            raise ValueError(f"`{name}` must hold the same number R of references for every input. Received: "
+                             f"{dict(zip(view.inputs.names, counts))}")
         return batch
 
     def _check_callable(self, targets: Callable[[Any], Any], inputs: Any) -> None:

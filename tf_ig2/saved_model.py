@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import numbers
 import os
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
@@ -33,7 +34,7 @@ logger = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
 
 __all__ = ["FORMATS", "MissingClassError", "SavedModelFunction", "build_explainer", "expected_input_shape",
-           "explain_model", "explain_saved_model", "load_model", "model_format"]
+           "explain_model", "explain_saved_model", "input_specs", "load_model", "model_format"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -64,17 +65,44 @@ def expected_input_shape(model: Any) -> Optional[Tuple[Optional[int], ...]]:
     return tuple(None if side is None else int(side) for side in inputs[0].shape)
 
 
+def input_specs(model: Any) -> Dict[str, Tuple[Optional[Tuple[Optional[int], ...]], str]]:
+    """The model's inputs by name, in the order the explainers flatten them: ``name -> (shape, dtype)``.
+
+    Args:
+        model: A Keras model or a :class:`SavedModelFunction`.
+
+    Returns:
+        One entry per model input: its batch-first shape (``None`` entries: any size; ``None``
+        when unknown) and its declared dtype name (``"float32"`` when unknown). A dict model's
+        inputs are keyed by its dict keys, a list model's by its input tensors' names, a
+        SavedModel signature's by its input name.
+    """
+    if isinstance(model, SavedModelFunction):
+        dtype = model.signature_input_dtype
+        return {model.input_name: (model.input_shape_expected, getattr(dtype, "name", None) or str(dtype))}
+    from .model_graph import ModelInputs
+
+    inputs = ModelInputs(model)
+    return {name: (shape, dtype) for name, shape, dtype in zip(inputs.names, inputs.shapes, inputs.dtypes)}
+
+
+def _concatenated(values: List[Any]) -> Any:
+    """Per-input parts of one result joined along the inputs: arrays, or lists or dicts of arrays."""
+    first = values[0]
+    if isinstance(first, np.ndarray):
+        return np.concatenate(values, axis=0)
+    if isinstance(first, dict):
+        return {key: np.concatenate([value[key] for value in values], axis=0) for key in first}
+    if isinstance(first, list):
+        return [np.concatenate([value[index] for value in values], axis=0) for index in range(len(first))]
+    return first
+
+
 def _merge(parts: List[Explanation]) -> Explanation:
     if len(parts) == 1:
         return parts[0]
-    merged: Dict[str, Any] = {}
-    for field in dataclasses.fields(Explanation):
-        values = [getattr(part, field.name) for part in parts]
-        if isinstance(values[0], np.ndarray):
-            merged[field.name] = np.concatenate(values, axis=0)
-        else:
-            merged[field.name] = values[0]
-    return Explanation(**merged)
+    return Explanation(**{field.name: _concatenated([getattr(part, field.name) for part in parts])
+                          for field in dataclasses.fields(Explanation)})
 
 
 def _saved_model_setup(model: SavedModelFunction, options: Dict[str, Any],
@@ -152,7 +180,7 @@ def explain_model(model: Any, inputs: Any, references: Any, targets: Targets = N
 
     Gives exactly what ``methods.get(method).build(model, **options).explain(inputs, references,
     targets)`` gives (``tf_ig2.IG2(model, **options).explain(...)`` for IG²), with three
-    differences: the inputs are checked against the model's declared input shape before any
+    differences: the inputs are checked against the model's declared input shapes before any
     work; a :class:`SavedModelFunction` defaults to ``representation_layer="output"`` for IG²;
     and when ``batch_size`` is set the inputs are explained a few at a time (each group a whole
     number of pair batches, so the numbers are the same) with ``progress(done, total)`` called
@@ -160,9 +188,12 @@ def explain_model(model: Any, inputs: Any, references: Any, targets: Targets = N
 
     Args:
         model: A Keras model or a :class:`SavedModelFunction` (see :func:`load_model`).
-        inputs: ``(N, *S)`` floats.
-        references: ``(R, *S)`` shared by all inputs, or ``(N, R, *S)`` per input; for methods
-            taking baselines (``ig``, ``guided_ig``) also a scalar or an ``S``-shaped array.
+        inputs: ``(N, *S)`` floats (token ids ``(N, T)`` with an ``input_layer``); for a model
+            with several inputs, a dict keyed by the input names (:func:`input_specs`) or a
+            list in the model's input order, one ``(N, *S_i)`` array per input.
+        references: ``(R, *S)`` shared by all inputs, or ``(N, R, *S)`` per input, in the
+            structure of ``inputs``; for methods taking baselines (``ig``, ``guided_ig``) also a
+            scalar or an ``S``-shaped array.
         targets: ``None`` (predicted class), an int, ``(N,)`` ints or a callable.
         method: The registered method (:data:`tf_ig2.methods.METHODS`): ``"ig2"`` (default),
             ``"ig"`` or ``"guided_ig"``.
@@ -191,21 +222,34 @@ def explain_model(model: Any, inputs: Any, references: Any, targets: Targets = N
     if return_path and "path" not in entry.extra_outputs:
         raise TypeError(f"`return_path` is for methods that return their path (ig2). Received: return_path=True "
                         f"with method={method!r}")
-    embedded = options.get("input_layer") is not None
-    if embedded:  # raw model inputs such as token ids; the path moves in the input layer's output space
-        inputs = validation.model_input_array("inputs", inputs)
+    if len(input_specs(model)) > 1:
+        explainer, description = build_explainer(model, options, method)
+        names = explainer.view.inputs.names
+        checked = explainer.check_inputs(inputs)  # one array per input, in the model's input order
+        if not (isinstance(references, numbers.Real) and not isinstance(references, bool)):
+            references = dict(zip(names, explainer.view.inputs.flatten("references", references)))
+        if not callable(targets):
+            targets, _ = explainer.resolve_targets(targets, checked)
+        inputs = dict(zip(names, checked))
+        count, per_input = len(checked[0]), _references_per_input(inputs, references)
     else:
-        inputs = validation.float_array("inputs", inputs)
-    validation.fits_model_input("inputs", inputs.shape, expected_input_shape(model))
-    explainer, description = build_explainer(model, options, method)
-    references = validation.references_array("references", references, inputs.shape, integer=embedded,
-                                             allow_scalar=entry.scalar_reference and not embedded)
-    if not embedded and "value_range" in entry.settings.names():
-        validation.fits_value_range("inputs", inputs, explainer.value_range, inputs.shape[1:])
-        validation.fits_value_range("references", references, explainer.value_range, inputs.shape[1:])
-    if not callable(targets):
-        targets, _ = explainer.resolve_targets(targets, inputs)
-    count, per_input = len(inputs), references.shape[1]
+        embedded = options.get("input_layer") is not None
+        if embedded:  # raw model inputs such as token ids; the path moves in the input layer's output space
+            inputs = validation.model_input_array("inputs", inputs)
+        else:
+            inputs = validation.float_array("inputs", inputs)
+        validation.fits_model_input("inputs", inputs.shape, expected_input_shape(model))
+        explainer, description = build_explainer(model, options, method)
+        if embedded:  # token ids checked against the vocabulary before the model reads them
+            inputs = explainer.check_inputs(inputs)
+        references = validation.references_array("references", references, inputs.shape, integer=embedded,
+                                                 allow_scalar=entry.scalar_reference and not embedded)
+        if not embedded and "value_range" in entry.settings.names():
+            validation.fits_value_range("inputs", inputs, explainer.value_range, inputs.shape[1:])
+            validation.fits_value_range("references", references, explainer.value_range, inputs.shape[1:])
+        if not callable(targets):
+            targets, _ = explainer.resolve_targets(targets, inputs)
+        count, per_input = len(inputs), references.shape[1]
     group = count
     if explainer.batch_size is not None:
         pairs = per_input * explainer.batch_size // math.gcd(per_input, explainer.batch_size)
@@ -214,13 +258,44 @@ def explain_model(model: Any, inputs: Any, references: Any, targets: Targets = N
     parts = []
     for start in range(0, count, group):
         stop = min(start + group, count)
-        chunk_references = references[start:stop] if references.shape[0] == count else references[0]
         chunk_targets = targets if callable(targets) else targets[start:stop]
-        parts.append(explainer.explain(inputs[start:stop], chunk_references, chunk_targets, **extra))
+        parts.append(explainer.explain(_rows(inputs, start, stop, count),
+                                       _rows(references, start, stop, count, inputs), chunk_targets, **extra))
         logger.info("Explained %d of %d inputs", stop, count)
         if progress is not None:
             progress(stop, count)
     return dataclasses.replace(_merge(parts), representation=description)
+
+
+def _references_per_input(inputs: Dict[str, np.ndarray], references: Any) -> int:
+    """R for a model with several inputs: the references of its first input, ``(R, *S)`` or ``(N, R, *S)``."""
+    if not isinstance(references, dict):
+        return 1
+    name = next(iter(inputs))
+    first = np.asarray(references[name])
+    if first.ndim == inputs[name].ndim + 1:
+        return int(first.shape[1])
+    return int(first.shape[0]) if first.ndim == inputs[name].ndim else 1
+
+
+def _rows(value: Any, start: int, stop: int, count: int, inputs: Any = None) -> Any:
+    """Rows ``start:stop`` of the inputs (``inputs`` None), or the references for those rows.
+
+    Several inputs are dicts of arrays. References given per input, ``(N, R, *S)`` with one
+    row per input, are sliced; ``(1, R, *S)`` gives its one row; references shared by all
+    inputs (``(R, *S)``, a scalar) are passed as they are.
+    """
+    if isinstance(value, dict):
+        return {key: _rows(item, start, stop, count, None if inputs is None else inputs[key])
+                for key, item in value.items()}
+    if inputs is None:
+        return value if start == 0 and stop == count else value[start:stop]
+    if np.ndim(value) == np.ndim(inputs) + 1:
+        if len(value) == count:
+            return value[start:stop]
+        if len(value) == 1:
+            return value[0]
+    return value
 
 
 def explain_saved_model(path: PathLike, inputs: Any, references: Any, targets: Targets = None, *,

@@ -232,7 +232,7 @@ def digits_methods(args, model, inputs, targets, references, rng) -> Tuple[Attri
 
 def guided_ig_class():
     try:
-        from tf_ig2.guided_ig import GuidedIG
+        from tf_ig2.methods.guided_ig import GuidedIG
     except ImportError:
         return None
     return GuidedIG
@@ -618,7 +618,7 @@ def main(argv=None) -> None:
     digits = digits_study(args, data)
     accuracies = ", ".join(f"{seed['accuracy']:.3f}" for seed in digits["per_seed"])
     if guided_ig_class() is None:
-        print("Guided IG: tf_ig2.guided_ig is not available; skipped.\n")
+        print("Guided IG: tf_ig2.methods.guided_ig is not available; skipped.\n")
     print(f"## Digits: {args.inputs} held-out inputs, {args.seeds} seeds (CNN test accuracy {accuracies})\n")
     print(digits_tables(digits) + "\n")
     print("### DiffID per fill (rank among the methods)\n")

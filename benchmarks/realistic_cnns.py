@@ -50,7 +50,7 @@ import keras  # noqa: E402
 
 import tf_ig2  # noqa: E402
 from tf_ig2 import metrics  # noqa: E402
-from tf_ig2.model_view import target_scores  # noqa: E402
+from tf_ig2.engine.model_view import target_scores  # noqa: E402
 
 tf.get_logger().setLevel("ERROR")
 
@@ -361,7 +361,7 @@ def path_diagnostics(model, inputs: np.ndarray, references: np.ndarray, targets:
     the representation distance before and after, and the cosine between consecutive score gradients.
     Returns medians over the pairs of the per-pair summaries.
     """
-    from tf_ig2.model_view import ModelView
+    from tf_ig2.engine.model_view import ModelView
 
     explanation = tf_ig2.IG2(model, steps=steps, value_range=(0.0, 1.0)).explain(inputs, references, targets,
                                                                                return_path=True)

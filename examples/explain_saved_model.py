@@ -25,7 +25,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tf_ig2 import demo, visualize  # noqa: E402
+from tf_ig2 import visualize  # noqa: E402
+from tf_ig2.cli import demo  # noqa: E402
 from tf_ig2.saved_model import explain_saved_model, load_model  # noqa: E402
 
 

@@ -92,3 +92,7 @@ def tree(folder, only=None):
 def visible(folder):
     """The sorted entries of ``folder`` without the manifest tf_ig2 keeps of the files it wrote there."""
     return sorted(name for name in os.listdir(folder) if name != ".tf_ig2.files.json")
+
+
+#: The repository's root folder (the one holding tf_ig2/).
+REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -13,7 +13,9 @@ import pytest
 
 import tf_ig2
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
+from conftest import REPOSITORY
+
+sys.path.insert(0, os.path.join(REPOSITORY, "benchmarks"))
 
 import authors_loop  # noqa: E402
 

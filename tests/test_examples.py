@@ -6,7 +6,9 @@ import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import REPOSITORY
+
+ROOT = REPOSITORY
 
 
 def run_example(name, *arguments, cwd):

@@ -10,9 +10,7 @@ import pytest
 
 from tf_ig2 import folders
 
-from conftest import FOREIGN_NAMES, plant_foreign, tree
-
-REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import FOREIGN_NAMES, REPOSITORY, plant_foreign, tree
 
 #: Holds the lock of the folder argv[1] until stdin closes; says "locked" once it holds it.
 HOLDER_SCRIPT = """

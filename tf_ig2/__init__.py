@@ -8,43 +8,41 @@ The public names are imported on first use, so ``import tf_ig2`` (and the ``tf-i
 which quiets TensorFlow's start-up lines before importing it) does not import TensorFlow.
 """
 
-from .lazy_names import lazy_names
+from tf_ig2._lazy import lazy_names
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 #: Public name -> the submodule defining it.
 _PUBLIC = {
-    "AttributionCallback": "callbacks",
-    "IG2Callback": "callbacks",
-    "IG2Explainer": "tf_explain_style",
+    "AttributionCallback": "callbacks.callback",
+    "IG2Callback": "callbacks.callback",
+    "TfExplainIG2": "callbacks.tf_explain",
     "CompletenessWarning": "diagnostics",
     "DegenerateWarning": "diagnostics",
     "Explanation": "explanation",
-    "GuidedIG": "guided_ig",
-    "IG2": "gradpath",
-    "IntegratedGradients": "straight",
-    "ig2": "gradpath",
-    "integrate_gradpath": "gradpath",
-    "integrate_guided": "guided_ig",
-    "integrate_straight": "straight",
-    "explain_saved_model": "saved_model",
-    "load_model": "saved_model",
+    "GuidedIG": "methods.guided_ig",
+    "IG2": "methods.ig2",
+    "IntegratedGradients": "methods.integrated_gradients",
+    "ig2": "methods.ig2",
+    "integrate_gradpath": "methods.ig2",
+    "integrate_guided": "methods.guided_ig",
+    "integrate_straight": "methods.integrated_gradients",
+    "explain_saved_model": "saved_model.explain",
+    "load_model": "saved_model.loading",
     "DatasetResult": "dataset",
     "explain_dataset": "dataset",
     "load_results": "dataset",
-    "METHODS": "methods",
+    "METHODS": "methods.registry",
     "plot": "visualize",
     "plot_path": "visualize",
 }
 
-#: Submodules reachable as attributes (``tf_ig2.metrics``) without importing them first.
-_SUBMODULES = ("callback_displays", "callback_inputs", "callbacks", "cli", "cli_explain", "cli_files", "cli_output",
-               "cli_report", "cli_stream", "compiled", "dataset", "defaults", "demo", "diagnostics", "explanation",
-               "folders", "gradpath", "guided_ig", "layer_hooks", "methods", "metrics", "model_graph", "model_loading",
-               "model_view", "pairs", "saved_model", "settings", "straight", "tf_explain_style", "validation",
-               "visualize")
+#: The documented subpackages and modules, reachable as attributes (``tf_ig2.metrics``) without
+#: importing them first. Everything else is internal.
+_SUBMODULES = ("callbacks", "cli", "dataset", "defaults", "diagnostics", "explanation", "methods", "metrics",
+               "saved_model", "visualize")
 
-__all__ = sorted(_PUBLIC) + ["callbacks", "defaults", "metrics", "visualize", "methods", "__version__"]
+__all__ = sorted(_PUBLIC) + list(_SUBMODULES) + ["__version__"]
 
 
 __getattr__, __dir__ = lazy_names(__name__, _PUBLIC, _SUBMODULES)

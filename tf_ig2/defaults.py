@@ -9,11 +9,11 @@ from __future__ import annotations
 #: Number of GradPath steps k for IG² (the authors' ImageNet setting).
 IG2_STEPS: int = 201
 
-#: How IG² integrates the target's gradient along the GradPath (see tf_ig2.gradpath.INTEGRATIONS):
+#: How IG² integrates the target's gradient along the GradPath (see tf_ig2.methods.ig2.INTEGRATIONS):
 #: "left" is the published left Riemann sum.
 IG2_INTEGRATION: str = "left"
 
-#: The GradPath's momentum beta (0: the published path; see tf_ig2.gradpath.integrate_gradpath).
+#: The GradPath's momentum beta (0: the published path; see tf_ig2.methods.ig2.integrate_gradpath).
 IG2_MOMENTUM: float = 0.0
 
 #: ``integration="midpoint"``: gradient evaluations per GradPath segment, at the midpoints of

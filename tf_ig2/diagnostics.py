@@ -16,7 +16,7 @@ from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 
-from . import defaults
+from tf_ig2 import defaults
 
 
 class CompletenessWarning(UserWarning):

@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from . import defaults
+from tf_ig2 import defaults
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
@@ -78,7 +78,7 @@ class Explanation:
 
         Every value is HTML-escaped (see :func:`tf_ig2.visualize.explanation_html`).
         """
-        from .visualize.markup import explanation_html  # numpy and the standard library only
+        from tf_ig2.visualize.markup import explanation_html  # numpy and the standard library only
 
         return explanation_html(self)
 

@@ -20,7 +20,7 @@
   Yeh et al., NeurIPS 2019) or mean.
 
 Scores are the explainers' target scores: the logit of the class when the model ends in a
-softmax (:class:`~tf_ig2.model_view.ModelView`), or a callable's output. Every perturbed input is
+softmax (:class:`~tf_ig2.engine.model_view.ModelView`), or a callable's output. Every perturbed input is
 scored in compiled, batched forward passes; the compiled functions are cached per model, so
 repeated calls with inputs of the same shape do not retrace.
 """
@@ -34,10 +34,10 @@ from typing import Any, Callable, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from . import defaults, validation
-from .compiled import CompiledModel, ModelCache
-from .explanation import Explanation
-from .model_view import Targets, target_scores
+from tf_ig2 import defaults, validation
+from tf_ig2.engine.compiled_model import CompiledModel, ModelCache
+from tf_ig2.engine.model_view import Targets, target_scores
+from tf_ig2.explanation import Explanation
 
 #: The fills a removed feature can be replaced by.
 FILLS = ("zero", "mean", "blur", "reference")

@@ -11,7 +11,7 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from . import defaults
+from tf_ig2 import defaults
 
 
 def _describe(value: Any) -> str:

@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from ..pairs import PairExplainer
+from tf_ig2.methods.base import PairExplainer
 
 
 def resolve_strategy(strategy: Any) -> Optional[tf.distribute.Strategy]:

@@ -14,10 +14,11 @@ from typing import Any, Callable, Dict, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from .. import methods, validation
-from ..pairs import PairExplainer
-from .results import ALWAYS_STORED
-from .sources import as_array, is_array
+from tf_ig2 import validation
+from tf_ig2.dataset.results import ALWAYS_STORED
+from tf_ig2.dataset.sources import as_array, is_array
+from tf_ig2.methods import registry as methods
+from tf_ig2.methods.base import PairExplainer
 
 
 def _digest(array: np.ndarray) -> str:
@@ -74,7 +75,7 @@ class Plan:
                  has_labels: bool, save_counterfactuals: bool):
         self.explainer = explainer
         self.sample_shape = sample_shape
-        self.allow_scalar = methods.of(explainer).scalar_reference
+        self.allow_scalar = methods.method_of(explainer).scalar_reference
         self.has_labels = has_labels
         self.save_counterfactuals = save_counterfactuals
         # references: "shared" (one array for all inputs), "per_input" (N, R, *S) or "callable".
@@ -123,7 +124,7 @@ class Plan:
             arrays.append("targets")
         if has_labels:
             arrays.append("labels")
-        if "representation_distance" in methods.of(explainer).extra_outputs:
+        if "representation_distance" in methods.method_of(explainer).extra_outputs:
             arrays.append("representation_distance")
         if save_counterfactuals:
             arrays.append("counterfactuals")
@@ -133,7 +134,7 @@ class Plan:
         """Everything that decides the stored results, as JSON values."""
         options = {name: _jsonable(value) for name, value in sorted(explainer.settings.as_dict().items())
                    if name != "batch_size"}
-        if "representation" in methods.of(explainer).extra_outputs:
+        if "representation" in methods.method_of(explainer).extra_outputs:
             options["representation"] = explainer.representation
         if self.reference_mode == "callable":
             references = {"callable": _callable_name(self.references)}

@@ -26,8 +26,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .. import defaults, folders
-from ..validation import one_line
+from tf_ig2 import defaults, folders
+from tf_ig2.validation import one_line
 
 logger = logging.getLogger(__package__)
 

@@ -20,12 +20,13 @@ from typing import Any, Dict, Optional, Tuple, Union
 import numpy as np
 import tensorflow as tf
 
-from .. import defaults, methods, validation
-from ..pairs import PairExplainer
-from .distribute import agree_on_start, distributed, is_chief, resolve_strategy
-from .plan import Plan
-from .results import ResultsFolder, ShardWriter, inputs_sha1, load_results
-from .sources import Source, make_source
+from tf_ig2 import defaults, validation
+from tf_ig2.dataset.distribute import agree_on_start, distributed, is_chief, resolve_strategy
+from tf_ig2.dataset.plan import Plan
+from tf_ig2.dataset.results import ResultsFolder, ShardWriter, inputs_sha1, load_results
+from tf_ig2.dataset.sources import Source, make_source
+from tf_ig2.methods import registry as methods
+from tf_ig2.methods.base import PairExplainer
 
 logger = logging.getLogger(__package__)
 

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, 
 import numpy as np
 import tensorflow as tf
 
-from .. import validation
+from tf_ig2 import validation
 
 PathLike = Union[str, "os.PathLike[str]"]
 

@@ -22,7 +22,7 @@ The package is split by job, and every public function is available from here
 Nothing here writes files or prints.
 """
 
-from ..lazy_names import lazy_names
+from tf_ig2._lazy import lazy_names
 
 #: Public name -> the submodule defining it (imported on first use, so that importing the package,
 #: or the HTML helpers that ``Explanation._repr_html_`` uses, does not import TensorFlow).

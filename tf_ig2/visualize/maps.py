@@ -25,7 +25,7 @@ from typing import Any, Sequence
 import numpy as np
 import tensorflow as tf
 
-from .. import defaults, validation
+from tf_ig2 import defaults, validation
 
 #: The colour maps offered, by name: OpenCV's 256-entry tables of matplotlib's inferno and viridis
 #: and of jet (:func:`colormap_table`).

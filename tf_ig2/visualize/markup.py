@@ -42,7 +42,7 @@ def html_image(picture: Any, alt: str = "") -> str:
     Returns:
         ``<img src="data:image/png;base64,..." alt="..." width="W" height="H">``.
     """
-    from .png import encode_png
+    from tf_ig2.visualize.png import encode_png
 
     picture = np.asarray(picture)
     data = base64.b64encode(encode_png(picture)).decode("ascii")
@@ -52,7 +52,7 @@ def html_image(picture: Any, alt: str = "") -> str:
 
 def end_label(method: Any) -> str:
     """What the path's end point is called, as the method registry says (``"GradCF"`` for IG²)."""
-    from .. import methods  # the registry, without TensorFlow
+    from tf_ig2.methods import registry as methods  # the registry, without TensorFlow
 
     return methods.end_name(method)
 

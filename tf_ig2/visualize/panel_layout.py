@@ -22,8 +22,8 @@ from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .. import defaults, validation
-from . import maps, markup
+from tf_ig2 import defaults, validation
+from tf_ig2.visualize import maps, markup
 
 #: Layout in pixels: margin around and gap between the pictures, the colour bar's width, the
 #: label line height and the OpenCV font scale.

@@ -22,10 +22,10 @@ from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .. import defaults, validation
-from . import maps, markup
-from . import tokens as token_pictures
-from .panel_layout import _joint_display, _single
+from tf_ig2 import defaults, validation
+from tf_ig2.visualize import maps, markup
+from tf_ig2.visualize import tokens as token_pictures
+from tf_ig2.visualize.panel_layout import _joint_display, _single
 
 #: The diverging colour map of signed attributions (blue, white, red: the same as the panels).
 SIGNED_CMAP = "bwr"
@@ -261,7 +261,7 @@ def _path_scores(model: Any, frames: np.ndarray, target: Optional[int]) -> Optio
         return None
     import tensorflow as tf
 
-    from ..model_view import ModelView, target_scores
+    from tf_ig2.engine.model_view import ModelView, target_scores
 
     view = ModelView(model, need_representation=False)
     _, outputs = view(tf.constant(frames, tf.float32), representation=False)

@@ -13,7 +13,7 @@ import re
 import urllib.parse
 from typing import Any, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from .markup import end_label, html_table, html_text
+from tf_ig2.visualize.markup import end_label, html_table, html_text
 
 #: A scheme (``http:``, ``file:``) or a Windows drive (``C:``) at the start of a link.
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")

@@ -17,10 +17,20 @@ from typing import Any, List, Optional, Sequence
 
 import numpy as np
 
-from .. import defaults, validation
-from . import maps, markup
-from .panel_layout import _BACKGROUND, _FRAME, GAP, LINE, MARGIN, _colour_bar, _joint_display, _put, _text_width
-from .plots import path_frames
+from tf_ig2 import defaults, validation
+from tf_ig2.visualize import maps, markup
+from tf_ig2.visualize.panel_layout import (
+    _BACKGROUND,
+    _FRAME,
+    GAP,
+    LINE,
+    MARGIN,
+    _colour_bar,
+    _joint_display,
+    _put,
+    _text_width,
+)
+from tf_ig2.visualize.plots import path_frames
 
 
 def _labels(steps: np.ndarray, total: int, end: str) -> List[str]:

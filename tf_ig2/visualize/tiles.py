@@ -14,8 +14,8 @@ from typing import Any, Optional, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
-from .. import defaults, validation
-from . import maps
+from tf_ig2 import defaults, validation
+from tf_ig2.visualize import maps
 
 #: The callbacks' sheets: pixels between pictures, and the grey of the gaps and empty cells.
 SHEET_GAP: int = 4
@@ -116,7 +116,7 @@ def display_images(images: Any, attributions: Any, *, alpha: float = defaults.OV
     overlays = to_uint8(maps._enlarge(maps._overlay(images, attributions, alpha, percentile, colormap), factor))
     if labels is None:
         return overlays, tile(overlays, columns)
-    from .panel_layout import labelled
+    from tf_ig2.visualize.panel_layout import labelled
 
     if len(labels) != len(overlays):
         raise ValueError(f"`labels` must hold one label per image ({len(overlays)}). Received: {len(labels)}")

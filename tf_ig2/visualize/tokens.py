@@ -12,9 +12,9 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 import tensorflow as tf
 
-from .. import defaults, validation
-from . import maps
-from .markup import html_text, markdown_text
+from tf_ig2 import defaults, validation
+from tf_ig2.visualize import maps
+from tf_ig2.visualize.markup import html_text, markdown_text
 
 
 def _signed_colours(values: np.ndarray) -> np.ndarray:

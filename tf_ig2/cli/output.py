@@ -1,0 +1,250 @@
+"""The command line's output folder: written safely, with ``summary.json`` and the report.
+
+An :class:`~tf_ig2.Explanation` is written as ``attributions.npy``, ``counterfactuals.npy``,
+``summary.json``, ``index.html`` and, for image inputs, the pictures of :mod:`tf_ig2.cli.report`
+(overlays, ``grid.png``, panels and, with ``--path-strip``, GradPath film strips).
+
+Nothing of the user's is touched: outputs are written to a staging folder inside the destination
+(:func:`staged_output`) and only then renamed into place; the folder's manifest lists what tf_ig2
+wrote there, the only files a later run replaces or removes (:mod:`tf_ig2.folders`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from tf_ig2 import folders
+from tf_ig2.cli import report as cli_report
+from tf_ig2.cli.report import Pictures, ReportOptions
+from tf_ig2.explanation import Explanation
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+#: Names of the files an explanation is written to (the pictures' names are in tf_ig2.cli.report).
+ATTRIBUTIONS_FILE = "attributions.npy"
+COUNTERFACTUALS_FILE = "counterfactuals.npy"
+SUMMARY_FILE = "summary.json"
+
+#: For a model with several inputs, one file per input: ``attributions.<input name>.npy`` and
+#: ``counterfactuals.<input name>.npy`` (characters other than letters, digits, ``_``, ``.`` and
+#: ``-`` in the name become ``_``).
+PER_INPUT_PATTERN = "{stem}.{name}.npy"
+
+
+def per_input_file(file_name: str, input_name: str) -> str:
+    """``attributions.npy`` -> ``attributions.<input_name>.npy`` (see :data:`PER_INPUT_PATTERN`)."""
+    return PER_INPUT_PATTERN.format(stem=file_name[:-len(".npy")], name=re.sub(r"[^\w.\-]", "_", input_name))
+
+
+def _array_files(file_name: str, inputs: Optional[Sequence[str]]) -> Union[str, Dict[str, str]]:
+    """``file_name``, or for several inputs ``{input name: per-input file name}``."""
+    return file_name if inputs is None else {name: per_input_file(file_name, name) for name in inputs}
+
+
+def _names_of(files: Union[str, Dict[str, str]]) -> List[str]:
+    return [files] if isinstance(files, str) else list(files.values())
+
+
+# -- the output folder -----------------------------------------------------------------------------
+def output_names(*, stream: bool = False, inputs: Optional[Sequence[str]] = None) -> Tuple[str, ...]:
+    """The files of fixed name a run writes to its output folder (pictures numbered per input aside).
+
+    Args:
+        stream: For a streamed run (no counterfactuals, no grid).
+        inputs: The input names of a model with several inputs, whose arrays go to one file per
+            input; ``None`` for one input.
+    """
+    attributions = _names_of(_array_files(ATTRIBUTIONS_FILE, inputs))
+    if stream:
+        return (*attributions, SUMMARY_FILE, cli_report.REPORT_FILE)
+    return (*attributions, *_names_of(_array_files(COUNTERFACTUALS_FILE, inputs)), SUMMARY_FILE,
+            cli_report.REPORT_FILE, cli_report.GRID_FILE)
+
+
+def check_output(path: PathLike, overwrite: bool, names: Sequence[str] = ()) -> str:
+    """Checks, writing nothing, that ``path`` may receive outputs; returns it as a string.
+
+    Raises:
+        ValueError: If ``path`` is a file or below one, cannot be written to, is a non-empty
+            folder and ``overwrite`` is false, or holds a file tf_ig2 did not write at one of
+            ``names``.
+        tf_ig2.folders.FolderInUseError: If another run holds the folder's lock.
+    """
+    return folders.check_destination(path, overwrite=overwrite, names=names)
+
+
+@contextlib.contextmanager
+def staged_output(destination: PathLike, *, overwrite: bool, names: Sequence[str] = ()) -> Iterator[str]:
+    """A staging folder inside ``destination`` whose files are moved into place on success.
+
+    The folder's lock is held meanwhile (or reused, when this process holds it already). On
+    success the files tf_ig2 wrote there before and did not write again are removed
+    (:func:`tf_ig2.folders.publish`); every other entry is kept. On an exception the staging
+    folder is removed and ``destination`` is left as it was (a folder created here is removed).
+
+    Yields:
+        The staging folder to write into.
+
+    Raises:
+        ValueError: As :func:`check_output`, or when a file tf_ig2 did not write is where an
+            output goes (:class:`tf_ig2.folders.ForeignFilesError`).
+    """
+    destination = os.path.abspath(check_output(destination, overwrite, names))
+    with folders.holding(destination):
+        manifest = folders.Manifest.load(destination)
+        with folders.staging_folder(destination) as staging:
+            yield staging
+            folders.publish(staging, destination, manifest)
+
+
+def is_image_batch(values: Any) -> bool:
+    """Whether ``(N, *S)`` values are images: rank 3 per sample ``(H, W, C)``."""
+    return np.ndim(values) == 4
+
+
+# -- summary.json ----------------------------------------------------------------------------------
+def records(count: int, *, targets: Optional[np.ndarray], scores: np.ndarray, gradcf_scores: np.ndarray,
+            deltas: np.ndarray, distances: Optional[np.ndarray], names: Optional[List[str]] = None,
+            pictures: Optional[Pictures] = None) -> List[Dict[str, Any]]:
+    """One JSON-ready record per input (see :func:`summary`) for the first ``count`` inputs.
+
+    Args:
+        count: How many records.
+        targets, scores, gradcf_scores, deltas: ``(n,)`` per-input values, ``n >= count``.
+        distances: ``(n, R, 2)`` representation distances (IG²), or ``None``.
+        names: The inputs' names, or ``None``.
+        pictures: The pictures written; each record names its own (``overlay``, ``panel``,
+            ``path_strip``).
+    """
+    relative = Explanation(attributions=None, counterfactuals=None, target_scores=np.asarray(scores[:count]),
+                           counterfactual_scores=np.asarray(gradcf_scores[:count]),
+                           delta=np.asarray(deltas[:count]), method="").relative_delta
+    found = []
+    for index in range(count):
+        record: Dict[str, Any] = {
+            "index": index,
+            "name": names[index] if names is not None else None,
+            "target": None if targets is None else int(targets[index]),
+            "score": float(scores[index]),
+            "gradcf_score": float(gradcf_scores[index]),
+            "completeness_delta": float(deltas[index]),
+            "relative_delta": float(relative[index]) if np.isfinite(relative[index]) else None,
+        }
+        if distances is not None:
+            record["representation_distance"] = [
+                {"reference": reference, "start": float(start), "end": float(end)}
+                for reference, (start, end) in enumerate(np.asarray(distances[index], np.float64))
+            ]
+        if pictures is not None:
+            record.update(pictures.of_input(index))
+        found.append(record)
+    return found
+
+
+def picture_files(pictures: Optional[Pictures]) -> Dict[str, Any]:
+    """The ``files`` entries of ``summary.json`` naming the pictures and the report."""
+    pictures = pictures or Pictures()
+    return {"grid": pictures.grid, "overlays": pictures.overlays or [], "panels": pictures.panels,
+            "path_strips": pictures.path_strips, "report": cli_report.REPORT_FILE}
+
+
+def summary(explanation: Any, *, names: Optional[List[str]] = None, pictures: Optional[Pictures] = None,
+            settings: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """The JSON-ready summary of an explanation: settings, version, files and one record per input.
+
+    Per input: its name, the explained ``target``, its ``score`` ``f_c(x)``, the mean
+    ``gradcf_score`` ``f_c(counterfactual)`` over its references (GradCF for IG², the baselines
+    for the other methods), the ``completeness_delta`` ``sum(A) - (score - gradcf_score)``, the
+    ``relative_delta`` ``|completeness_delta| / |score - gradcf_score|``
+    (:attr:`~tf_ig2.Explanation.relative_delta`), for IG² per reference the representation
+    distance at the start and the end of the GradPath, and its picture files.
+
+    For several inputs (attributions keyed by input name) the summary starts with
+    ``input_names``, and ``inputs_shape``, ``counterfactuals_shape`` and ``files.attributions``,
+    ``files.counterfactuals`` are dicts keyed by input name.
+    """
+    from tf_ig2 import __version__
+
+    several = _input_names(explanation)
+    document = {
+        "tf_ig2_version": __version__,
+        "method": explanation.method,
+        "representation": explanation.representation,
+        "inputs_shape": _shapes(explanation.attributions),
+        "counterfactuals_shape": _shapes(explanation.counterfactuals),
+        "settings": settings or {},
+        "files": {"attributions": _array_files(ATTRIBUTIONS_FILE, several),
+                  "counterfactuals": _array_files(COUNTERFACTUALS_FILE, several), **picture_files(pictures)},
+        "inputs": records(len(explanation.target_scores), targets=explanation.targets,
+                          scores=explanation.target_scores, gradcf_scores=explanation.counterfactual_scores,
+                          deltas=explanation.delta, distances=explanation.representation_distance, names=names,
+                          pictures=pictures),
+    }
+    if several is not None:
+        document = {"input_names": several, **document}
+    return document
+
+
+def _input_names(explanation: Any) -> Optional[List[str]]:
+    """The input names of an explanation of several inputs (attributions keyed by name), else ``None``."""
+    return list(explanation.attributions) if isinstance(explanation.attributions, dict) else None
+
+
+def _shapes(values: Any) -> Union[List[int], Dict[str, List[int]]]:
+    """An array's shape as a list, or ``{input name: shape}`` for several inputs."""
+    if isinstance(values, dict):
+        return {name: list(np.shape(value)) for name, value in values.items()}
+    return list(np.shape(values))
+
+
+def write_json(path: str, document: Dict[str, Any]) -> None:
+    """Writes ``document`` as indented JSON (UTF-8, final newline)."""
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(document, handle, indent=2)
+        handle.write("\n")
+
+
+def write_explanation(folder: str, explanation: Any, inputs: np.ndarray, *, names: Optional[List[str]] = None,
+                      settings: Optional[Dict[str, Any]] = None,
+                      report: ReportOptions = ReportOptions()) -> List[str]:
+    """Writes an explanation into an existing ``folder``; returns the file names written.
+
+    Files: ``attributions.npy`` ``(N, *S)`` float32, ``counterfactuals.npy`` ``(N, R, *S)``
+    float32 (for several inputs, whose attributions are a dict keyed by input name, one
+    ``attributions.<name>.npy`` and ``counterfactuals.<name>.npy`` per input, see
+    :data:`PER_INPUT_PATTERN`), ``summary.json`` (see :func:`summary`), ``index.html`` (every
+    input) and, when the inputs are images ``(N, H, W, C)``, ``overlay_000.png``... and ``panel_000.png``... (one of
+    each per input), ``grid.png`` and, when ``report.path_strips`` is given, ``path_000.png``...
+    for the first ``report.max_inputs`` inputs (see :mod:`tf_ig2.cli.report`).
+
+    Args:
+        folder: The folder to write into (normally the one :func:`staged_output` yields).
+        explanation: An :class:`~tf_ig2.Explanation`.
+        inputs: The explained ``(N, *S)`` inputs (a dict of them for several inputs: no pictures).
+        names: The inputs' names (e.g. image file names), or ``None``.
+        settings: The settings used, stored in the summary and shown in the report.
+        report: How the pictures are drawn (:class:`~tf_ig2.cli.report.ReportOptions`).
+    """
+    several = _input_names(explanation)
+    arrays = []
+    for file_name, values in ((ATTRIBUTIONS_FILE, explanation.attributions),
+                              (COUNTERFACTUALS_FILE, explanation.counterfactuals)):
+        files = _array_files(file_name, several)
+        for name, path in (files.items() if isinstance(files, dict) else [(None, files)]):
+            np.save(os.path.join(folder, path), np.asarray(values if name is None else values[name], np.float32))
+            arrays.append(path)
+    pictures = Pictures()
+    if several is None and is_image_batch(inputs):
+        pictures = cli_report.write_pictures(folder, explanation, np.asarray(inputs), report)
+    document = summary(explanation, names=names, pictures=pictures, settings=settings)
+    write_json(os.path.join(folder, SUMMARY_FILE), document)
+    count = len(document["inputs"])
+    report_file = cli_report.write_report(folder, document, document["inputs"], pictures,
+                                          cli_report.notes(count, count, pictures, stream=False, listed=True))
+    return [*arrays, *pictures.files(), SUMMARY_FILE, report_file]

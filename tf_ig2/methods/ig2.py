@@ -1,0 +1,434 @@
+"""IG²: GradPath search fused with path integration (Zhuo & Ge, TPAMI 2024, Eqs. 7-10).
+
+For an input x, a reference x_r, a representation phi, a target score f_c, k steps of length eta
+and bounds [lo, hi]::
+
+    gamma_0     = x
+    g_j         = grad_z ||phi(z) - phi(x_r)||^2  at z = gamma_j
+    gamma_{j+1} = clip(gamma_j - eta * g_j / ||g_j||_2, lo, hi)          (GradPath; a zero g_j: no move)
+    GradCF_r    = gamma_k                                                   (the counterfactual baseline)
+    A(x)        = mean_r sum_{j<k} (gamma_j - gamma_{j+1}) * grad f_c(gamma_j)   (IG² attribution)
+
+Completeness: ``sum A(x) = f_c(x) - mean_r f_c(GradCF_r)`` up to the discretisation error that
+:class:`~tf_ig2.Explanation` reports as ``delta``. Each step costs one forward pass and two
+gradients, and runs inside one compiled ``tf.while_loop`` over a batch of pairs: there is no host
+round trip per step and the path is not stored unless asked for.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Tuple, Union
+
+import numpy as np
+import tensorflow as tf
+
+from tf_ig2 import defaults, diagnostics, validation
+from tf_ig2.engine.compiled_model import ModelCache, as_list
+from tf_ig2.engine.model_view import LayerSpec, ModelView, Targets, target_scores
+from tf_ig2.explanation import Explanation
+from tf_ig2.methods import settings
+from tf_ig2.methods.base import PairExplainer
+from tf_ig2.methods.integration_rules import RULES, per_pair
+
+INTEGRATIONS = settings.INTEGRATIONS
+
+
+def _pair_norm(values: List[tf.Tensor]) -> tf.Tensor:
+    """``(P,)`` L2 norm over all non-batch axes of all entries together."""
+    return tf.sqrt(tf.add_n([tf.reduce_sum(tf.reshape(tf.square(value), [tf.shape(value)[0], -1]), axis=1)
+                             for value in values]))
+
+
+def _squared_distance(representation: tf.Tensor, reference: tf.Tensor) -> tf.Tensor:
+    difference = tf.cast(representation, tf.float32) - reference
+    return tf.reduce_sum(tf.reshape(tf.square(difference), [tf.shape(difference)[0], -1]), axis=1)
+
+
+def integrate_gradpath(
+    view: ModelView,
+    inputs: Any,
+    references: Any,
+    targets: Any,
+    *,
+    steps: int,
+    step_size: Union[str, float] = defaults.AUTO,
+    value_range: Any = None,
+    return_path: bool = False,
+    model_inputs: Any = None,
+    reference_model_inputs: Any = None,
+    movable: Any = None,
+    integration: str = defaults.IG2_INTEGRATION,
+    segment_points: int = defaults.IG2_SEGMENT_POINTS,
+    momentum: float = defaults.IG2_MOMENTUM,
+) -> Dict[str, Any]:
+    r"""Searches the GradPath of each (input, reference) pair and integrates along it.
+
+    A pure tensor function: run it eagerly, or inside ``tf.function`` as :class:`IG2` does.
+    With ``d_j = gamma_j - gamma_{j+1}`` and ``g = grad f_c``, the integration rules are:
+
+    - ``"left"`` (published): ``sum_j d_j * g(gamma_j)``;
+    - ``"trapezoid"``: ``sum_j d_j * (g(gamma_j) + g(gamma_{j+1})) / 2`` (one gradient more in all);
+    - ``"midpoint"``: ``sum_j d_j * mean_i g(gamma_j - (i + 1/2) / m * d_j)``, ``m = segment_points``
+      gradients per segment (exact completeness as ``m`` grows);
+    - ``"rescaled"``: the left rule with each segment made to add up to
+      ``f_c(gamma_j) - f_c(gamma_{j+1})`` (:func:`~tf_ig2.methods.integration_rules.rescale_segment`):
+      exact completeness, no extra gradient.
+
+    Each rule is an object of :data:`tf_ig2.methods.integration_rules.RULES`; the loop here only moves.
+
+    Args:
+        view: The model's representation and score (:class:`~tf_ig2.engine.model_view.ModelView`).
+        inputs: ``(P, *S)`` float32, the explained input of each pair, or a list with one
+            ``(P, *S_i)`` tensor per model input (moved jointly: one L2 norm over all of them).
+        references: Like ``inputs``, the reference of each pair.
+        targets: ``(P,)`` int32 class indices, or a callable mapping outputs to ``(P,)`` scores.
+        steps: k, the number of path steps.
+        step_size: eta, or ``"auto"`` for ``AUTO_STEP_FACTOR * ||x - x_r||_2 / steps`` per pair.
+        value_range: ``None``, one ``(low, high)`` pair (arrays or tensors broadcastable to each
+            input) for all inputs, or a list with one pair (or ``None``) per input.
+        return_path: Also return the ``(P, steps + 1, *S)`` path.
+        model_inputs: With a view that has ``input_layer``\ s (embeddings), the raw ``(P, ...)``
+            model inputs of the explained side (a tensor, or one entry or ``None`` per input);
+            ``inputs`` and ``references`` are then points in those layers' output spaces.
+        reference_model_inputs: The raw model inputs of the references, likewise.
+        movable: ``None``, or (per input) a 0/1 mask broadcastable to ``(P, *S_i)``; features
+            where it is 0 never move (padding tokens), so they receive exactly zero attribution.
+        integration: One of :data:`INTEGRATIONS`.
+        segment_points: m, for ``integration="midpoint"``.
+        momentum: beta in [0, 1). 0 is the published GradPath. Otherwise the path follows a
+            heavy-ball direction ``v_j = beta v_{j-1} + g_j / ||g_j||``, ``gamma_{j+1} =
+            clip(gamma_j - eta v_j / ||v_j||)``: parts of the gradient that flip sign from step to
+            step (ReLU gates) cancel, and the direction that persists is kept. This changes GradCF.
+
+    Returns:
+        A dict of tensors: ``attributions`` (like ``inputs``; one pair's sum, not yet averaged),
+        ``counterfactuals`` (like ``inputs``) GradCF, ``target_scores`` ``(P,)`` f_c(x),
+        ``counterfactual_scores`` ``(P,)`` f_c(GradCF), ``representation_distance`` ``(P, 2)``
+        Euclidean distance to phi(x_r) at the start and the end, and ``path`` when asked for.
+    """
+    if integration not in RULES:
+        raise ValueError(f"`integration` must be one of {INTEGRATIONS}. Received: integration={integration!r}")
+    rule = RULES[integration]
+    single = not isinstance(inputs, (list, tuple))
+    inputs, references = as_list(inputs), as_list(references)
+    count = len(inputs)
+    masks = [None] * count if movable is None else as_list(movable)
+    bounds = _bounds(value_range, count)
+    reference_representation, _ = view(references, model_inputs=reference_model_inputs)
+    reference_representation = tf.stop_gradient(tf.cast(reference_representation, tf.float32))
+    if step_size == defaults.AUTO:
+        eta = defaults.AUTO_STEP_FACTOR * _pair_norm([x - r for x, r in zip(inputs, references)]) / steps
+    else:
+        eta = tf.constant(float(step_size), tf.float32)
+    score_gradients = rule.score_gradient
+
+    def distance_and_score(point: List[tf.Tensor]) -> Tuple[tf.Tensor, tf.Tensor]:
+        representation, outputs = view(point, model_inputs=model_inputs)
+        return _squared_distance(representation, reference_representation), target_scores(outputs, targets)
+
+    def step(state: Dict[str, Any]) -> Dict[str, Any]:
+        point, j = state["point"], state["j"]
+        with tf.GradientTape(persistent=score_gradients) as tape:
+            tape.watch(point)
+            distance, score = distance_and_score(point)
+        distance_gradient = tape.gradient(distance, point, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        gradient = tape.gradient(score, point, unconnected_gradients=tf.UnconnectedGradients.ZERO) \
+            if score_gradients else None
+        del tape
+        distance_gradient = [value if mask is None else value * mask for value, mask in zip(distance_gradient, masks)]
+        norm = _pair_norm(distance_gradient)
+        if momentum > 0.0:  # heavy ball on the unit directions; the step follows the unit velocity
+            velocity = [momentum * value + tf.math.divide_no_nan(part, per_pair(norm, part))
+                        for value, part in zip(state["velocity"], distance_gradient)]
+            state = dict(state, velocity=velocity)
+            distance_gradient, norm = velocity, _pair_norm(velocity)
+        following = _move(point, distance_gradient, norm, eta, bounds, per_pair_eta=step_size == defaults.AUTO)
+        moved = [start - end for start, end in zip(point, following)]
+        state = rule.accumulate(dict(state, j=j + 1, point=following), moved, gradient, score, j,
+                                lambda: _segment_gradient(view, point, moved, targets, model_inputs, segment_points))
+        first = tf.equal(j, 0)
+        state["first_score"] = tf.where(first, score, state["first_score"])
+        state["first_distance"] = tf.where(first, distance, state["first_distance"])
+        if return_path:
+            state["path"] = [path.write(j + 1, value) for path, value in zip(state["path"], following)]
+        return state
+
+    pairs = tf.shape(inputs[0])[0]
+    zeros = tf.zeros([pairs], tf.float32)
+    state = {"j": tf.constant(0), "point": inputs, "total": [tf.zeros_like(x) for x in inputs],
+             "first_score": zeros, "first_distance": zeros}
+    if momentum > 0.0:
+        state["velocity"] = [tf.zeros_like(x) for x in inputs]
+    state.update(rule.start(inputs, zeros))
+    if return_path:
+        state["path"] = [tf.TensorArray(tf.float32, size=steps + 1, element_shape=x.shape).write(0, x)
+                         for x in inputs]
+    state = tf.while_loop(lambda state: state["j"] < steps, lambda state: (step(state),), (state,),
+                          parallel_iterations=1)[0]
+    end = state["point"]
+    with tf.GradientTape() as tape:
+        tape.watch(end)
+        end_distance, end_score = distance_and_score(end)
+    end_gradient = (tape.gradient(end_score, end, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+                    if rule.end_gradient else None)
+    total = rule.finish(state, end_score, end_gradient)
+    results = {
+        "attributions": total[0] if single else total,
+        "counterfactuals": end[0] if single else end,
+        "target_scores": state["first_score"],
+        "counterfactual_scores": end_score,
+        "representation_distance": tf.sqrt(tf.stack([state["first_distance"], end_distance], axis=1)),
+    }
+    if return_path:
+        paths = [tf.transpose(path.stack(), [1, 0] + list(range(2, len(x.shape) + 1)))
+                 for path, x in zip(state["path"], inputs)]
+        results["path"] = paths[0] if single else paths
+    return results
+
+
+def _segment_gradient(view: ModelView, point: List[tf.Tensor], moved: List[tf.Tensor], targets: Any,
+                      model_inputs: Any, segment_points: int) -> List[tf.Tensor]:
+    """The mean score gradient over the ``segment_points`` midpoints of the segment from ``point`` by ``-moved``."""
+    fractions = [(index + 0.5) / segment_points for index in range(segment_points)]
+    points = [tf.concat([start - fraction * step for fraction in fractions], 0) for start, step in zip(point, moved)]
+    raw = None if model_inputs is None else [None if value is None else tf.concat([value] * segment_points, 0)
+                                             for value in as_list(model_inputs)]
+    tiled = targets if callable(targets) else tf.concat([targets] * segment_points, 0)
+    with tf.GradientTape() as tape:
+        tape.watch(points)
+        scores = target_scores(view(points, model_inputs=raw, representation=False)[1], tiled)
+    gradients = tape.gradient(scores, points, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    return [tf.reduce_mean(tf.reshape(gradient, tf.concat([[segment_points, -1], tf.shape(gradient)[1:]], 0)), axis=0)
+            for gradient in gradients]
+
+
+def _move(point: List[tf.Tensor], gradient: List[tf.Tensor], norm: tf.Tensor, eta: tf.Tensor,
+          bounds: List[Optional[Tuple[tf.Tensor, tf.Tensor]]], *, per_pair_eta: bool) -> List[tf.Tensor]:
+    """One GradPath step: ``clip(gamma - eta * g / ||g||, lo, hi)`` per input (no move where ``g = 0``)."""
+    following = []
+    for start, gradient_part, bound in zip(point, gradient, bounds):
+        direction = tf.math.divide_no_nan(gradient_part, per_pair(norm, gradient_part))
+        moved_to = start - (per_pair(eta, start) if per_pair_eta else eta) * direction
+        if bound is not None:
+            moved_to = tf.minimum(tf.maximum(moved_to, bound[0]), bound[1])
+        following.append(moved_to)
+    return following
+
+
+def _bounds(value_range: Any, count: int) -> List[Optional[Tuple[tf.Tensor, tf.Tensor]]]:
+    """``value_range`` as one ``(low, high)`` float32 tensor pair (or ``None``) per input."""
+    if value_range is None:
+        return [None] * count
+    if isinstance(value_range, list):
+        ranges = value_range
+    else:
+        ranges = [value_range] * count
+    return [None if pair is None else tuple(tf.convert_to_tensor(bound, tf.float32) for bound in pair)
+            for pair in ranges]
+
+
+class IG2(PairExplainer):
+    """IG² explainer for a Keras model; holds the settings and the compiled GradPath loop.
+
+    Args:
+        model: A Keras 3 or tf_keras model (Sequential, functional or subclassed) taking float
+            inputs ``(N, *S)`` (or several: a list or dict of them) and returning ``(N, C)``
+            scores (or anything a callable target reads).
+        representation_layer: Where GradPath measures the distance to the reference: ``None``
+            for the input of the layer producing the explained output (the penultimate
+            representation, found inside nested models too), a layer name, an index into
+            ``model.layers``, a Keras layer, or ``"output"``.
+        steps: k, the number of GradPath steps (default :data:`tf_ig2.defaults.IG2_STEPS`).
+        step_size: eta, a positive float, or ``"auto"``: ``2 * ||x - x_r||_2 / steps`` per pair,
+            so the path is about twice as long as the straight line to the reference.
+        value_range: ``(low, high)`` scalars or arrays broadcastable to one input; every path
+            point is clipped to it. ``None`` for no clipping. For several inputs, one pair for
+            all, or a list or dict with one pair (or ``None``) per input.
+        batch_size: The most (input, reference) pairs processed at once; ``None`` for all.
+        input_layer: For inputs that cannot move along a gradient (token ids), the layer whose
+            output space the path lives in, typically an ``Embedding``: a name, an index, or the
+            layer (for several inputs, a list or dict with one entry or ``None`` per input).
+            Inputs and references are then raw model inputs (e.g. ``(N, T)`` token ids),
+            ``value_range=None`` clips to the per-dimension range of the embedding table, and
+            the attribution of each token is the sum over the embedding axis.
+        padding_id: With ``input_layer``, the input value of padding positions, which never move
+            and get zero attribution (``None``: no padding).
+        output: For a model with several outputs (a list or a dict), the output to explain: a
+            name or an index.
+        integration: How the gradient is integrated along the path, one of :data:`INTEGRATIONS`
+            (default :data:`tf_ig2.defaults.IG2_INTEGRATION`; see :func:`integrate_gradpath`).
+        segment_points: Gradients per path segment for ``integration="midpoint"``.
+        momentum: The GradPath's momentum beta in [0, 1) (default
+            :data:`tf_ig2.defaults.IG2_MOMENTUM`); 0 is the published path (see
+            :func:`integrate_gradpath`).
+
+    Example:
+        >>> explainer = tf_ig2.IG2(model, steps=64, value_range=(0.0, 1.0))
+        >>> explanation = explainer.explain(images, references)
+        >>> explanation.attributions.shape == images.shape
+    """
+
+    method = "ig2"
+
+    def __init__(self, model: Any, *, representation_layer: LayerSpec = None, steps: int = defaults.IG2_STEPS,
+                 step_size: Union[str, float] = defaults.AUTO, value_range: Any = None,
+                 batch_size: Optional[int] = None, input_layer: LayerSpec = None,
+                 padding_id: Optional[int] = defaults.PADDING_ID, output: Union[None, str, int] = None,
+                 integration: str = defaults.IG2_INTEGRATION, segment_points: int = defaults.IG2_SEGMENT_POINTS,
+                 momentum: float = defaults.IG2_MOMENTUM):
+        self.settings = settings.IG2Settings(
+            representation_layer=representation_layer, steps=steps, step_size=step_size, value_range=value_range,
+            batch_size=batch_size, input_layer=input_layer, padding_id=padding_id, output=output,
+            integration=integration, segment_points=segment_points, momentum=momentum)
+        self.steps, self.step_size = self.settings.steps, self.settings.step_size
+        self.integration, self.segment_points = self.settings.integration, self.settings.segment_points
+        self.momentum = self.settings.momentum
+        super().__init__(model, batch_size=self.settings.batch_size, representation_layer=representation_layer,
+                         need_representation=True, input_layer=input_layer, padding_id=self.settings.padding_id,
+                         output=output)
+        self._ranges = validation.value_ranges(value_range, self.view.inputs.names)
+        #: The checked ``(low, high)`` pair (``None``: no clipping); for several inputs, a list
+        #: with one pair or ``None`` per input.
+        self.value_range = self._ranges[0] if self._ranges is not None and len(self._ranges) == 1 else self._ranges
+        #: With an embedding ``input_layer`` and no ``value_range``, the path is clipped to the
+        #: per-dimension range of the embedding table, read inside the compiled graph so that it
+        #: follows the table as training changes it.
+        ranges = self._ranges or [None] * len(self.view.input_layers)
+        self._tables = [getattr(layer, "embeddings", None) if layer is not None and bound is None else None
+                        for layer, bound in zip(self.view.input_layers, ranges)]
+
+    @property
+    def representation(self) -> str:
+        """A description of the representation GradPath moves in."""
+        return self.view.representation_description
+
+    def _build(self, signature, options, score):
+        (return_path,) = options
+        explainer = self
+        loop_settings = dict(steps=self.steps, step_size=self.step_size, return_path=return_path,
+                             integration=self.integration, segment_points=self.segment_points,
+                             momentum=self.momentum)
+        ranges = self._ranges
+        tables = self._tables
+
+        @tf.function(input_signature=self._specs(signature))
+        def search(inputs, references, targets, model_inputs, movable, reference_model_inputs):
+            bounds = list(ranges) if ranges is not None else [None] * len(inputs)
+            for index, table in enumerate(tables):
+                if table is not None:
+                    values = tf.cast(table, tf.float32)
+                    bounds[index] = (tf.reduce_min(values, axis=0), tf.reduce_max(values, axis=0))
+            masks = explainer._full_raw(movable)
+            if masks is not None:
+                masks = [None if mask is None else tf.reshape(mask, tf.concat([tf.shape(mask), [1]], 0))
+                         for mask in masks]
+            return integrate_gradpath(explainer.view, list(inputs), list(references),
+                                      score if callable(score) else targets,
+                                      value_range=bounds if any(bound is not None for bound in bounds) else None,
+                                      model_inputs=explainer._full_raw(model_inputs),
+                                      reference_model_inputs=explainer._full_raw(reference_model_inputs),
+                                      movable=masks, **loop_settings)
+        return search
+
+    def explain(self, inputs: Any, references: Any, targets: Targets = None, *,
+                return_path: bool = False) -> Explanation:
+        """Explains ``inputs`` against ``references``.
+
+        Args:
+            inputs: ``(N, *S)`` float array or tensor; for a model with several inputs, a list or
+                dict (like ``model.inputs``) with one ``(N, *S_i)`` array per input; token ids
+                ``(N, T)`` with an ``input_layer``.
+            references: ``(R, *S)`` shared by all inputs, or ``(N, R, *S)`` per input, in the
+                structure of ``inputs``.
+            targets: ``None`` (the predicted class), an int, ``(N,)`` ints, or a callable mapping
+                the model output to ``(N,)`` scores.
+            return_path: Also return the whole ``(N, R, steps + 1, *S)`` path. Memory then grows
+                with ``steps``: the peak is about 3 to 5 times the path's own size (the compiled
+                loop's buffer, its stacked copy and the result); use ``batch_size`` to bound it.
+
+        Returns:
+            An :class:`~tf_ig2.Explanation` with ``attributions`` shaped like ``inputs``,
+            ``counterfactuals`` (GradCF) ``(N, R, *S)`` (in the structure of ``inputs``), the
+            scores, ``delta`` and ``representation_distance`` ``(N, R, 2)``.
+
+        Raises:
+            TypeError, ValueError: On malformed inputs, references, targets or value ranges.
+
+        Warns:
+            CompletenessWarning: Once per explainer, when the median relative completeness
+                error of a call exceeds :data:`tf_ig2.defaults.COMPLETENESS_WARNING_THRESHOLD`.
+            DegenerateWarning: Once per explainer, when an input's score hardly changes between
+                it and its GradCF, or no gradient reaches a model input.
+
+        Raises for non-finite scores or gradients a ``ValueError`` naming the input and reference.
+        """
+        if not isinstance(return_path, bool):
+            raise TypeError(f"`return_path` must be a bool. Received: return_path={return_path!r}")
+        batch = self._prepare(inputs, references)
+        several = len(batch.points) > 1
+        for index, bound in enumerate(self._ranges or []):
+            suffix = f"[{self.view.inputs.names[index]!r}]" if several else ""
+            validation.fits_value_range(f"inputs{suffix}", batch.points[index], bound, batch.points[index].shape[1:])
+            validation.fits_value_range(f"references{suffix}", batch.references[index], bound,
+                                        batch.points[index].shape[1:])
+        class_indices, score = self._batch_targets(targets, batch)
+        function = self._function(self._signature(batch), (return_path,), score)
+        results = self._run_pairs(function, batch, class_indices)
+        explanation = self._explanation(
+            results, class_indices, batch,
+            representation_distance=results["representation_distance"].astype(np.float32),
+            representation=self.representation,
+        )
+        return explanation
+
+    def _completeness_advice(self) -> str:
+        return (f"The {self.integration!r} rule does this on deep ReLU/BatchNorm networks, where the GradPath "
+                f"zig-zags; try {diagnostics.REMEDIES[self.integration]}.")
+
+
+#: The explainers behind :func:`ig2`, most recently used last; bounded, since each holds its model.
+_EXPLAINERS = ModelCache(8)
+
+#: The settings :func:`ig2` passes on to :class:`IG2`.
+IG2_OPTIONS = settings.IG2Settings.names()
+
+
+def _value_key(value: Any) -> Any:
+    """A hashable key equal for equal option values (arrays by content, layers by identity)."""
+    if isinstance(value, (str, int, float, bool, type(None))):
+        return value
+    if isinstance(value, dict):
+        return ("dict",) + tuple((key, _value_key(value[key])) for key in sorted(value))
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__,) + tuple(_value_key(item) for item in value)
+    if isinstance(value, (np.ndarray, np.generic)) or tf.is_tensor(value):
+        array = np.asarray(value)
+        return ("array", array.dtype.str, array.shape, array.tobytes())
+    return ("object", id(value))
+
+
+def ig2(model: Any, inputs: Any, references: Any, targets: Targets = None, *, return_path: bool = False,
+        **options: Any) -> Explanation:
+    """Explains ``inputs`` with IG²; the functional form of :class:`IG2`.
+
+    The compiled loop is cached per model and settings (compared by value), so repeated calls
+    with inputs of the same shape do not retrace.
+
+    Args:
+        model: A Keras model.
+        inputs: ``(N, *S)`` float array or tensor (a list or dict for several inputs).
+        references: ``(R, *S)`` or ``(N, R, *S)``, in the structure of ``inputs``.
+        targets: ``None``, an int, ``(N,)`` ints or a callable (see :meth:`IG2.explain`).
+        return_path: Also return the ``(N, R, steps + 1, *S)`` path.
+        **options: Any of :class:`IG2`'s settings (:data:`IG2_OPTIONS`).
+
+    Returns:
+        An :class:`~tf_ig2.Explanation`.
+    """
+    unknown = set(options) - set(IG2_OPTIONS)
+    if unknown:
+        raise TypeError(f"ig2() got unknown option(s) {sorted(unknown)}; expected IG2's settings "
+                        f"{', '.join(IG2_OPTIONS)}")
+    key = tuple((name, _value_key(options[name])) for name in sorted(options))
+    explainer = _EXPLAINERS.get(model, key, lambda: IG2(model, **options))
+    return explainer.explain(inputs, references, targets, return_path=return_path)

@@ -62,7 +62,8 @@ class ForeignFilesError(ValueError):
     """Files tf_ig2 did not write are where it would write its results."""
 
 
-def _fsync_directory(path: str) -> None:
+def fsync_directory(path: str) -> None:
+    """Syncs a folder's entries to disk (where the platform allows), after a rename into it."""
     with contextlib.suppress(OSError, AttributeError):
         descriptor = os.open(path, os.O_RDONLY)
         try:
@@ -71,8 +72,11 @@ def _fsync_directory(path: str) -> None:
             os.close(descriptor)
 
 
-def write_json_atomically(path: str, value: Any, *, indent: Optional[int] = 2) -> None:
-    """Writes ``value`` as JSON under a temporary name, syncs it and renames it to ``path``."""
+def write_json(path: str, value: Any, *, indent: Optional[int] = 2) -> None:
+    """The one JSON writer: ``value`` as indented JSON under a temporary name, synced, renamed to ``path``.
+
+    The file is either whole or absent, even when the process stops while writing.
+    """
     temporary = path + ".tmp"
     with open(temporary, "w", encoding="utf-8") as handle:
         json.dump(value, handle, indent=indent)
@@ -80,7 +84,7 @@ def write_json_atomically(path: str, value: Any, *, indent: Optional[int] = 2) -
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, path)
-    _fsync_directory(os.path.dirname(path) or ".")
+    fsync_directory(os.path.dirname(path) or ".")
 
 
 # -- the lock --------------------------------------------------------------------------------------
@@ -367,7 +371,7 @@ class Manifest:
 
     def save(self) -> None:
         """Writes the manifest atomically."""
-        write_json_atomically(os.path.join(self.folder, MANIFEST_NAME), {"format": 1, "files": self.entries},
+        write_json(os.path.join(self.folder, MANIFEST_NAME), {"format": 1, "files": self.entries},
                               indent=None)
 
     def _path(self, name: str) -> str:

@@ -12,7 +12,6 @@ wrote there, the only files a later run replaces or removes (:mod:`tf_ig2.folder
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
@@ -203,13 +202,6 @@ def _shapes(values: Any) -> Union[List[int], Dict[str, List[int]]]:
     return list(np.shape(values))
 
 
-def write_json(path: str, document: Dict[str, Any]) -> None:
-    """Writes ``document`` as indented JSON (UTF-8, final newline)."""
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(document, handle, indent=2)
-        handle.write("\n")
-
-
 def write_explanation(folder: str, explanation: Any, inputs: np.ndarray, *, names: Optional[List[str]] = None,
                       settings: Optional[Dict[str, Any]] = None,
                       report: ReportOptions = ReportOptions()) -> List[str]:
@@ -243,7 +235,7 @@ def write_explanation(folder: str, explanation: Any, inputs: np.ndarray, *, name
     if several is None and is_image_batch(inputs):
         pictures = cli_report.write_pictures(folder, explanation, np.asarray(inputs), report)
     document = summary(explanation, names=names, pictures=pictures, settings=settings)
-    write_json(os.path.join(folder, SUMMARY_FILE), document)
+    folders.write_json(os.path.join(folder, SUMMARY_FILE), document)
     count = len(document["inputs"])
     report_file = cli_report.write_report(folder, document, document["inputs"], pictures,
                                           cli_report.notes(count, count, pictures, stream=False, listed=True))

@@ -24,7 +24,7 @@ from tf_ig2.cli import files as cli_files
 from tf_ig2.cli import output as cli_output
 from tf_ig2.cli import report as cli_report
 from tf_ig2.cli.files import PathLike, ValueRange
-from tf_ig2.dataset.results import ResultsFolder, load_results, merge_shards, write_json
+from tf_ig2.dataset.results import ResultsFolder, load_results, merge_shards
 from tf_ig2.explanation import Explanation
 
 
@@ -308,7 +308,7 @@ def write_stream_record(output: PathLike, settings: Dict[str, Any], *, finished:
 
     folder = os.path.join(os.fspath(output), STREAM_FOLDER)
     os.makedirs(folder, exist_ok=True)
-    write_json(os.path.join(folder, STREAM_RECORD),
+    folders.write_json(os.path.join(folder, STREAM_RECORD),
                {"tf_ig2_version": __version__, "settings": settings, "finished": finished})
 
 
@@ -487,7 +487,7 @@ def finish_stream(output: PathLike, *, settings: Dict[str, Any], names: Optional
                       **cli_output.picture_files(pictures), "shards": STREAM_FOLDER},
             "inputs": records,
         }
-        cli_output.write_json(os.path.join(staging, cli_output.SUMMARY_FILE), document)
+        folders.write_json(os.path.join(staging, cli_output.SUMMARY_FILE), document)
         shown_records = records[:shown] if records is not None else cli_output.records(
             shown, targets=explanation.targets, scores=explanation.target_scores,
             gradcf_scores=explanation.counterfactual_scores, deltas=explanation.delta,

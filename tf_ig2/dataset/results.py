@@ -11,7 +11,7 @@ result would go is refused.
 :func:`load_results` is the one reader of a folder; :func:`merge_shards` concatenates an array's
 shards into one ``.npy`` file through a memory map (memory bounded by one shard), for the
 ``<array>.merged.npy`` cache of :func:`load_results` and for the command line's
-``attributions.npy``. :func:`write_json` writes any JSON record atomically. No TensorFlow here.
+``attributions.npy``. JSON records are written by :func:`tf_ig2.folders.write_json`. No TensorFlow here.
 """
 
 from __future__ import annotations
@@ -52,31 +52,6 @@ _REWRITTEN = (INDEX_NAME, MERGED_NAME)
 
 
 # -- writing files safely --------------------------------------------------------------------------
-def _fsync_directory(path: str) -> None:
-    with contextlib.suppress(OSError, AttributeError):
-        descriptor = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
-
-
-def write_json(path: PathLike, value: Dict[str, Any]) -> None:
-    """Writes ``value`` as JSON under a temporary name, syncs it and renames it to ``path``.
-
-    The file is either whole or absent, even when the process stops while writing.
-    """
-    path = os.fspath(path)
-    temporary = path + ".tmp"
-    with open(temporary, "w", encoding="utf-8") as handle:
-        json.dump(value, handle, indent=2)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-    _fsync_directory(os.path.dirname(path) or ".")
-
-
 def _write_array(path: str, array: np.ndarray) -> None:
     temporary = path + ".tmp"
     with open(temporary, "wb") as handle:
@@ -370,7 +345,7 @@ class ResultsFolder:
         if self.manifest.entries.get(INDEX_NAME) != {"pending": True}:
             self.manifest.mark_pending([INDEX_NAME])
             self.manifest.save()
-        write_json(os.path.join(self.path, INDEX_NAME), self.index)
+        folders.write_json(os.path.join(self.path, INDEX_NAME), self.index)
 
     def add_shard(self, rows: Dict[str, np.ndarray], inputs_checksum: str) -> None:
         """Writes one shard: ``rows`` holds ``(n, ...)`` per stored array; then lists it in the index.
@@ -393,7 +368,7 @@ class ResultsFolder:
                                  f"({arrays[name]['shape']}, e.g. the same number of references R). "
                                  f"Received: {entry['shape']}")
             _write_array(os.path.join(self.path, _shard_name(name, shard)), values)
-        _fsync_directory(self.path)
+        folders.fsync_directory(self.path)
         self.index["shards"].append({"shard": shard, "count": count, "inputs_sha1": inputs_checksum})
         self.index["count"] = self.count + count
         self.save()
@@ -537,7 +512,7 @@ def _merged(folder: ResultsFolder, name: str, paths: Sequence[str], mmap_mode: s
             _concatenate(paths, folder.dtype(name), (folder.count, *folder.per_input_shape(name)), temporary)
             os.replace(temporary, merged_path)
             record[name] = wanted
-            write_json(record_path, record)
+            folders.write_json(record_path, record)
             del manifest.entries[merged_name + ".tmp"]
             manifest.save()
         except OSError as error:  # a read-only folder: concatenate in memory instead

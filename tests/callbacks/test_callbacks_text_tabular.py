@@ -332,5 +332,5 @@ def test_encoded_png_decodes_to_the_same_pixels():
     rng = np.random.default_rng(0)
     for shape in ((1, 1, 3), (7, 13, 3), (64, 64, 3)):
         image = rng.integers(0, 256, size=shape, dtype=np.uint8)
-        decoded = tf.io.decode_png(tf_ig2.callbacks.encode_png(image)).numpy()
+        decoded = tf.io.decode_png(tf_ig2.visualize.encode_png(image)).numpy()
         np.testing.assert_array_equal(decoded, image)

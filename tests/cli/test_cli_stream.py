@@ -11,6 +11,7 @@ import pytest
 from tf_ig2 import defaults
 from tf_ig2.cli import command as cli
 from tf_ig2.cli import files as cli_files
+from tf_ig2.cli import stream as cli_stream
 from tf_ig2.dataset import load_results
 from tf_ig2.methods.ig2 import IG2
 
@@ -77,7 +78,7 @@ def image_arguments(files, output, *extra):
 
 def shard_stats(folder):
     """(inode, modification time) of every finished shard file."""
-    shards = os.path.join(folder, cli_files.STREAM_FOLDER)
+    shards = os.path.join(folder, cli_stream.STREAM_FOLDER)
     return {name: (os.stat(os.path.join(shards, name)).st_ino, os.stat(os.path.join(shards, name)).st_mtime_ns)
             for name in os.listdir(shards) if name.endswith(".npy")}
 
@@ -113,16 +114,16 @@ def test_open_stream_reads_exactly_what_read_inputs_reads(files):
              (files["images"], {"image_size": (8, 8), "channels": 1, "scale": 1 / 255}),
              (files["images"], {"channels": 3})]
     for path, options in cases:
-        opened = cli_files.open_stream(path, "inputs", **options)
+        opened = cli_stream.open_stream(path, "inputs", **options)
         expected, names = cli_files.read_inputs(path, "inputs", **options)
         values = opened.values if isinstance(opened.values, np.ndarray) else np.concatenate(list(opened.values))
         assert values.dtype == np.float32
         np.testing.assert_array_equal(values, expected)
         assert (opened.count, opened.sample_shape, opened.names) == (len(expected), expected.shape[1:], names)
-    assert isinstance(cli_files.open_stream(files["inputs.npy"]).values, np.memmap)
-    references = cli_files.read_stream_references(files["per_input_references.npy"])
+    assert isinstance(cli_stream.open_stream(files["inputs.npy"]).values, np.memmap)
+    references = cli_stream.read_stream_references(files["per_input_references.npy"])
     assert isinstance(references, np.memmap) and references.shape == (N, R, 8, 8, 1)
-    scaled = cli_files.read_stream_references(files["per_input_references.npy"], scale=2.0)
+    scaled = cli_stream.read_stream_references(files["per_input_references.npy"], scale=2.0)
     assert not isinstance(scaled, np.memmap)
     np.testing.assert_array_equal(scaled, cli_files.read_inputs(files["per_input_references.npy"], "references",
                                                          scale=2.0)[0])
@@ -138,16 +139,16 @@ def test_streamed_arrays_clip_round_off_outside_the_value_range(files, tmp_path,
     np.save(tmp_path / "references.npy", references)
     stored = (tmp_path / "references.npy").read_bytes()
     # Inputs: converted a slice at a time; in-range memory maps stay as they are.
-    opened = cli_files.open_stream(tmp_path / "inputs.npy", "inputs", value_range=(0.0, 1.0))
+    opened = cli_stream.open_stream(tmp_path / "inputs.npy", "inputs", value_range=(0.0, 1.0))
     values = np.concatenate(list(opened.values))
     assert values[0, 0, 0, 0] == 1.0 and values[N - 1, 2, 3, 0] == 0.0
     np.testing.assert_array_equal(values, np.clip(inputs, 0.0, 1.0))
     # Per-input references stay memory-mapped: copy-on-write, the file is not changed.
-    clipped = cli_files.read_stream_references(tmp_path / "references.npy", value_range=(0.0, 1.0))
+    clipped = cli_stream.read_stream_references(tmp_path / "references.npy", value_range=(0.0, 1.0))
     assert isinstance(clipped, np.memmap) and clipped.mode == "c"
     np.testing.assert_array_equal(clipped, np.clip(references, 0.0, 1.0))
     assert (tmp_path / "references.npy").read_bytes() == stored
-    untouched = cli_files.read_stream_references(files["per_input_references.npy"], value_range=(0.0, 1.0))
+    untouched = cli_stream.read_stream_references(files["per_input_references.npy"], value_range=(0.0, 1.0))
     assert isinstance(untouched, np.memmap) and untouched.mode == "r"
     # The command explains them as the in-memory command does.
     arguments = ["explain", files["cnn.keras"], "--inputs", tmp_path / "inputs.npy", "--references",

@@ -56,7 +56,7 @@ from tf_ig2.visualize import encode_images, encode_png, token_markdown
 __all__ = ["AttributionCallback", "EventsWriter", "IG2Callback", "INPUT_KINDS", "check_name", "choose_targets",
            "encode_images", "encode_png", "resolve_method", "split_validation_data", "token_markdown"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("tf_ig2.callbacks")  # the public package's name, for users' logging settings
 
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]+$")
 

@@ -22,10 +22,9 @@ Their public names are also reachable from here (``cli_files.write_explanation``
 from __future__ import annotations
 
 import fractions
-import importlib
 import math
 import os
-from typing import Any, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -42,25 +41,6 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
 VALUE_RANGE_ROUND_OFF_EPS = 16
 
 ValueRange = Optional[Tuple[float, float]]
-
-#: Names defined by the modules split off this one -> that module, for ``cli_files.<name>``.
-_MOVED = {
-    **{name: "cli_output" for name in ("ATTRIBUTIONS_FILE", "COUNTERFACTUALS_FILE", "SUMMARY_FILE", "check_output",
-                                       "is_image_batch", "publish", "staged_output", "summary",
-                                       "write_explanation")},
-    **{name: "cli_report" for name in ("GRID_FILE", "OVERLAY_PATTERN", "PANEL_PATTERN", "PATH_STRIP_PATTERN",
-                                       "REPORT_FILE", "ReportOptions")},
-    **{name: "cli_stream" for name in ("STREAM_FOLDER", "STREAM_RECORD", "StreamInputs", "check_stream_output",
-                                       "finish_stream", "open_stream", "read_stream_references",
-                                       "stream_explained", "stream_record", "write_stream_record")},
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED:
-        return getattr(importlib.import_module(f".{_MOVED[name]}", __package__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
 
 # -- reading -------------------------------------------------------------------------------------
 def parse_scale(text: Union[str, float]) -> float:

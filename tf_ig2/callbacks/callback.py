@@ -73,7 +73,7 @@ def resolve_method(method: MethodChoice, options: Dict[str, Any]) -> Tuple[Calla
     if isinstance(method, str):
         registered = methods.get_method(method)
         registered.check_options(options)
-        return registered.explainer, registered.name, registered
+        return registered.build, registered.name, registered
     if isinstance(method, type):
         if not callable(getattr(method, "explain", None)):
             raise TypeError(f"`method` must be an explainer class with an `explain` method. "

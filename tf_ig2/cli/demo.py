@@ -60,6 +60,26 @@ def check_output_folder(output_dir: str, overwrite: bool) -> str:
     return cli_output.check_output(output_dir, overwrite, OWN_FILES)
 
 
+def _report_settings(destination: str, *, references: int, steps: int, accuracy: float, epochs: int,
+                     seed: int) -> Dict[str, Any]:
+    """The settings the demo's ``summary.json`` and report show."""
+    return {
+        "model": os.path.join(destination, MODEL_FILE),
+        "model_format": "keras",
+        "inputs": "scikit-learn digits, held out, one per class",
+        "references": f"{references} training digits of other classes per input",
+        "target": "true label",
+        "representation_layer": None,
+        "steps": steps,
+        "step_size": defaults.AUTO,
+        "value_range": [0.0, 1.0],
+        "batch_size": None,
+        "held_out_accuracy": accuracy,
+        "epochs": epochs,
+        "seed": seed,
+    }
+
+
 def explain_command(folder: str, steps: int) -> str:
     """The ``tf-ig2 explain`` command that explains the demo's saved digits again, as its report shows them.
 
@@ -221,21 +241,8 @@ def run_demo(output_dir: str = defaults.DEMO_OUTPUT_DIR, *, overwrite: bool = Fa
         explanation = explain_saved_model(model_path, images, reference_images, labels, **ig2_options)
         folder = os.path.join(staging, EXPLANATION_FOLDER)
         os.makedirs(folder)
-        settings = {
-            "model": os.path.join(destination, MODEL_FILE),
-            "model_format": "keras",
-            "inputs": "scikit-learn digits, held out, one per class",
-            "references": f"{references} training digits of other classes per input",
-            "target": "true label",
-            "representation_layer": None,
-            "steps": steps,
-            "step_size": defaults.AUTO,
-            "value_range": [0.0, 1.0],
-            "batch_size": None,
-            "held_out_accuracy": accuracy,
-            "epochs": epochs,
-            "seed": seed,
-        }
+        settings = _report_settings(destination, references=references, steps=steps, accuracy=accuracy,
+                                    epochs=epochs, seed=seed)
         names = [f"digit {int(label)} (held-out row {int(index)})" for index, label in zip(chosen, labels)]
         strip_explainer, _ = build_explainer(model, ig2_options)  # the saved model's weights
         report = cli_report.ReportOptions(

@@ -96,3 +96,12 @@ def visible(folder):
 
 #: The repository's root folder (the one holding tf_ig2/).
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def read_run(run_dir):
+    """Every event of a TensorBoard run folder, read back by TensorBoard's own reader."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(str(run_dir), size_guidance={"images": 0, "tensors": 0, "scalars": 0})
+    accumulator.Reload()
+    return accumulator

@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from sklearn.datasets import load_digits
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import tf_ig2
 from tf_ig2 import defaults, visualize
@@ -25,7 +24,7 @@ from tf_ig2.callbacks import AttributionCallback, IG2Callback
 from tf_ig2.visualize import maps
 from tf_ig2.visualize.panel_layout import LINE
 
-from conftest import REPOSITORY
+from conftest import REPOSITORY, read_run
 
 EPOCHS = 3
 SHOWN = 6  # validation images logged per epoch (max_outputs)
@@ -63,12 +62,6 @@ class TracingRecorder(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         self.explainers.append(self.watched.explainer)
         self.counts.append(self.watched.explainer.tracing_count)
-
-
-def read_run(run_dir):
-    accumulator = EventAccumulator(run_dir, size_guidance={"images": 0, "tensors": 0, "scalars": 0})
-    accumulator.Reload()
-    return accumulator
 
 
 def png_sizes(event):

@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from sklearn.datasets import load_breast_cancer
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugin_util import markdown_to_safe_html
 
 import tf_ig2
 from tf_ig2 import visualize
 from tf_ig2.callbacks.callback import AttributionCallback, IG2Callback, token_markdown
+
+from conftest import read_run
 
 EPOCHS = 2
 LENGTH = 8  # padded sentence length T
@@ -62,12 +63,6 @@ def breast_cancer():
     mean, std = data.data[train].mean(axis=0), data.data[train].std(axis=0)
     rows = ((data.data - mean) / std).astype(np.float32)
     return rows[train], data.target[train], rows[held_out], data.target[held_out], list(data.feature_names)
-
-
-def read_run(run_dir):
-    accumulator = EventAccumulator(run_dir, size_guidance={"images": 0, "tensors": 0, "scalars": 0})
-    accumulator.Reload()
-    return accumulator
 
 
 def pngs(event):

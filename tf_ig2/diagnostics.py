@@ -44,7 +44,8 @@ REMEDIES = {
 def median_relative_delta(explanation: Any) -> float:
     """The median over inputs of ``|delta| / |f(x) - f(counterfactual)|``, NaN inputs left out.
 
-    NaN when there are no inputs or every gap is negligible.
+    With T targets per input (``(N, T)`` deltas) the median is over all N·T (input, target)
+    pairs. NaN when there are no inputs or every gap is negligible.
     """
     values = np.asarray(explanation.relative_delta, np.float64)
     values = values[np.isfinite(values)]
@@ -62,7 +63,8 @@ def check_finite(results: Dict[str, Any], *, end_name: str, input_names: Sequenc
 
     Args:
         results: Per-pair results: ``target_scores`` and ``counterfactual_scores`` ``(N, R)``,
-            ``attributions`` ``(N, R, *S)`` (a list of them for several inputs).
+            ``attributions`` ``(N, R, *S)`` (a list of them for several inputs); with T targets
+            per input ``(N, R, T)`` and ``(N, R, T, *S)``.
         end_name: What the end of the path is called ("GradCF" or "baseline").
         input_names: The model's input names, to name the input of a non-finite gradient.
     """
@@ -91,15 +93,18 @@ def check_finite(results: Dict[str, Any], *, end_name: str, input_names: Sequenc
 def warn_if_degenerate(explanation: Any, end_name: str, *, stacklevel: int = 2) -> bool:
     """Warns with :class:`DegenerateWarning` when an input's score gap is negligible.
 
+    The gaps are ``(N,)``, or ``(N, T)`` for T targets per input (counted per (input, target)).
+
     Returns:
         Whether the warning was issued.
     """
     flat = np.asarray(explanation.negligible_gap)
     if not flat.any():
         return False
+    counted = "(input, target) pair(s)" if flat.ndim == 2 else "input(s)"
     warnings.warn(
         f"The model's score hardly changes between the input and its {end_name} for {int(flat.sum())} of "
-        f"{flat.size} input(s) (|f(x) - f({end_name})| at most {defaults.NEGLIGIBLE_GAP_RELATIVE:g} of the scores or "
+        f"{flat.size} {counted} (|f(x) - f({end_name})| at most {defaults.NEGLIGIBLE_GAP_RELATIVE:g} of the scores or "
         f"{defaults.NEGLIGIBLE_GAP_ABSOLUTE:g}): there is no score change to attribute, so the attributions are "
         f"all but zero and their relative_delta is NaN. Check that the model is trained (an untrained network's "
         f"logits are all but constant), that the target is the class you mean, and that the references lie in "

@@ -1,8 +1,12 @@
 """The result every explainer returns: a small dataclass of numpy arrays.
 
 Shapes use N explained inputs, R references (baselines) per input and ``S`` the shape of one input.
-For a model with several inputs, ``attributions``, ``counterfactuals`` and ``path`` are lists or
-dicts (like the model's inputs) with one array per input, and ``delta`` covers them all.
+With T targets per input (``targets`` of shape ``(N, T)``, ``top_k``, or a callable returning
+``(N, T)`` scores) a target axis follows the input axis: ``attributions`` ``(N, T, *S)`` and every
+score, ``delta`` and ``targets`` ``(N, T)``; ``counterfactuals`` and ``path`` have none (the IG²
+path is shared by the targets). One target keeps the shapes below. For a model with several
+inputs, ``attributions``, ``counterfactuals`` and ``path`` are lists or dicts (like the model's
+inputs) with one array per input, and ``delta`` covers them all.
 The completeness gap is ``delta = sum(attributions) - (target_scores - counterfactual_scores)``.
 """
 
@@ -21,17 +25,19 @@ class Explanation:
     """Attributions and the diagnostics that come with them.
 
     Attributes:
-        attributions: ``(N, *S)`` float32, the attribution of every input feature (``(N, T)``
-            per token with an ``input_layer``; a list or dict of arrays for several inputs).
+        attributions: ``(N, *S)`` float32, the attribution of every input feature (``(N, L)``
+            per token of L-token inputs with an ``input_layer``; a list or dict of arrays for
+            several inputs); ``(N, T, *S)`` for T targets per input.
         counterfactuals: ``(N, R, *S)`` float32 (a list or dict for several inputs), the end
             point of every path: GradCF for IG², the
             baselines for straight-line and Guided IG.
-        target_scores: ``(N,)`` float32, the explained score ``f_c(x)``.
-        counterfactual_scores: ``(N,)`` float32, ``mean_r f_c(counterfactual_r)``.
+        target_scores: ``(N,)`` float32, the explained score ``f_c(x)`` (``(N, T)`` for T targets).
+        counterfactual_scores: ``(N,)`` float32, ``mean_r f_c(counterfactual_r)`` (``(N, T)``).
         delta: ``(N,)`` float32, the completeness error
-            ``attributions.sum() - (target_scores - counterfactual_scores)`` per input.
-        targets: ``(N,)`` int64 class indices that were explained, or ``None`` when the target was
-            a callable.
+            ``attributions.sum() - (target_scores - counterfactual_scores)`` per input (``(N, T)``:
+            per input and target).
+        targets: ``(N,)`` int64 class indices that were explained (``(N, T)`` for T targets), or
+            ``None`` when the target was a callable.
         representation_distance: ``(N, R, 2)`` float32 Euclidean distance in representation space
             between the path and its reference at the path's start and end (IG² only, else
             ``None``).
@@ -84,7 +90,7 @@ class Explanation:
 
     @property
     def negligible_gap(self) -> np.ndarray:
-        """``(N,)`` bool: whether the score hardly changes between the input and its counterfactuals.
+        """``(N,)`` (or ``(N, T)``) bool: whether the score hardly changes between the input and its counterfactuals.
 
         True where ``|target_scores - counterfactual_scores|`` is at most the larger of
         :data:`~tf_ig2.defaults.NEGLIGIBLE_GAP_RELATIVE` times the larger score magnitude and
@@ -95,7 +101,7 @@ class Explanation:
 
     @property
     def relative_delta(self) -> np.ndarray:
-        """``(N,)`` ``|delta|`` divided by ``|target_scores - counterfactual_scores|``.
+        """``(N,)`` (or ``(N, T)``) ``|delta|`` divided by ``|target_scores - counterfactual_scores|``.
 
         NaN where the gap is negligible (:attr:`negligible_gap`): a ratio to a gap of round-off
         size says nothing.

@@ -7,6 +7,7 @@ value) with a message that names the argument, what was expected and what was re
 from __future__ import annotations
 
 import numbers
+import re
 from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -326,28 +327,37 @@ def fits_value_range(
         )
 
 
-def targets(value: Any, count: int, num_classes: Optional[int]) -> Union[None, np.ndarray, Callable]:
-    """Returns ``None``, a callable, or an ``(N,)`` int64 array of class indices.
+def targets(value: Any, count: int, num_classes: Optional[int], *,
+            several: bool = False) -> Union[None, np.ndarray, Callable]:
+    """Returns ``None``, a callable, or an ``(N,)`` (or ``(N, T)``) int64 array of class indices.
 
     Args:
-        value: ``None`` (predicted class), an int, a sequence of N ints or a callable.
+        value: ``None`` (predicted class), an int, a sequence of N ints or a callable; with
+            ``several``, also an ``(N, T)`` array or nested list (T targets per input).
         count: N, the number of explained inputs.
         num_classes: C, the size of the model output's last axis, or ``None`` if unknown.
+        several: Whether ``(N, T)`` class indices are accepted.
     """
     if value is None or callable(value):
         return value
+    forms = "None, an int, N ints, (N, T) ints, 'top-K' or a callable" if several else \
+        "None, an int, N ints or a callable"
     if isinstance(value, bool):
-        raise TypeError(f"`targets` must be None, an int, N ints or a callable. Received: targets={value!r}")
+        raise TypeError(f"`targets` must be {forms}. Received: targets={value!r}")
     array = _as_numpy("targets", value)
     if array.dtype == object or not np.issubdtype(array.dtype, np.integer):
-        raise TypeError(
-            f"`targets` must be None, an int, {count} ints or a callable. Received: {_describe(array)}"
-        )
+        forms = forms.replace("N ints", f"{count} ints")
+        raise TypeError(f"`targets` must be {forms}. Received: {_describe(array)}")
     if array.ndim == 0:
         array = np.full((count,), int(array), dtype=np.int64)
-    if array.shape != (count,):
+    if several and array.ndim == 2:
+        if array.shape[0] != count or array.shape[1] < 1:
+            raise ValueError(f"`targets` of shape (N, T) must hold one row of T >= 1 class indices per input, "
+                             f"N = {count}. Received: shape {array.shape}")
+    elif array.shape != (count,):
+        more = f", or ({count}, T) for T targets per input" if several else ""
         raise ValueError(
-            f"`targets` must be one int or {count} ints (one per input). Received: shape {array.shape}"
+            f"`targets` must be one int or {count} ints (one per input){more}. Received: shape {array.shape}"
         )
     if num_classes is not None and (np.any(array < 0) or np.any(array >= num_classes)):
         raise ValueError(
@@ -355,6 +365,41 @@ def targets(value: Any, count: int, num_classes: Optional[int]) -> Union[None, n
             f"outputs. Received: values from {int(array.min())} to {int(array.max())}"
         )
     return array.astype(np.int64)
+
+
+def top_k(targets: Any, value: Any) -> Optional[int]:
+    """K from ``top_k`` or a ``"top-K"`` string ``targets``; ``None`` when neither asks for the top classes.
+
+    Args:
+        targets: The ``targets`` argument (``"top-K"`` asks for the K highest logits).
+        value: The ``top_k`` argument: ``None`` or a positive int.
+
+    Raises:
+        TypeError: If ``top_k`` is not an int, or a string ``targets`` is not ``"top-K"``.
+        ValueError: If both ask for targets, or K < 1.
+    """
+    if isinstance(targets, str):
+        match = re.fullmatch(r"\s*top-(\d+)\s*", targets)
+        if match is None:
+            raise TypeError(f"`targets` must be None, an int, N ints, (N, T) ints, 'top-K' or a callable; the "
+                            f"only string is 'top-K' (the K highest logits of each input, e.g. 'top-3'). "
+                            f"Received: targets={targets!r}")
+        if int(match.group(1)) < 1:
+            raise ValueError(f"`targets='top-K'` needs K >= 1. Received: targets={targets!r}")
+        if value is not None:
+            raise ValueError(f"Pass either `targets='top-K'` or `top_k`, not both. Received: targets={targets!r}, "
+                             f"top_k={value!r}")
+        return int(match.group(1))
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"`top_k` must be None or a positive int. Received: top_k={value!r}")
+    if value < 1:
+        raise ValueError(f"`top_k` must be a positive int. Received: top_k={value!r}")
+    if targets is not None:
+        raise ValueError(f"`top_k` picks the targets itself: pass `targets=None` with it. Received: top_k={value!r} "
+                         f"and targets={_describe(targets)}")
+    return int(value)
 
 
 def one_line(message: Union[str, BaseException]) -> str:

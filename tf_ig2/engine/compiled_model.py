@@ -230,11 +230,11 @@ class CompiledModel:
                              f"{dict(zip(view.inputs.names, counts))}")
         return batch
 
-    def _check_callable(self, targets: Callable[[Any], Any], inputs: Any) -> None:
+    def _check_callable(self, targets: Callable[[Any], Any], inputs: Any, several: bool = False) -> None:
         """Calls ``targets`` on the model output of two rows (one eager forward pass) and checks its shape.
 
         Raises:
-            ValueError: If it does not return one score per row.
+            ValueError: If it does not return one score per row (or, with ``several``, ``(rows, T)`` scores).
         """
         rows = [tf.constant(np.asarray(value)[:2]) for value in as_list(inputs)]
         count = int(rows[0].shape[0])
@@ -244,26 +244,49 @@ class CompiledModel:
         except Exception as error:  # noqa: BLE001 - re-raised with what was called
             raise ValueError(f"The callable `targets` failed on the model output: {type(error).__name__}: {error}. "
                              f"It must map the model output (of {count} rows here) to one score per row.") from error
-        if tuple(scores.shape) not in ((count,), (count, 1)):
-            raise ValueError(f"A callable `targets` must map the model output to one score per input, shape "
-                             f"(N,). Received: scores of shape {tuple(scores.shape)} for {count} input rows; "
-                             f"e.g. `lambda outputs: outputs[:, 0]` explains the first output unit.")
+        shape = tuple(scores.shape)
+        if shape in ((count,), (count, 1)):
+            return
+        # The model output returned unchanged is refused: it most often means a unit was not picked.
+        unchanged = any(scores is value for value in tf.nest.flatten(outputs))
+        if several and len(shape) == 2 and shape[0] == count and not unchanged:
+            return
+        more = ("; T targets per input are (N, T) scores other than the model output itself, e.g. `lambda "
+                "outputs: tf.gather(outputs, [0, 2], axis=1)`, or pass `top_k` or (N, T) class indices"
+                if several else "")
+        raise ValueError(f"A callable `targets` must map the model output to one score per input, shape "
+                         f"(N,). Received: scores of shape {shape} for {count} input rows"
+                         f"{' (the model output itself)' if unchanged else ''}; e.g. `lambda outputs: "
+                         f"outputs[:, 0]` explains the first output unit{more}.")
 
-    def resolve_targets(self, targets: Any, inputs: Any) -> Tuple[Optional[np.ndarray], Any]:
+    def resolve_targets(self, targets: Any, inputs: Any, *, top_k: Optional[int] = None,
+                        several: bool = False) -> Tuple[Optional[np.ndarray], Any]:
         """Returns ``(class indices (N,) or None, score spec)``; runs one forward pass if needed.
 
         Args:
-            targets: ``None`` (the predicted class), an int, ``(N,)`` ints or a callable.
+            targets: ``None`` (the predicted class), an int, ``(N,)`` ints or a callable; with
+                ``several``, also ``(N, T)`` ints, ``"top-K"`` or a callable returning ``(N, T)``.
             inputs: The checked raw inputs ``(N, ...)`` (a list for several inputs).
+            top_k: With ``several``, K: the K highest logits of each input, highest first.
+            several: Whether several targets per input are accepted; the indices are then
+                ``(N, T)`` for the forms that ask for them.
         """
+        top_k = validation.top_k(targets, top_k) if several else top_k
         if callable(targets):
-            self._check_callable(targets, inputs)
+            self._check_callable(targets, inputs, several)
             return None, targets
         outputs = self.outputs(inputs)
         count = len(as_list(inputs)[0])
         self.view.warn_if_probabilities(outputs)
         classes = num_classes(outputs)
-        checked = validation.targets(targets, count, classes)
+        if top_k is not None:
+            if classes is None or top_k > classes:
+                raise ValueError(f"`top_k` must be at most the number of classes C of a model output (N, C). "
+                                 f"Received: top_k={top_k} for an output of shape "
+                                 f"{tuple(getattr(outputs, 'shape', ()))}")
+            logits = np.asarray(outputs).reshape(count, -1)
+            return np.argsort(-logits, axis=1, kind="stable")[:, :top_k].astype(np.int64), "index"
+        checked = validation.targets(targets, count, classes, several=several)
         if checked is None:
             if classes is None:
                 raise ValueError(
@@ -274,10 +297,12 @@ class CompiledModel:
             checked = np.argmax(np.asarray(outputs).reshape(count, -1), axis=1).astype(np.int64)
         return checked, "index"
 
-    def batch_targets(self, targets: Any, batch: Batch) -> Tuple[Optional[np.ndarray], Any]:
+    def batch_targets(self, targets: Any, batch: Batch, *, top_k: Optional[int] = None,
+                      several: bool = False) -> Tuple[Optional[np.ndarray], Any]:
         """:meth:`resolve_targets` for the inputs of a :class:`Batch`."""
         raw_inputs = [raw if raw is not None else points for raw, points in zip(batch.raw, batch.points)]
-        return self.resolve_targets(targets, raw_inputs if len(raw_inputs) > 1 else raw_inputs[0])
+        return self.resolve_targets(targets, raw_inputs if len(raw_inputs) > 1 else raw_inputs[0], top_k=top_k,
+                                    several=several)
 
 
 class ModelCache:

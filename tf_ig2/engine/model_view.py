@@ -45,7 +45,7 @@ from tf_ig2.engine.model_graph import (
 )
 
 LayerSpec = Union[None, str, int, Any]
-Targets = Union[None, int, np.ndarray, Callable[[Any], Any]]
+Targets = Union[None, int, str, np.ndarray, Callable[[Any], Any]]
 
 class ModelView:
     """One forward pass of a Keras model that yields ``(representation, logits)``.
@@ -297,14 +297,23 @@ def num_classes(outputs: Any) -> Optional[int]:
 
 
 def target_scores(outputs: Any, targets: Any) -> tf.Tensor:
-    """``(P,)`` scores: ``outputs[p, targets[p]]``, or ``targets(outputs)`` for a callable.
+    """``(P,)`` scores ``outputs[p, targets[p]]``, or ``(P, T)`` scores ``outputs[p, targets[p, t]]``.
 
     Args:
         outputs: ``(P, C)`` or ``(P,)`` model outputs (or any structure, for a callable).
-        targets: ``(P,)`` int tensor of class indices, or a callable.
+        targets: ``(P,)`` or ``(P, T)`` int tensor of class indices, or a callable returning
+            ``(P,)`` (or ``(P, 1)``) scores, or ``(P, T)`` scores for T targets.
+
+    Raises:
+        ValueError: If a callable's ``(P, T)`` scores have no known T while tracing.
     """
     if callable(targets):
         scores = tf.convert_to_tensor(targets(outputs))
+        if len(scores.shape) == 2 and scores.shape[1] != 1:
+            if scores.shape[1] is None:
+                raise ValueError("A callable `targets` returning (N, T) scores must give them a known T (a static "
+                                 f"shape) inside a compiled function. Received: scores of shape {scores.shape}")
+            return tf.cast(scores, tf.float32)
         return tf.reshape(tf.cast(scores, tf.float32), [-1])
     outputs = tf.cast(_single_tensor(outputs, "Integer targets"), tf.float32)
     if len(outputs.shape) == 1:
@@ -315,3 +324,31 @@ def target_scores(outputs: Any, targets: Any) -> tf.Tensor:
             f"output to N scores. Received: output shape {tuple(outputs.shape)}"
         )
     return tf.gather(outputs, tf.cast(targets, tf.int32), axis=1, batch_dims=1)
+
+
+def score_gradients(tape: tf.GradientTape, scores: tf.Tensor, points: Any) -> Any:
+    """The gradients of ``(P,)`` or ``(P, T)`` ``scores`` with respect to ``points``.
+
+    With ``(P,)`` scores this is ``tape.gradient`` (gradients shaped like ``points``). With
+    ``(P, T)`` scores, T backward passes through the one recorded forward pass (the tape must be
+    persistent when ``points`` also need another gradient), each seeded with target t's one-hot
+    column; every ``(P, *S)`` gradient becomes ``(P, T, *S)``.
+
+    Args:
+        tape: The tape that recorded ``scores`` from ``points``.
+        scores: ``(P,)`` or ``(P, T)`` scores (T static).
+        points: A ``(P, *S)`` tensor or a list of them.
+
+    Returns:
+        Like ``points``: ``(P, *S)`` per entry for ``(P,)`` scores, ``(P, T, *S)`` for ``(P, T)``.
+    """
+    zero = tf.UnconnectedGradients.ZERO
+    if len(scores.shape) == 1:
+        return tape.gradient(scores, points, unconnected_gradients=zero)
+    width = int(scores.shape[1])
+    rows = tf.shape(scores)[0]
+    columns = [tape.gradient(scores, points, output_gradients=tf.tile(tf.one_hot([column], width), [rows, 1]),
+                             unconnected_gradients=zero) for column in range(width)]
+    if isinstance(points, (list, tuple)):
+        return [tf.stack([gradients[index] for gradients in columns], axis=1) for index in range(len(points))]
+    return tf.stack(columns, axis=1)

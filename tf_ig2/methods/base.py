@@ -30,10 +30,12 @@ class PairExplainer:
     """Base class: configuration, the model view and the cache of compiled functions.
 
     Subclasses implement :meth:`_build`, returning a compiled function that maps a chunk of
-    pairs ``(inputs, references, targets (P,) int32, raw, movable, reference_raw)`` (lists with
-    one ``(P, ...)`` tensor per input; the raw lists hold the embedded inputs only) to a dict of
-    ``(P, ...)`` tensors (lists of them for per-input results) holding at least
-    ``attributions``, ``counterfactuals``, ``target_scores`` and ``counterfactual_scores``.
+    pairs ``(inputs, references, targets (P,) or (P, T) int32, raw, movable, reference_raw)``
+    (lists with one ``(P, ...)`` tensor per input; the raw lists hold the embedded inputs only) to
+    a dict of ``(P, ...)`` tensors (lists of them for per-input results) holding at least
+    ``attributions``, ``counterfactuals``, ``target_scores`` and ``counterfactual_scores``. With T
+    targets per input (``(P, T)`` class indices, or a callable returning ``(P, T)`` scores) the
+    attributions are ``(P, T, *S)`` and the scores ``(P, T)``; the counterfactuals stay ``(P, *S)``.
     """
 
     method: str = ""
@@ -82,24 +84,33 @@ class PairExplainer:
         """Checks raw inputs against the model (see :meth:`CompiledModel.check_inputs`)."""
         return self._compiled.check_inputs(inputs)
 
-    def resolve_targets(self, targets: Any, inputs: Any) -> Tuple[Optional[np.ndarray], Any]:
-        """``(class indices (N,) or None, score spec)`` (see :meth:`CompiledModel.resolve_targets`)."""
-        return self._compiled.resolve_targets(targets, inputs)
+    def resolve_targets(self, targets: Any, inputs: Any, *, top_k: Optional[int] = None,
+                        several: bool = False) -> Tuple[Optional[np.ndarray], Any]:
+        """``(class indices (N,), (N, T) or None, score spec)`` (see :meth:`CompiledModel.resolve_targets`)."""
+        return self._compiled.resolve_targets(targets, inputs, top_k=top_k, several=several)
 
     # -- compiled functions -------------------------------------------------------------------
-    def _build(self, signature: Tuple[Any, ...], options: Tuple[Any, ...], score: Any) -> PairFunction:
+    def _build(self, signature: Tuple[Any, ...], options: Tuple[Any, ...], score: Any,
+               width: Optional[int]) -> PairFunction:
         raise NotImplementedError
 
-    def _function(self, signature: Tuple[Any, ...], options: Tuple[Any, ...], score: Any) -> PairFunction:
-        """The compiled per-pair function for these shapes and options, built once and cached."""
-        return self._compiled.function(("pairs", signature, options),
-                                       lambda: self._build(signature, options, score), score)
+    def _function(self, signature: Tuple[Any, ...], options: Tuple[Any, ...], score: Any,
+                  targets: Optional[np.ndarray] = None) -> PairFunction:
+        """The compiled per-pair function for these shapes, options and targets, built once and cached.
+
+        ``(N, T)`` class indices get a function of their own per T (``width``); ``(N,)`` ones and
+        callables have ``width=None``.
+        """
+        width = None if targets is None or targets.ndim == 1 else int(targets.shape[1])
+        return self._compiled.function(("pairs", signature, options, width),
+                                       lambda: self._build(signature, options, score, width), score)
 
     def _prepare(self, inputs: Any, references: Any, *, allow_scalar: bool = False) -> Batch:
         return self._compiled.prepare(inputs, references, name=self.reference_name, allow_scalar=allow_scalar)
 
-    def _batch_targets(self, targets: Any, batch: Batch) -> Tuple[Optional[np.ndarray], Any]:
-        return self._compiled.batch_targets(targets, batch)
+    def _batch_targets(self, targets: Any, batch: Batch, top_k: Optional[int] = None) -> Tuple[Optional[np.ndarray],
+                                                                                                 Any]:
+        return self._compiled.batch_targets(targets, batch, top_k=top_k, several=True)
 
     @staticmethod
     def _signature(batch: Batch) -> Tuple[Any, ...]:
@@ -108,12 +119,16 @@ class PairExplainer:
                      for array, raw in zip(batch.points, batch.raw))
 
     @staticmethod
-    def _specs(signature: Tuple[Any, ...]) -> List[Any]:
-        """The input signature of a pair function: points, references, targets, raw, movable, raw."""
+    def _specs(signature: Tuple[Any, ...], width: Optional[int] = None) -> List[Any]:
+        """The input signature of a pair function: points, references, targets, raw, movable, raw.
+
+        Targets are ``(P,)`` class indices, or ``(P, width)`` for ``width`` targets per pair.
+        """
         points = [tf.TensorSpec([None, *shape], tf.float32) for shape, _ in signature]
         raw = [tf.TensorSpec([None, *entry[0]], tf.as_dtype(np.dtype(entry[1]))) for _, entry in signature if entry]
         movable = [tf.TensorSpec([None, *entry[0]], tf.float32) for _, entry in signature if entry]
-        return [points, points, tf.TensorSpec([None], tf.int32), raw, movable, raw]
+        targets = tf.TensorSpec([None] if width is None else [None, width], tf.int32)
+        return [points, points, targets, raw, movable, raw]
 
     def _full_raw(self, raw: Sequence[tf.Tensor]) -> Optional[List[Optional[tf.Tensor]]]:
         """Compact per-embedded-input tensors spread back to one entry (or ``None``) per input."""
@@ -214,9 +229,11 @@ class PairExplainer:
             if batch.raw[index] is not None:  # per token: the sum over the embedding axis
                 value = value.sum(axis=value.ndim - 1)
             attributions.append(value)
+        # (N,) for one target, (N, T) for T targets per input
         target_scores = results["target_scores"][:, 0].astype(np.float32)
         counterfactual_scores = results["counterfactual_scores"].mean(axis=1, dtype=np.float64).astype(np.float32)
-        summed = sum(value.reshape(len(value), -1).sum(axis=1, dtype=np.float64) for value in attributions)
+        summed = sum(value.reshape(target_scores.shape + (-1,)).sum(axis=-1, dtype=np.float64)
+                     for value in attributions)
         delta = (summed - (target_scores.astype(np.float64) - counterfactual_scores)).astype(np.float32)
         counterfactuals = [value.astype(np.float32) for value in as_list(results["counterfactuals"])]
         path = results.get("path")
@@ -247,8 +264,9 @@ class BaselineExplainer(PairExplainer):
                    model_inputs: Optional[list]) -> Dict[str, Any]:
         raise NotImplementedError
 
-    def _build(self, signature: Tuple[Any, ...], options: Tuple[Any, ...], score: Any) -> PairFunction:
-        @tf.function(input_signature=self._specs(signature))
+    def _build(self, signature: Tuple[Any, ...], options: Tuple[Any, ...], score: Any,
+               width: Optional[int]) -> PairFunction:
+        @tf.function(input_signature=self._specs(signature, width))
         def integrate(inputs, baselines, targets, model_inputs, movable_masks, reference_model_inputs):
             del reference_model_inputs  # the model reads the explained input's ids along the whole path
             inputs, baselines = list(inputs), list(baselines)
@@ -262,7 +280,8 @@ class BaselineExplainer(PairExplainer):
 
         return integrate
 
-    def explain(self, inputs: Any, baselines: Any = 0.0, targets: Any = None) -> Explanation:
+    def explain(self, inputs: Any, baselines: Any = 0.0, targets: Any = None, *,
+                top_k: Optional[int] = None) -> Explanation:
         """Explains ``inputs`` against ``baselines``.
 
         Args:
@@ -274,13 +293,17 @@ class BaselineExplainer(PairExplainer):
                 ``(N, R, *S)`` (per input), in the structure of ``inputs``. A single per-input
                 baseline is ``(N, 1, *S)``. With an ``input_layer``, baselines are token ids
                 ``(R, T)`` or ``(N, R, T)`` (e.g. all padding).
-            targets: ``None`` (the predicted class), an int, ``(N,)`` ints or a callable mapping
-                the model output to ``(N,)`` scores.
+            targets: One target per input: ``None`` (the predicted class), an int, ``(N,)`` ints
+                (a flat list of N ints is one per input), or a callable mapping the model output to
+                ``(N,)`` scores. T targets per input: ``(N, T)`` ints, ``"top-K"``, or a callable
+                returning ``(N, T)`` scores (see ``docs/api.md``).
+            top_k: K, to explain the K highest logits of each input, highest first (T = K);
+                ``targets`` must then be ``None``.
 
         Returns:
-            An :class:`~tf_ig2.Explanation` with ``attributions`` shaped like ``inputs`` (``(N, T)``
-            per token with an ``input_layer``); ``counterfactuals`` holds the baselines
-            ``(N, R, *S)``.
+            An :class:`~tf_ig2.Explanation` with ``attributions`` shaped like ``inputs`` (``(N, L)``
+            per token with an ``input_layer``), or ``(N, T, *S)`` for T targets per input, and
+            scores ``(N,)`` or ``(N, T)``; ``counterfactuals`` holds the baselines ``(N, R, *S)``.
 
         Raises:
             TypeError, ValueError: On malformed inputs, baselines or targets; ValueError when a
@@ -290,7 +313,7 @@ class BaselineExplainer(PairExplainer):
             DegenerateWarning, CompletenessWarning: Once per explainer (see :meth:`_diagnose`).
         """
         batch = self._prepare(inputs, baselines, allow_scalar=True)
-        class_indices, score = self._batch_targets(targets, batch)
-        function = self._function(self._signature(batch), (), score)
+        class_indices, score = self._batch_targets(targets, batch, top_k)
+        function = self._function(self._signature(batch), (), score, class_indices)
         results = self._run_pairs(function, batch, class_indices)
         return self._explanation(results, class_indices, batch)

@@ -26,7 +26,7 @@ import tensorflow as tf
 
 from tf_ig2 import defaults
 from tf_ig2.engine.compiled_model import as_list
-from tf_ig2.engine.model_view import ModelView
+from tf_ig2.engine.model_view import ModelView, target_scores
 from tf_ig2.methods import settings
 from tf_ig2.methods.base import BaselineExplainer
 from tf_ig2.methods.integrated_gradients import endpoint_scores, score_gradient
@@ -51,14 +51,18 @@ def integrate_guided(view: ModelView, inputs: Any, baselines: Any, targets: Any,
     r"""Guided IG of each (input, baseline) pair; a pure tensor function.
 
     Run it eagerly, or inside ``tf.function`` as :class:`GuidedIG` does. A pair whose input
-    equals its baseline gets zero attribution.
+    equals its baseline gets zero attribution. The path is chosen from the target's gradient, so
+    T targets per pair (``(P, T)`` class indices, or a callable returning ``(P, T)`` scores) walk
+    T paths: a ``tf.while_loop`` over the targets runs one target's paths for all pairs at a time
+    (memory as for one target, time about T times one target's).
 
     Args:
         view: The model's score (:class:`~tf_ig2.engine.model_view.ModelView`).
         inputs: ``(P, *S)`` float32, with ``S`` known, or a list with one ``(P, *S_i)`` tensor per
             model input: their features are ranked and moved together, as one vector.
         baselines: Like ``inputs``.
-        targets: ``(P,)`` int32 class indices or a callable mapping outputs to ``(P,)`` scores.
+        targets: ``(P,)`` int32 class indices or a callable mapping outputs to ``(P,)`` scores; for
+            T targets, ``(P, T)`` class indices or a callable returning ``(P, T)`` scores.
         steps: Number of path steps (one gradient each).
         fraction: Share of the features, in (0, 1], moved first at every step (the ones with the
             smallest absolute gradient).
@@ -67,9 +71,42 @@ def integrate_guided(view: ModelView, inputs: Any, baselines: Any, targets: Any,
         model_inputs: With ``input_layer``\ s, the raw model inputs (one entry or ``None`` per input).
 
     Returns:
-        ``attributions`` ``(P, *S)`` float32, ``counterfactuals`` (the baselines) ``(P, *S)``,
-        ``target_scores`` ``(P,)`` f_c(x) and ``counterfactual_scores`` ``(P,)`` f_c(b).
+        ``attributions`` ``(P, *S)`` float32 (``(P, T, *S)`` for T targets), ``counterfactuals``
+        (the baselines) ``(P, *S)``, ``target_scores`` ``(P,)`` (or ``(P, T)``) f_c(x) and
+        ``counterfactual_scores`` likewise f_c(b).
     """
+    options = dict(steps=steps, fraction=fraction, max_dist=max_dist, model_inputs=model_inputs)
+    several = len(targets.shape) == 2 if not callable(targets) else None
+    if several is None:  # a callable: its scores' shape says
+        points = as_list(inputs)
+        several = len(target_scores(view(points, model_inputs=model_inputs, representation=False)[1],
+                                    targets).shape) == 2
+    if not several:
+        return _integrate_one_target(view, inputs, baselines, targets, **options)
+    single = not isinstance(inputs, (list, tuple))
+    inputs, baselines = as_list(inputs), as_list(baselines)
+    input_scores, baseline_scores = endpoint_scores(view, inputs, baselines, targets, model_inputs)
+    width = int(input_scores.shape[1])
+
+    def one_target(t, arrays):
+        column = ((lambda outputs: tf.gather(target_scores(outputs, targets), t, axis=1)) if callable(targets)
+                  else targets[:, t])
+        result = _integrate_one_target(view, inputs, baselines, column, **options)
+        return t + 1, [array.write(t, value) for array, value in zip(arrays, result["attributions"])]
+
+    arrays = [tf.TensorArray(tf.float32, size=width, element_shape=x.shape) for x in inputs]
+    _, arrays = tf.while_loop(lambda t, _: t < width, one_target, (tf.constant(0), arrays), parallel_iterations=1)
+    attributions = [tf.transpose(array.stack(), [1, 0] + list(range(2, len(x.shape) + 1)))
+                    for array, x in zip(arrays, inputs)]
+    return {"attributions": attributions[0] if single else attributions,
+            "counterfactuals": baselines[0] if single else baselines,
+            "target_scores": input_scores,
+            "counterfactual_scores": baseline_scores}
+
+
+def _integrate_one_target(view: ModelView, inputs: Any, baselines: Any, targets: Any, *, steps: int,
+                          fraction: float, max_dist: float, model_inputs: Any = None) -> Dict[str, Any]:
+    """:func:`integrate_guided` for ``(P,)`` targets."""
     single = not isinstance(inputs, (list, tuple))
     inputs, baselines = as_list(inputs), as_list(baselines)
     shapes = [[int(size) for size in value.shape[1:]] for value in inputs]

@@ -24,7 +24,7 @@ import tensorflow as tf
 
 from tf_ig2 import defaults, diagnostics, validation
 from tf_ig2.engine.compiled_model import ModelCache, as_list
-from tf_ig2.engine.model_view import LayerSpec, ModelView, Targets, target_scores
+from tf_ig2.engine.model_view import LayerSpec, ModelView, Targets, score_gradients, target_scores
 from tf_ig2.explanation import Explanation
 from tf_ig2.methods import settings
 from tf_ig2.methods.base import PairExplainer
@@ -42,6 +42,43 @@ def _pair_norm(values: List[tf.Tensor]) -> tf.Tensor:
 def _squared_distance(representation: tf.Tensor, reference: tf.Tensor) -> tf.Tensor:
     difference = tf.cast(representation, tf.float32) - reference
     return tf.reduce_sum(tf.reshape(tf.square(difference), [tf.shape(difference)[0], -1]), axis=1)
+
+
+class TargetLayout:
+    """How the T targets of each pair meet the integration rules: as ``P * T`` rows, pair-major.
+
+    The path is target-free (it follows the representation distance), so it is searched once
+    per pair; each rule then integrates T score gradients along it. The rules work on rows: the
+    step ``d_j`` of pair p is repeated for its T targets, and row ``p * T + t`` holds target t's
+    gradient and score. With one target (``(P,)`` scores) every method is the identity.
+
+    Args:
+        scores: ``(P,)`` scores (one target) or ``(P, T)`` scores (T static).
+    """
+
+    def __init__(self, scores: tf.Tensor):
+        self.width = None if len(scores.shape) == 1 else int(scores.shape[1])
+
+    def spread(self, values: List[tf.Tensor]) -> List[tf.Tensor]:
+        """``(P, *S)`` per input repeated to ``(P * T, *S)``."""
+        return values if self.width is None else [tf.repeat(value, self.width, axis=0) for value in values]
+
+    def merge(self, values: List[tf.Tensor]) -> List[tf.Tensor]:
+        """``(P, T, *S)`` per input as ``(P * T, *S)`` rows."""
+        if self.width is None:
+            return values
+        return [tf.reshape(value, [-1, *value.shape[2:]] if value.shape[2:].is_fully_defined()
+                           else tf.concat([[-1], tf.shape(value)[2:]], 0)) for value in values]
+
+    def rows(self, scores: tf.Tensor) -> tf.Tensor:
+        """``(P, T)`` scores as ``(P * T,)`` rows."""
+        return scores if self.width is None else tf.reshape(scores, [-1])
+
+    def split(self, values: List[tf.Tensor], like: List[tf.Tensor]) -> List[tf.Tensor]:
+        """``(P * T, *S)`` rows back to ``(P, T, *S)`` per input (``like``: the ``(P, *S)`` inputs)."""
+        if self.width is None:
+            return values
+        return [tf.reshape(value, [-1, self.width, *x.shape[1:]]) for value, x in zip(values, like)]
 
 
 def integrate_gradpath(
@@ -63,7 +100,9 @@ def integrate_gradpath(
 ) -> Dict[str, Any]:
     r"""Searches the GradPath of each (input, reference) pair and integrates along it.
 
-    A pure tensor function: run it eagerly, or inside ``tf.function`` as :class:`IG2` does.
+    With T targets per pair the path is searched once and T score gradients are integrated along
+    it at every point (:class:`TargetLayout`): one forward pass, the distance gradient and T
+    score gradients per step. A pure tensor function: run it eagerly, or inside ``tf.function`` as :class:`IG2` does.
     With ``d_j = gamma_j - gamma_{j+1}`` and ``g = grad f_c``, the integration rules are:
 
     - ``"left"`` (published): ``sum_j d_j * g(gamma_j)``;
@@ -81,7 +120,8 @@ def integrate_gradpath(
         inputs: ``(P, *S)`` float32, the explained input of each pair, or a list with one
             ``(P, *S_i)`` tensor per model input (moved jointly: one L2 norm over all of them).
         references: Like ``inputs``, the reference of each pair.
-        targets: ``(P,)`` int32 class indices, or a callable mapping outputs to ``(P,)`` scores.
+        targets: ``(P,)`` int32 class indices, or a callable mapping outputs to ``(P,)`` scores;
+            for T targets per pair, ``(P, T)`` class indices or a callable returning ``(P, T)``.
         steps: k, the number of path steps.
         step_size: eta, or ``"auto"`` for ``AUTO_STEP_FACTOR * ||x - x_r||_2 / steps`` per pair.
         value_range: ``None``, one ``(low, high)`` pair (arrays or tensors broadcastable to each
@@ -101,9 +141,10 @@ def integrate_gradpath(
             step (ReLU gates) cancel, and the direction that persists is kept. This changes GradCF.
 
     Returns:
-        A dict of tensors: ``attributions`` (like ``inputs``; one pair's sum, not yet averaged),
-        ``counterfactuals`` (like ``inputs``) GradCF, ``target_scores`` ``(P,)`` f_c(x),
-        ``counterfactual_scores`` ``(P,)`` f_c(GradCF), ``representation_distance`` ``(P, 2)``
+        A dict of tensors: ``attributions`` (like ``inputs``, ``(P, T, *S)`` for T targets; one
+        pair's sum, not yet averaged), ``counterfactuals`` (like ``inputs``) GradCF,
+        ``target_scores`` ``(P,)`` (or ``(P, T)``) f_c(x), ``counterfactual_scores`` likewise
+        f_c(GradCF), ``representation_distance`` ``(P, 2)``
         Euclidean distance to phi(x_r) at the start and the end, and ``path`` when asked for.
     """
     if integration not in RULES:
@@ -114,13 +155,14 @@ def integrate_gradpath(
     count = len(inputs)
     masks = [None] * count if movable is None else as_list(movable)
     bounds = _bounds(value_range, count)
-    reference_representation, _ = view(references, model_inputs=reference_model_inputs)
+    reference_representation, reference_outputs = view(references, model_inputs=reference_model_inputs)
+    layout = TargetLayout(target_scores(reference_outputs, targets))  # only its static shape is used
     reference_representation = tf.stop_gradient(tf.cast(reference_representation, tf.float32))
     if step_size == defaults.AUTO:
         eta = defaults.AUTO_STEP_FACTOR * _pair_norm([x - r for x, r in zip(inputs, references)]) / steps
     else:
         eta = tf.constant(float(step_size), tf.float32)
-    score_gradients = rule.score_gradient
+    score_needed = rule.score_gradient
 
     def distance_and_score(point: List[tf.Tensor]) -> Tuple[tf.Tensor, tf.Tensor]:
         representation, outputs = view(point, model_inputs=model_inputs)
@@ -128,12 +170,11 @@ def integrate_gradpath(
 
     def step(state: Dict[str, Any]) -> Dict[str, Any]:
         point, j = state["point"], state["j"]
-        with tf.GradientTape(persistent=score_gradients) as tape:
+        with tf.GradientTape(persistent=score_needed) as tape:
             tape.watch(point)
             distance, score = distance_and_score(point)
         distance_gradient = tape.gradient(distance, point, unconnected_gradients=tf.UnconnectedGradients.ZERO)
-        gradient = tape.gradient(score, point, unconnected_gradients=tf.UnconnectedGradients.ZERO) \
-            if score_gradients else None
+        gradient = layout.merge(score_gradients(tape, score, point)) if score_needed else None
         del tape
         distance_gradient = [value if mask is None else value * mask for value, mask in zip(distance_gradient, masks)]
         norm = _pair_norm(distance_gradient)
@@ -144,8 +185,9 @@ def integrate_gradpath(
             distance_gradient, norm = velocity, _pair_norm(velocity)
         following = _move(point, distance_gradient, norm, eta, bounds, per_pair_eta=step_size == defaults.AUTO)
         moved = [start - end for start, end in zip(point, following)]
-        state = rule.accumulate(dict(state, j=j + 1, point=following), moved, gradient, score, j,
-                                lambda: _segment_gradient(view, point, moved, targets, model_inputs, segment_points))
+        state = rule.accumulate(
+            dict(state, j=j + 1, point=following), layout.spread(moved), gradient, layout.rows(score), j,
+            lambda: layout.merge(_segment_gradient(view, point, moved, targets, model_inputs, segment_points)))
         first = tf.equal(j, 0)
         state["first_score"] = tf.where(first, score, state["first_score"])
         state["first_distance"] = tf.where(first, distance, state["first_distance"])
@@ -155,23 +197,23 @@ def integrate_gradpath(
 
     pairs = tf.shape(inputs[0])[0]
     zeros = tf.zeros([pairs], tf.float32)
-    state = {"j": tf.constant(0), "point": inputs, "total": [tf.zeros_like(x) for x in inputs],
-             "first_score": zeros, "first_distance": zeros}
+    score_zeros = zeros if layout.width is None else tf.zeros([pairs, layout.width], tf.float32)
+    state = {"j": tf.constant(0), "point": inputs, "total": [tf.zeros_like(x) for x in layout.spread(inputs)],
+             "first_score": score_zeros, "first_distance": zeros}
     if momentum > 0.0:
         state["velocity"] = [tf.zeros_like(x) for x in inputs]
-    state.update(rule.start(inputs, zeros))
+    state.update(rule.start(layout.spread(inputs), layout.rows(score_zeros)))
     if return_path:
         state["path"] = [tf.TensorArray(tf.float32, size=steps + 1, element_shape=x.shape).write(0, x)
                          for x in inputs]
     state = tf.while_loop(lambda state: state["j"] < steps, lambda state: (step(state),), (state,),
                           parallel_iterations=1)[0]
     end = state["point"]
-    with tf.GradientTape() as tape:
+    with tf.GradientTape(persistent=layout.width is not None) as tape:
         tape.watch(end)
         end_distance, end_score = distance_and_score(end)
-    end_gradient = (tape.gradient(end_score, end, unconnected_gradients=tf.UnconnectedGradients.ZERO)
-                    if rule.end_gradient else None)
-    total = rule.finish(state, end_score, end_gradient)
+    end_gradient = layout.merge(score_gradients(tape, end_score, end)) if rule.end_gradient else None
+    total = layout.split(rule.finish(state, layout.rows(end_score), end_gradient), inputs)
     results = {
         "attributions": total[0] if single else total,
         "counterfactuals": end[0] if single else end,
@@ -188,16 +230,19 @@ def integrate_gradpath(
 
 def _segment_gradient(view: ModelView, point: List[tf.Tensor], moved: List[tf.Tensor], targets: Any,
                       model_inputs: Any, segment_points: int) -> List[tf.Tensor]:
-    """The mean score gradient over the ``segment_points`` midpoints of the segment from ``point`` by ``-moved``."""
+    """The mean score gradient over the ``segment_points`` midpoints of the segment from ``point`` by ``-moved``.
+
+    ``(P, *S)`` per input, or ``(P, T, *S)`` for T targets per pair.
+    """
     fractions = [(index + 0.5) / segment_points for index in range(segment_points)]
     points = [tf.concat([start - fraction * step for fraction in fractions], 0) for start, step in zip(point, moved)]
     raw = None if model_inputs is None else [None if value is None else tf.concat([value] * segment_points, 0)
                                              for value in as_list(model_inputs)]
     tiled = targets if callable(targets) else tf.concat([targets] * segment_points, 0)
-    with tf.GradientTape() as tape:
+    with tf.GradientTape(persistent=True) as tape:  # T targets take T gradients (traced once, no runtime cost)
         tape.watch(points)
         scores = target_scores(view(points, model_inputs=raw, representation=False)[1], tiled)
-    gradients = tape.gradient(scores, points, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    gradients = score_gradients(tape, scores, points)
     return [tf.reduce_mean(tf.reshape(gradient, tf.concat([[segment_points, -1], tf.shape(gradient)[1:]], 0)), axis=0)
             for gradient in gradients]
 
@@ -302,7 +347,7 @@ class IG2(PairExplainer):
         """A description of the representation GradPath moves in."""
         return self.view.representation_description
 
-    def _build(self, signature, options, score):
+    def _build(self, signature, options, score, width):
         (return_path,) = options
         explainer = self
         loop_settings = dict(steps=self.steps, step_size=self.step_size, return_path=return_path,
@@ -311,7 +356,7 @@ class IG2(PairExplainer):
         ranges = self._ranges
         tables = self._tables
 
-        @tf.function(input_signature=self._specs(signature))
+        @tf.function(input_signature=self._specs(signature, width))
         def search(inputs, references, targets, model_inputs, movable, reference_model_inputs):
             bounds = list(ranges) if ranges is not None else [None] * len(inputs)
             for index, table in enumerate(tables):
@@ -330,7 +375,7 @@ class IG2(PairExplainer):
                                       movable=masks, **loop_settings)
         return search
 
-    def explain(self, inputs: Any, references: Any, targets: Targets = None, *,
+    def explain(self, inputs: Any, references: Any, targets: Targets = None, *, top_k: Optional[int] = None,
                 return_path: bool = False) -> Explanation:
         """Explains ``inputs`` against ``references``.
 
@@ -340,16 +385,21 @@ class IG2(PairExplainer):
                 ``(N, T)`` with an ``input_layer``.
             references: ``(R, *S)`` shared by all inputs, or ``(N, R, *S)`` per input, in the
                 structure of ``inputs``.
-            targets: ``None`` (the predicted class), an int, ``(N,)`` ints, or a callable mapping
-                the model output to ``(N,)`` scores.
+            targets: One target per input: ``None`` (the predicted class), an int, ``(N,)`` ints
+                (a flat list of N ints is one per input), or a callable mapping the model output to
+                ``(N,)`` scores. T targets per input: ``(N, T)`` ints, ``"top-K"``, or a callable
+                returning ``(N, T)`` scores; one GradPath per pair serves all T (``docs/api.md``).
+            top_k: K, to explain the K highest logits of each input, highest first (T = K);
+                ``targets`` must then be ``None``.
             return_path: Also return the whole ``(N, R, steps + 1, *S)`` path. Memory then grows
                 with ``steps``: the peak is about 3 to 5 times the path's own size (the compiled
                 loop's buffer, its stacked copy and the result); use ``batch_size`` to bound it.
 
         Returns:
-            An :class:`~tf_ig2.Explanation` with ``attributions`` shaped like ``inputs``,
-            ``counterfactuals`` (GradCF) ``(N, R, *S)`` (in the structure of ``inputs``), the
-            scores, ``delta`` and ``representation_distance`` ``(N, R, 2)``.
+            An :class:`~tf_ig2.Explanation` with ``attributions`` shaped like ``inputs`` (``(N, T, *S)``
+            for T targets per input), ``counterfactuals`` (GradCF) ``(N, R, *S)`` (in the structure of
+            ``inputs``; shared by the targets), the scores and ``delta`` (``(N,)`` or ``(N, T)``) and
+            ``representation_distance`` ``(N, R, 2)``.
 
         Raises:
             TypeError, ValueError: On malformed inputs, references, targets or value ranges.
@@ -371,8 +421,8 @@ class IG2(PairExplainer):
             validation.fits_value_range(f"inputs{suffix}", batch.points[index], bound, batch.points[index].shape[1:])
             validation.fits_value_range(f"references{suffix}", batch.references[index], bound,
                                         batch.points[index].shape[1:])
-        class_indices, score = self._batch_targets(targets, batch)
-        function = self._function(self._signature(batch), (return_path,), score)
+        class_indices, score = self._batch_targets(targets, batch, top_k)
+        function = self._function(self._signature(batch), (return_path,), score, class_indices)
         results = self._run_pairs(function, batch, class_indices)
         explanation = self._explanation(
             results, class_indices, batch,
@@ -407,8 +457,8 @@ def _value_key(value: Any) -> Any:
     return ("object", id(value))
 
 
-def ig2(model: Any, inputs: Any, references: Any, targets: Targets = None, *, return_path: bool = False,
-        **options: Any) -> Explanation:
+def ig2(model: Any, inputs: Any, references: Any, targets: Targets = None, *, top_k: Optional[int] = None,
+        return_path: bool = False, **options: Any) -> Explanation:
     """Explains ``inputs`` with IG²; the functional form of :class:`IG2`.
 
     The compiled loop is cached per model and settings (compared by value), so repeated calls
@@ -418,7 +468,9 @@ def ig2(model: Any, inputs: Any, references: Any, targets: Targets = None, *, re
         model: A Keras model.
         inputs: ``(N, *S)`` float array or tensor (a list or dict for several inputs).
         references: ``(R, *S)`` or ``(N, R, *S)``, in the structure of ``inputs``.
-        targets: ``None``, an int, ``(N,)`` ints or a callable (see :meth:`IG2.explain`).
+        targets: ``None``, an int, ``(N,)`` or ``(N, T)`` ints, ``"top-K"`` or a callable (see
+            :meth:`IG2.explain`).
+        top_k: K, to explain the K highest logits of each input.
         return_path: Also return the ``(N, R, steps + 1, *S)`` path.
         **options: Any of :class:`IG2`'s settings (:data:`IG2_OPTIONS`).
 
@@ -431,4 +483,4 @@ def ig2(model: Any, inputs: Any, references: Any, targets: Targets = None, *, re
                         f"{', '.join(IG2_OPTIONS)}")
     key = tuple((name, _value_key(options[name])) for name in sorted(options))
     explainer = _EXPLAINERS.get(model, key, lambda: IG2(model, **options))
-    return explainer.explain(inputs, references, targets, return_path=return_path)
+    return explainer.explain(inputs, references, targets, top_k=top_k, return_path=return_path)

@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from tf_ig2 import defaults
 from tf_ig2.engine.compiled_model import as_list
-from tf_ig2.engine.model_view import ModelView, target_scores
+from tf_ig2.engine.model_view import ModelView, score_gradients, target_scores
 from tf_ig2.methods import settings
 from tf_ig2.methods.base import BaselineExplainer
 
@@ -49,17 +49,19 @@ def score_gradient(view: ModelView, points: Any, targets: Any, model_inputs: Any
     """``(scores (P,), gradients)`` of the target score at ``points``.
 
     ``points`` is a ``(P, *S)`` tensor or a list of them (one per model input); the gradients
-    have the same structure.
+    have the same structure. For T targets per point (``(P, T)`` class indices or a callable
+    returning ``(P, T)`` scores) the scores are ``(P, T)`` and each gradient ``(P, T, *S)``, from
+    one forward pass and T backward passes.
     """
-    with tf.GradientTape() as tape:
+    with tf.GradientTape(persistent=True) as tape:  # T targets take T gradients (traced once, no runtime cost)
         tape.watch(points)
         scores = target_scores(view(points, model_inputs=model_inputs, representation=False)[1], targets)
-    return scores, tape.gradient(scores, points, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    return scores, score_gradients(tape, scores, points)
 
 
 def endpoint_scores(view: ModelView, inputs: List[tf.Tensor], baselines: List[tf.Tensor], targets: Any,
                     model_inputs: Any = None) -> Tuple[tf.Tensor, tf.Tensor]:
-    """``(f_c(inputs), f_c(baselines))``, two ``(P,)`` tensors from one forward pass."""
+    """``(f_c(inputs), f_c(baselines))``, two ``(P,)`` (or ``(P, T)``) tensors from one forward pass."""
     both = targets if callable(targets) else tf.concat([targets, targets], 0)
     points = [tf.concat([start, end], 0) for start, end in zip(inputs, baselines)]
     raw = None if model_inputs is None else [None if value is None else tf.concat([value, value], 0)
@@ -76,32 +78,39 @@ def integrate_straight(view: ModelView, inputs: Any, baselines: Any, targets: An
         view: The model's score (:class:`~tf_ig2.engine.model_view.ModelView`).
         inputs: ``(P, *S)`` float32, or a list with one ``(P, *S_i)`` tensor per model input.
         baselines: Like ``inputs``.
-        targets: ``(P,)`` int32 class indices or a callable.
+        targets: ``(P,)`` int32 class indices or a callable; for T targets per pair, ``(P, T)``
+            class indices or a callable returning ``(P, T)`` scores (one line per pair, T
+            gradients at each of its points).
         steps: Number of quadrature points.
         rule: ``"trapezoid"``, ``"midpoint"`` or ``"uniform"``.
         model_inputs: With ``input_layer``\ s, the raw model inputs (one entry or ``None`` per input).
 
     Returns:
-        ``attributions`` (like ``inputs``), ``counterfactuals`` (the baselines), ``target_scores``
-        and ``counterfactual_scores`` ``(P,)``.
+        ``attributions`` (like ``inputs``; ``(P, T, *S)`` per input for T targets),
+        ``counterfactuals`` (the baselines), ``target_scores`` and ``counterfactual_scores``
+        ``(P,)`` (or ``(P, T)``).
     """
     single = not isinstance(inputs, (list, tuple))
     inputs, baselines = as_list(inputs), as_list(baselines)
     alphas, weights = (tf.constant(values) for values in quadrature(steps, rule))
     differences = [end - start for end, start in zip(inputs, baselines)]
+    input_scores, baseline_scores = endpoint_scores(view, inputs, baselines, targets, model_inputs)
+    width = None if len(input_scores.shape) == 1 else int(input_scores.shape[1])
+    zeros = [tf.zeros_like(x) if width is None else tf.zeros_like(tf.repeat(tf.expand_dims(x, 1), width, axis=1))
+             for x in inputs]
 
     def step(m, totals):
         points = [start + alphas[m] * difference for start, difference in zip(baselines, differences)]
         _, gradients = score_gradient(view, points, targets, model_inputs)
         return m + 1, [total + weights[m] * gradient for total, gradient in zip(totals, gradients)]
 
-    _, totals = tf.while_loop(lambda m, _: m < steps, step, (tf.constant(0), [tf.zeros_like(x) for x in inputs]),
-                              parallel_iterations=1)
-    start, end = endpoint_scores(view, inputs, baselines, targets, model_inputs)
+    _, totals = tf.while_loop(lambda m, _: m < steps, step, (tf.constant(0), zeros), parallel_iterations=1)
+    if width is not None:  # (P, 1, *S): one line for the T targets
+        differences = [tf.expand_dims(difference, 1) for difference in differences]
     attributions = [difference * total for difference, total in zip(differences, totals)]
     return {"attributions": attributions[0] if single else attributions,
             "counterfactuals": baselines[0] if single else baselines,
-            "target_scores": start, "counterfactual_scores": end}
+            "target_scores": input_scores, "counterfactual_scores": baseline_scores}
 
 
 class IntegratedGradients(BaselineExplainer):

@@ -145,10 +145,13 @@ def explanation_html(explanation: Any, *, class_names: Optional[Sequence[str]] =
     relative = explanation.relative_delta
     rows = []
     for index in range(min(count, max_rows)):
-        target = class_label(None if explanation.targets is None else explanation.targets[index], class_names)
-        rows.append([index, target, _cell(explanation.target_scores[index]),
-                     _cell(explanation.counterfactual_scores[index]), _cell(explanation.delta[index]),
-                     _cell(relative[index])])
+        # one row per target: (N,) fields have one, (N, T) fields T
+        fields = [None if values is None else np.atleast_1d(values[index]) for values in
+                  (explanation.targets, explanation.target_scores, explanation.counterfactual_scores,
+                   explanation.delta, relative)]
+        for column in range(len(fields[1])):
+            target = class_label(None if fields[0] is None else fields[0][column], class_names)
+            rows.append([index, target] + [_cell(values[column]) for values in fields[1:]])
     table = html_table(["#", "target", "f(x)", f"f({end})", "delta", "relative delta"], rows) if rows else ""
     more = (f"<p>... and {count - max_rows} more inputs</p>" if count > max_rows else "")
     return (f"<div><strong>{html_text(type(explanation).__name__)}</strong>"

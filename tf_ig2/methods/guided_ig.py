@@ -104,6 +104,17 @@ def integrate_guided(view: ModelView, inputs: Any, baselines: Any, targets: Any,
             "counterfactual_scores": baseline_scores}
 
 
+def _flatten(values: List[tf.Tensor], sizes: List[int]) -> tf.Tensor:
+    """``(P, F)`` float64: every input's ``(P, *S_i)`` features side by side."""
+    return tf.concat([tf.reshape(tf.cast(value, tf.float64), [-1, size]) for value, size in zip(values, sizes)], 1)
+
+
+def _unflatten(values: tf.Tensor, sizes: List[int], shapes: List[List[int]], dtype: tf.DType) -> List[tf.Tensor]:
+    """:func:`_flatten` undone: one ``(P, *S_i)`` tensor of ``dtype`` per input."""
+    return [tf.reshape(tf.cast(part, dtype), [-1, *shape])
+            for part, shape in zip(tf.split(values, sizes, axis=1), shapes)]
+
+
 def _integrate_one_target(view: ModelView, inputs: Any, baselines: Any, targets: Any, *, steps: int,
                           fraction: float, max_dist: float, model_inputs: Any = None) -> Dict[str, Any]:
     """:func:`integrate_guided` for ``(P,)`` targets."""
@@ -113,13 +124,6 @@ def _integrate_one_target(view: ModelView, inputs: Any, baselines: Any, targets:
     sizes = [int(np.prod(shape, dtype=np.int64)) for shape in shapes]
     features = sum(sizes)
 
-    def flat(values: List[tf.Tensor]) -> tf.Tensor:
-        return tf.concat([tf.reshape(tf.cast(value, tf.float64), [-1, size]) for value, size in zip(values, sizes)], 1)
-
-    def unflat(values: tf.Tensor, dtype: tf.DType) -> List[tf.Tensor]:
-        return [tf.reshape(tf.cast(part, dtype), [-1, *shape])
-                for part, shape in zip(tf.split(values, sizes, axis=1), shapes)]
-
     # np.quantile(values, fraction, method="lower") is the sorted values' element floor(fraction (F - 1)).
     threshold_index = int(np.floor((features - 1) * float(fraction)))
     iteration_limit = features + 2  # each unfinished iteration pins at least one more feature at point_max
@@ -128,8 +132,8 @@ def _integrate_one_target(view: ModelView, inputs: Any, baselines: Any, targets:
     infinity = tf.constant(np.inf, tf.float64)
     excluded = tf.constant(np.inf, tf.float32)  # the rank of features already at point_max
 
-    end = flat(inputs)
-    start = flat(baselines)
+    end = _flatten(inputs, sizes)
+    start = _flatten(baselines, sizes)
     difference = end - start
     moving = tf.not_equal(difference, 0.0)
     safe_difference = tf.where(moving, difference, tf.ones_like(difference))
@@ -137,9 +141,9 @@ def _integrate_one_target(view: ModelView, inputs: Any, baselines: Any, targets:
     pairs = tf.shape(end)[0]
 
     def outer_step(step, point, attributions):
-        _, gradient = score_gradient(view, unflat(point, tf.float32), targets, model_inputs)
+        _, gradient = score_gradient(view, _unflatten(point, sizes, shapes, tf.float32), targets, model_inputs)
         # Ranked in the model's float32, like the reference; accumulated in float64.
-        ranking = tf.cast(flat(gradient), tf.float32)
+        ranking = tf.cast(_flatten(gradient, sizes), tf.float32)
         gradient = tf.cast(ranking, tf.float64)
         alpha = tf.cast(step + 1, tf.float64) / steps_total
         alpha_min = tf.maximum(alpha - max_dist, 0.0)
@@ -189,7 +193,7 @@ def _integrate_one_target(view: ModelView, inputs: Any, baselines: Any, targets:
     )
     attributions = tf.where((l1_total > 0.0)[:, None], attributions, 0.0)
     input_scores, baseline_scores = endpoint_scores(view, inputs, baselines, targets, model_inputs)
-    attributions = unflat(attributions, tf.float32)
+    attributions = _unflatten(attributions, sizes, shapes, tf.float32)
     return {"attributions": attributions[0] if single else attributions,
             "counterfactuals": baselines[0] if single else baselines,
             "target_scores": input_scores,

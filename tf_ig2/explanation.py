@@ -89,6 +89,41 @@ class Explanation:
         return explanation_html(self)
 
     @property
+    def target_count(self) -> Optional[int]:
+        """T when several targets were explained per input (scores ``(N, T)``); ``None`` for one target."""
+        return int(np.shape(self.target_scores)[1]) if np.ndim(self.target_scores) == 2 else None
+
+    def select_target(self, index: int) -> "Explanation":
+        """The explanation of the ``index``-th target of each input, with one target's shapes.
+
+        Attributions become ``(N, *S)`` (per input for several inputs), the scores, ``delta`` and
+        ``targets`` ``(N,)``; counterfactuals, path and distances are shared by the targets and kept.
+        Pictures, reports and metrics take one target at a time: pass them these.
+
+        Raises:
+            ValueError: If the explanation has one target, or ``index`` is out of range.
+        """
+        count = self.target_count
+        if count is None:
+            raise ValueError("`select_target` needs an explanation of several targets per input. Received: an "
+                             "explanation of one target")
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not -count <= index < count:
+            raise ValueError(f"`index` must be an int in [{-count}, {count}). Received: index={index!r}")
+
+        def pick(values: Any) -> Any:
+            if isinstance(values, dict):
+                return {key: np.asarray(value)[:, index] for key, value in values.items()}
+            if isinstance(values, (list, tuple)):
+                return [np.asarray(value)[:, index] for value in values]
+            return np.asarray(values)[:, index]
+
+        return dataclasses.replace(
+            self, attributions=pick(self.attributions), target_scores=self.target_scores[:, index],
+            counterfactual_scores=self.counterfactual_scores[:, index], delta=self.delta[:, index],
+            targets=None if self.targets is None else self.targets[:, index])
+
+
+    @property
     def negligible_gap(self) -> np.ndarray:
         """``(N,)`` (or ``(N, T)``) bool: whether the score hardly changes between the input and its counterfactuals.
 
@@ -124,3 +159,16 @@ def negligible_gap(target_scores: Any, counterfactual_scores: Any) -> np.ndarray
     scale = np.maximum(np.abs(start), np.abs(end))
     limit = np.maximum(defaults.NEGLIGIBLE_GAP_RELATIVE * scale, defaults.NEGLIGIBLE_GAP_ABSOLUTE)
     return np.abs(start - end) <= limit
+
+
+def require_one_target(explanation: Any, what: str) -> None:
+    """Raises a ``ValueError`` saying that ``what`` takes one target per input, when ``explanation`` has several.
+
+    Args:
+        explanation: An :class:`Explanation` (or any object with its ``target_scores``).
+        what: The function that was called, e.g. ``"tf_ig2.plot"``.
+    """
+    shape = tuple(np.shape(explanation.target_scores))
+    if len(shape) == 2:
+        raise ValueError(f"{what} takes one target per input; this explanation has {shape[1]}. Pass "
+                         f"explanation.select_target(j) for the j-th. Received: target_scores of shape {shape}")

@@ -246,3 +246,35 @@ def test_diagnostics_with_target_axis(model, data):
     with pytest.raises(ValueError, match="explained input 1 towards reference 0"):
         diagnostics.check_finite(results, end_name="GradCF", input_names=["x"])
     assert "<table>" in explanation._repr_html_()
+
+
+def test_select_target_gives_each_targets_single_explanation(model, data):
+    inputs, references = data
+    explainer = tf_ig2.IG2(model, steps=6)
+    several = explainer.explain(inputs, references, np.tile([[2, 0]], (len(inputs), 1)))
+    assert several.target_count == 2
+    for column, target in enumerate((2, 0)):
+        chosen = several.select_target(column)
+        alone = explainer.explain(inputs, references, target)
+        assert chosen.target_count is None and chosen.attributions.shape == inputs.shape
+        np.testing.assert_array_equal(chosen.targets, alone.targets)
+        np.testing.assert_allclose(chosen.attributions, alone.attributions, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(chosen.delta, alone.delta, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match=r"`index` must be an int in \[-2, 2\). Received: index=2"):
+        several.select_target(2)
+    with pytest.raises(ValueError, match="needs an explanation of several targets"):
+        several.select_target(0).select_target(0)
+
+
+def test_pictures_and_reports_take_one_target_and_say_so(model, data):
+    from tf_ig2.cli import output
+    from tf_ig2.visualize import explanation_panels
+
+    inputs, references = data
+    several = tf_ig2.IG2(model, steps=6).explain(inputs, references, top_k=2)
+    for call in (lambda: explanation_panels(several, inputs),
+                 lambda: output.write_explanation("unused", several, inputs)):
+        with pytest.raises(ValueError, match=r"takes one target per input; this explanation has 2. Pass "
+                                             r"explanation.select_target\(j\)"):
+            call()
+    assert explanation_panels(several.select_target(1), inputs).shape[0] == len(inputs)

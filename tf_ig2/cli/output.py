@@ -21,7 +21,7 @@ import numpy as np
 from tf_ig2 import folders
 from tf_ig2.cli import report as cli_report
 from tf_ig2.cli.report import Pictures, ReportOptions
-from tf_ig2.explanation import Explanation
+from tf_ig2.explanation import Explanation, require_one_target
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -223,6 +223,7 @@ def write_explanation(folder: str, explanation: Any, inputs: np.ndarray, *, name
         settings: The settings used, stored in the summary and shown in the report.
         report: How the pictures are drawn (:class:`~tf_ig2.cli.report.ReportOptions`).
     """
+    require_one_target(explanation, "The command line's report")
     several = _input_names(explanation)
     arrays = []
     for file_name, values in ((ATTRIBUTIONS_FILE, explanation.attributions),

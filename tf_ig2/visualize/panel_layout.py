@@ -23,6 +23,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 import numpy as np
 
 from tf_ig2 import defaults, validation
+from tf_ig2.explanation import require_one_target
 from tf_ig2.visualize import maps, markup
 
 #: Layout in pixels: margin around and gap between the pictures, the colour bar's width, the
@@ -259,6 +260,7 @@ def explanation_panels(explanation: Any, inputs: Any, *, class_names: Optional[S
     Returns:
         ``(n, H', W', 3)`` uint8 panels, one per input.
     """
+    require_one_target(explanation, "explanation_panels")
     attributions = _single(explanation.attributions, "The attributions")
     counterfactuals = _single(explanation.counterfactuals, "The counterfactuals")
     inputs = np.asarray(_single(inputs, "The inputs"))

@@ -23,6 +23,7 @@ from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from tf_ig2 import defaults, validation
+from tf_ig2.explanation import require_one_target
 from tf_ig2.visualize import maps, markup
 from tf_ig2.visualize import tokens as token_pictures
 from tf_ig2.visualize.panel_layout import _joint_display, _single
@@ -98,6 +99,7 @@ def plot(explanation: Any, inputs: Any, *, class_names: Optional[Sequence[Any]] 
         ImportError: Without matplotlib (``pip install "tf-ig2[plot]"``).
         TypeError, ValueError: On a malformed argument.
     """
+    require_one_target(explanation, "tf_ig2.plot")
     figure_class = _figure_class()
     attributions = _single(explanation.attributions, "The attributions")
     inputs = validation._as_numpy("inputs", _single(inputs, "The inputs"))
@@ -297,6 +299,7 @@ def plot_path(explanation: Any, inputs: Any, *, index: int = 0, reference: int =
     Raises:
         ImportError: Without matplotlib. ValueError: Without a path, or on malformed arguments.
     """
+    require_one_target(explanation, "tf_ig2.plot_path")
     figure_class = _figure_class()
     steps, frames = path_frames(explanation, index, reference, fractions)
     inputs = np.asarray(_single(inputs, "The inputs"))

@@ -47,6 +47,8 @@ AUTO: str = "auto"
 #: or all-zero baseline of Integrated Gradients).
 REFERENCES_SEED: int = 0
 REFERENCE_CONSTANT: float = 0.0
+#: How many models tf_ig2.references.relevant_class keeps compiled scoring functions for.
+REFERENCES_CACHE_SIZE: int = 4
 
 #: Number of interpolation points for straight-line Integrated Gradients.
 IG_STEPS: int = 64

@@ -27,6 +27,7 @@ import tensorflow as tf  # noqa: E402
 
 from tf_ig2 import visualize  # noqa: E402
 from tf_ig2.cli import demo  # noqa: E402
+from tf_ig2.references import other_class  # noqa: E402
 from tf_ig2.saved_model import explain_saved_model, load_model  # noqa: E402
 
 
@@ -71,8 +72,7 @@ def main() -> None:
     x_train, y_train, x_held_out, y_held_out = demo.load_digits_data(seed=0)
     chosen = demo.pick_one_per_class(y_held_out, 10)
     images, labels = x_held_out[chosen], y_held_out[chosen]                    # (10, 8, 8, 1), (10,)
-    references = demo.other_class_references(x_train, y_train, labels, 4,     # (10, 4, 8, 8, 1)
-                                             np.random.default_rng(0))
+    references = other_class(x_train, y_train, labels, 4, seed=0)            # (10, 4, 8, 8, 1)
 
     attributions = {}
     for kind, path in paths.items():

@@ -53,10 +53,7 @@ def main() -> None:
     inputs = test_x[:args.inputs]
     predicted = np.argmax(model.predict(inputs, verbose=0), axis=1)
     # References as in the paper: for each explained digit, a few training digits of other classes.
-    rng = np.random.default_rng(0)
-    references = np.stack([
-        train_x[rng.choice(np.flatnonzero(train_y != label), size=8, replace=False)] for label in predicted
-    ])  # (N, R, 8, 8, 1)
+    references = tf_ig2.references.other_class(train_x, train_y, predicted, 8, seed=0)  # (N, R, 8, 8, 1)
 
     explainer = tf_ig2.IG2(model, steps=201, value_range=(0.0, 1.0))
     explanation = explainer.explain(inputs, references)  # targets=None: the predicted class

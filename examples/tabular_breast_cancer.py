@@ -99,13 +99,10 @@ def main() -> int:
     explained = np.concatenate([x_test[chosen], shown])
     low = np.minimum(x_train.min(axis=0), explained.min(axis=0))
     high = np.maximum(x_train.max(axis=0), explained.max(axis=0))
-    rng = np.random.default_rng(0)
     model = build_model(x_train.shape[1])
     callbacks = []
     if arguments.logdir:
-        callback_rng = np.random.default_rng(1)
-        shown_references = np.stack([x_train[callback_rng.choice(np.flatnonzero(y_train != label), 8,
-                                                                  replace=False)] for label in shown_labels])
+        shown_references = tf_ig2.references.other_class(x_train, y_train, shown_labels, 8, seed=1)
         callbacks = [tf_ig2.callbacks.IG2Callback(
             (shown, shown_labels), shown_references, output_dir=arguments.logdir, freq=5, feature_names=names,
             top=arguments.top, value_range=(low, high), steps=64), keras.callbacks.TensorBoard(arguments.logdir)]
@@ -116,8 +113,8 @@ def main() -> int:
     # Each row is explained for its predicted class, against training rows of the other class.
     inputs = x_test[chosen]
     predicted = np.argmax(model.predict(inputs, verbose=0), axis=1)
-    references = np.stack([x_train[rng.choice(np.flatnonzero(y_train != label), arguments.references,
-                                               replace=False)] for label in predicted])  # (N, R, 30)
+    references = tf_ig2.references.other_class(x_train, y_train, predicted, arguments.references,
+                                               seed=0)  # (N, R, 30)
 
     ig2 = tf_ig2.IG2(model, steps=arguments.steps, value_range=(low, high)).explain(inputs, references, predicted)
     ig = tf_ig2.IntegratedGradients(model, steps=64).explain(inputs, references, predicted)

@@ -162,10 +162,8 @@ def main() -> int:
     model = build_model(len(vocabulary))
     callbacks = []
     if arguments.logdir:
-        callback_rng = np.random.default_rng(1)
         shown = np.concatenate([np.flatnonzero(test_labels == label)[2:3] for label in range(len(CLASSES))])
-        shown_references = np.stack([train_ids[callback_rng.choice(np.flatnonzero(train_labels != label), 4,
-                                                                    replace=False)] for label in test_labels[shown]])
+        shown_references = tf_ig2.references.other_class(train_ids, train_labels, test_labels[shown], 4, seed=1)
         callbacks = [tf_ig2.callbacks.IG2Callback(
             (test_ids[shown], test_labels[shown]), shown_references, output_dir=arguments.logdir,
             input_layer="embedding", vocabulary=vocabulary, steps=64, freq=2),
@@ -177,16 +175,15 @@ def main() -> int:
     # Two held-out questions per class; references: training questions of the other classes.
     chosen = np.concatenate([np.flatnonzero(test_labels == label)[:2] for label in range(len(CLASSES))])
     inputs, labels = test_ids[chosen], test_labels[chosen]
-    references = np.stack([train_ids[rng.choice(np.flatnonzero(train_labels != label), arguments.references,
-                                                replace=False)] for label in labels])  # (N, R, LENGTH)
+    references = tf_ig2.references.other_class(train_ids, train_labels, labels, arguments.references,
+                                               seed=rng)  # (N, R, LENGTH) int token ids
     # Contrast: the "what ..." questions of other classes, explained for the description class,
     # against references that are not descriptions. Red words speak for "description", blue against.
     description = CLASSES.index("description")
     contrast = np.flatnonzero((inputs[:, 0] == vocabulary.index("what")) & (labels != description))
     inputs = np.concatenate([inputs, inputs[contrast]])
-    references = np.concatenate([references, np.stack([
-        train_ids[rng.choice(np.flatnonzero(train_labels != description), arguments.references, replace=False)]
-        for _ in contrast])])
+    references = np.concatenate([references, tf_ig2.references.other_class(
+        train_ids, train_labels, np.full(len(contrast), description), arguments.references, seed=rng)])
     targets = np.concatenate([labels, np.full(len(contrast), description)])
     labels = np.concatenate([labels, labels[contrast]])
 

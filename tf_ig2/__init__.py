@@ -40,7 +40,7 @@ _PUBLIC = {
 #: The documented subpackages and modules, reachable as attributes (``tf_ig2.metrics``) without
 #: importing them first. Everything else is internal.
 _SUBMODULES = ("callbacks", "cli", "dataset", "defaults", "diagnostics", "explanation", "methods", "metrics",
-               "saved_model", "visualize")
+               "references", "saved_model", "visualize")
 
 __all__ = sorted(_PUBLIC) + list(_SUBMODULES) + ["__version__"]
 

@@ -43,6 +43,13 @@ AUTO_STEP_FACTOR: float = 2.0
 #: The token that selects the automatic step size.
 AUTO: str = "auto"
 
+#: tf_ig2.references: the seed of the pickers' draws, and the value of a constant reference (the black
+#: or all-zero baseline of Integrated Gradients).
+REFERENCES_SEED: int = 0
+REFERENCE_CONSTANT: float = 0.0
+#: How many models tf_ig2.references.relevant_class keeps compiled scoring functions for.
+REFERENCES_CACHE_SIZE: int = 4
+
 #: Number of interpolation points for straight-line Integrated Gradients.
 IG_STEPS: int = 64
 

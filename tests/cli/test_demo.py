@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from tf_ig2.cli import command as cli
 from tf_ig2.cli import demo
+from tf_ig2.references import other_class
 from tf_ig2.saved_model import explain as saved_model
 from tf_ig2.visualize.panel_layout import LINE
 
@@ -131,7 +132,7 @@ def test_references_are_digits_of_other_classes():
     labels = np.array([0, 1, 2] * 4)
     chosen = demo.pick_one_per_class(labels, 5)
     assert list(labels[chosen]) == [0, 1, 2, 0, 1]
-    references = demo.other_class_references(images, labels, labels[chosen], 3, np.random.default_rng(0))
+    references = other_class(images, labels, labels[chosen], 3, seed=0)
     assert references.shape == (5, 3, 1, 1, 1)
     for target, rows in zip(labels[chosen], references):
         assert np.all(labels[rows.reshape(-1).astype(int)] != target)

@@ -28,6 +28,7 @@ import numpy as np
 from tf_ig2 import defaults
 from tf_ig2.cli import output as cli_output
 from tf_ig2.cli import report as cli_report
+from tf_ig2.references import other_class
 
 logger = logging.getLogger(__name__)
 
@@ -150,20 +151,6 @@ def pick_one_per_class(labels: np.ndarray, count: int) -> np.ndarray:
     return np.asarray(chosen, np.int64)
 
 
-def other_class_references(images: np.ndarray, labels: np.ndarray, targets: np.ndarray, count: int,
-                           rng: np.random.Generator) -> np.ndarray:
-    """For each target class, ``count`` random images of other classes.
-
-    Returns:
-        ``(len(targets), count, *S)`` float32 references.
-    """
-    references = []
-    for target in targets:
-        candidates = np.flatnonzero(labels != target)
-        references.append(images[rng.choice(candidates, size=count, replace=False)])
-    return np.stack(references).astype(np.float32)
-
-
 def run_demo(output_dir: str = defaults.DEMO_OUTPUT_DIR, *, overwrite: bool = False,
              epochs: int = defaults.DEMO_EPOCHS, steps: int = defaults.DEMO_STEPS,
              explained: int = defaults.DEMO_EXPLAINED, references: int = defaults.DEMO_REFERENCES,
@@ -208,11 +195,10 @@ def run_demo(output_dir: str = defaults.DEMO_OUTPUT_DIR, *, overwrite: bool = Fa
     from tf_ig2.saved_model.explain import build_explainer, explain_saved_model
 
     keras.utils.set_random_seed(seed)
-    rng = np.random.default_rng(seed)
     x_train, y_train, x_held_out, y_held_out = load_digits_data(seed)
     chosen = pick_one_per_class(y_held_out, explained)
     images, labels = x_held_out[chosen], y_held_out[chosen]
-    reference_images = other_class_references(x_train, y_train, labels, references, rng)
+    reference_images = other_class(x_train, y_train, labels, references, seed=seed)
     ig2_options = dict(steps=steps, value_range=(0.0, 1.0))
 
     with cli_output.staged_output(destination, overwrite=overwrite, names=OWN_FILES) as staging:

@@ -497,3 +497,34 @@ def test_a_folder_written_before_manifests_is_continued(setup, tmp_path):
     result = explain_dataset(explainer, inputs, references, tmp_path, shard_size=4, progress=False)
     assert result.resumed == 8
     assert_matches(load_results(tmp_path), setup["expected"])
+
+
+@pytest.mark.parametrize("stage", ["shard", "index"])
+def test_a_stop_while_writing_leaves_a_folder_that_resumes(setup, tmp_path, monkeypatch, stage):
+    # A kill after a temporary file was written and before its rename leaves `<name>.tmp` behind.
+    from tf_ig2.dataset import results
+
+    inputs, explainer = setup["inputs"], setup["explainer"]
+    calls = []
+    writer = results._write_array if stage == "shard" else results.folders.write_json
+
+    def killed(path, value, *args, **kwargs):
+        if stage == "index" and not os.fspath(path).endswith("index.json"):
+            return writer(path, value, *args, **kwargs)
+        calls.append(path)
+        if len(calls) == 3:  # a later file of the run, once the first shard is whole
+            with open(os.fspath(path) + ".tmp", "wb") as handle:
+                handle.write(b"half written")
+            raise KeyboardInterrupt("killed")
+        return writer(path, value, *args, **kwargs)
+
+    target = (results, "_write_array") if stage == "shard" else (results.folders, "write_json")
+    monkeypatch.setattr(*target, killed)
+    with pytest.raises(KeyboardInterrupt):
+        explain_dataset(explainer, inputs, setup["references"], tmp_path, batch_size=3, shard_size=4, progress=False)
+    monkeypatch.undo()
+    assert any(name.endswith(".tmp") for name in os.listdir(tmp_path)), (calls, os.listdir(tmp_path))
+    result = explain_dataset(explainer, inputs, setup["references"], tmp_path, batch_size=3, shard_size=4,
+                             progress=False)
+    assert result.complete
+    assert_matches(load_results(tmp_path), setup["expected"])

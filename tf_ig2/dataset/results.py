@@ -48,7 +48,7 @@ _SHARD_PATTERN = re.compile(r"^(?P<name>[a-z_]+)\.(?P<shard>\d{5,})\.npy(\.tmp)?
 _MERGED_PATTERN = re.compile(r"^[a-z_]+\.merged\.npy(\.tmp)?$")
 _MMAP_MODES = (None, "r", "r+", "c")
 #: Files rewritten as a run goes: listed in the manifest as written whatever they hold.
-_REWRITTEN = (INDEX_NAME, MERGED_NAME)
+_REWRITTEN = (INDEX_NAME, INDEX_NAME + ".tmp", MERGED_NAME)
 
 
 # -- writing files safely --------------------------------------------------------------------------
@@ -342,8 +342,8 @@ class ResultsFolder:
 
     def save(self) -> None:
         """Writes the index (listed in the manifest as a file this module rewrites)."""
-        if self.manifest.entries.get(INDEX_NAME) != {"pending": True}:
-            self.manifest.mark_pending([INDEX_NAME])
+        if any(self.manifest.entries.get(name) != {"pending": True} for name in (INDEX_NAME, INDEX_NAME + ".tmp")):
+            self.manifest.mark_pending([INDEX_NAME, INDEX_NAME + ".tmp"])  # a stop while writing leaves the .tmp
             self.manifest.save()
         folders.write_json(os.path.join(self.path, INDEX_NAME), self.index)
 
@@ -357,7 +357,8 @@ class ResultsFolder:
         count = len(rows["attributions"])
         arrays = self.index["arrays"]
         self.manifest.complete_pending(_REWRITTEN)
-        self.manifest.mark_pending([INDEX_NAME] + [_shard_name(name, shard) for name in rows])
+        written = [_shard_name(name, shard) for name in rows]
+        self.manifest.mark_pending([INDEX_NAME, INDEX_NAME + ".tmp"] + written + [name + ".tmp" for name in written])
         self.manifest.save()
         for name, values in rows.items():
             entry = {"dtype": values.dtype.str, "shape": list(values.shape[1:])}

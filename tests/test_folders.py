@@ -3,6 +3,7 @@
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 
@@ -81,7 +82,7 @@ def test_a_stale_lock_of_a_dead_process_is_taken_over_with_its_temporaries(tmp_p
 
 
 def test_a_lock_file_without_flock_is_judged_by_pid_and_host(tmp_path, monkeypatch):
-    monkeypatch.setattr(folders, "_flock", lambda descriptor: None)  # a filesystem without flock
+    monkeypatch.setattr(folders.lock, "_flock", lambda descriptor: None)  # a filesystem without flock
     alive = {"pid": os.getppid(), "host": os.uname().nodename, "started": "now", "command": "tf-ig2 demo"}
     (tmp_path / folders.LOCK_NAME).write_text(json.dumps(alive))
     with pytest.raises(folders.FolderInUseError, match=f"PID {os.getppid()} .*tf-ig2 demo"):
@@ -150,3 +151,23 @@ def test_publish_failing_half_way_puts_everything_back(tmp_path, monkeypatch):
         monkeypatch.setattr(os, "replace", real_replace)
         shutil.rmtree(staging)
         assert tree(tmp_path) == before, f"failure at rename {failing}"
+
+
+def test_a_manifest_never_names_files_outside_its_folder(tmp_path):
+    outside = tmp_path / "outside.txt"
+    outside.write_text("mine")
+    folder = tmp_path / "results"
+    folder.mkdir()
+    entry = folders.describe_file(str(outside))
+    (folder / folders.MANIFEST_NAME).write_text(json.dumps({"format": 1, "files": {
+        "../outside.txt": entry, str(outside): entry, "inside.txt": entry}}))
+    assert sorted(folders.Manifest.load(str(folder)).entries) == ["inside.txt"]
+
+
+def test_an_unreadable_lock_record_is_taken_over(tmp_path):
+    (tmp_path / folders.LOCK_NAME).write_text(json.dumps({"pid": "not a number", "host": socket.gethostname()}))
+    lock = folders.FolderLock(str(tmp_path)).acquire()
+    try:
+        assert lock.record["pid"] == os.getpid()
+    finally:
+        lock.release()

@@ -137,7 +137,7 @@ def _saved_model_setup(model: SavedModelFunction, options: Dict[str, Any],
 def build_explainer(model: Any, options: Dict[str, Any], method: str = "ig2") -> Tuple[Any, Optional[str]]:
     """The explainer of ``method`` for a loaded model, set up as :func:`explain_model` sets it up.
 
-    The explainer comes from the method registry (:func:`tf_ig2.methods.get`). A
+    The explainer comes from the method registry (:func:`tf_ig2.methods.get_method`). A
     :class:`SavedModelFunction` serves its scores output and must accept free batch sizes; for
     IG² it defaults to ``representation_layer="output"`` (or the named signature output).
 

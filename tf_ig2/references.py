@@ -196,25 +196,16 @@ def other_class(pool: Arrays, pool_labels: Any, targets: Any, count: int,
 _COMPILED: List[Any] = []
 
 
-def _hashable(value: Any) -> Any:
-    """``value`` (None, a name, an index, a layer, or a list or dict of those) as a cache key."""
-    if isinstance(value, dict):
-        return tuple(sorted((str(key), _hashable(item)) for key, item in value.items()))
-    if isinstance(value, (list, tuple)):
-        return tuple(_hashable(item) for item in value)
-    return value if isinstance(value, (str, int, type(None))) else id(value)
-
-
 def _logits(model: Any, inputs: Any, input_layer: Any, output: Any, batch_size: Optional[int]) -> np.ndarray:
     """``(N, C)`` target scores of ``inputs`` as the explainers score them (logits where possible)."""
-    from tf_ig2.engine.compiled_model import CompiledModel, ModelCache
+    from tf_ig2.engine.compiled_model import CompiledModel, ModelCache, value_key
     from tf_ig2.engine.model_view import num_classes
 
     if not _COMPILED:
         _COMPILED.append(ModelCache(defaults.REFERENCES_CACHE_SIZE))
-    compiled = _COMPILED[0].get(model, (_hashable(input_layer), _hashable(output)),
-                                lambda: CompiledModel(model, input_layer=input_layer, output=output))
-    compiled.batch_size = batch_size
+    compiled = _COMPILED[0].get(model, (value_key(input_layer), value_key(output), batch_size),
+                                lambda: CompiledModel(model, input_layer=input_layer, output=output,
+                                                      batch_size=batch_size))
     outputs = compiled.outputs(compiled.check_inputs(inputs))
     compiled.view.warn_if_probabilities(outputs)
     classes = num_classes(outputs)

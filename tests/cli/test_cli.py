@@ -672,3 +672,11 @@ def test_a_lambda_of_a_function_from_the_saving_script_is_explained(tmp_path, ca
                           tmp_path / "x.npy", "--output", tmp_path / "out", "--unsafe-deserialization"], capsys)
     assert status == 2 and "'double'" in err and "defined in the script that saved the model" in err, err
     assert "--import builtins" not in err and "--import __main__" not in err
+
+
+def test_input_names_that_would_share_a_file_are_refused():
+    from tf_ig2.cli import output
+
+    assert output.output_names(inputs=["image", "vector"])[:2] == ("attributions.image.npy", "attributions.vector.npy")
+    with pytest.raises(ValueError, match=r"inputs 'a b' and 'a_b' would both be written to 'attributions.a_b.npy'"):
+        output.output_names(inputs=["a b", "a_b"])

@@ -42,8 +42,22 @@ def per_input_file(file_name: str, input_name: str) -> str:
 
 
 def _array_files(file_name: str, inputs: Optional[Sequence[str]]) -> Union[str, Dict[str, str]]:
-    """``file_name``, or for several inputs ``{input name: per-input file name}``."""
-    return file_name if inputs is None else {name: per_input_file(file_name, name) for name in inputs}
+    """``file_name``, or for several inputs ``{input name: per-input file name}``.
+
+    Raises:
+        ValueError: If two input names give one file name (characters other than letters, digits,
+            ``.`` and ``-`` become ``_``), so that one input's results would overwrite the other's.
+    """
+    if inputs is None:
+        return file_name
+    files = {name: per_input_file(file_name, name) for name in inputs}
+    seen: Dict[str, str] = {}
+    for name, path in files.items():
+        if path in seen:
+            raise ValueError(f"The model's inputs {seen[path]!r} and {name!r} would both be written to {path!r}; "
+                             f"rename one of them. Received: input names {list(inputs)}")
+        seen[path] = name
+    return files
 
 
 def _names_of(files: Union[str, Dict[str, str]]) -> List[str]:

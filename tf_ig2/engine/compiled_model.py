@@ -305,6 +305,20 @@ class CompiledModel:
                                     several=several)
 
 
+def value_key(value: Any) -> Any:
+    """A hashable key equal for equal option values (arrays by content, layers by identity)."""
+    if isinstance(value, (str, int, float, bool, type(None))):
+        return value
+    if isinstance(value, dict):
+        return ("dict",) + tuple((key, value_key(value[key])) for key in sorted(value))
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__,) + tuple(value_key(item) for item in value)
+    if isinstance(value, (np.ndarray, np.generic)) or tf.is_tensor(value):
+        array = np.asarray(value)
+        return ("array", array.dtype.str, array.shape, array.tobytes())
+    return ("object", id(value))
+
+
 class ModelCache:
     """A bounded, most-recently-used cache of one object per (model, key); holds the models it serves."""
 

@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_ig2 import defaults, diagnostics, validation
-from tf_ig2.engine.compiled_model import ModelCache, as_list
+from tf_ig2.engine.compiled_model import ModelCache, as_list, value_key
 from tf_ig2.engine.model_view import LayerSpec, ModelView, Targets, score_gradients, target_scores
 from tf_ig2.explanation import Explanation
 from tf_ig2.methods import settings
@@ -443,20 +443,6 @@ _EXPLAINERS = ModelCache(8)
 IG2_OPTIONS = settings.IG2Settings.names()
 
 
-def _value_key(value: Any) -> Any:
-    """A hashable key equal for equal option values (arrays by content, layers by identity)."""
-    if isinstance(value, (str, int, float, bool, type(None))):
-        return value
-    if isinstance(value, dict):
-        return ("dict",) + tuple((key, _value_key(value[key])) for key in sorted(value))
-    if isinstance(value, (list, tuple)):
-        return (type(value).__name__,) + tuple(_value_key(item) for item in value)
-    if isinstance(value, (np.ndarray, np.generic)) or tf.is_tensor(value):
-        array = np.asarray(value)
-        return ("array", array.dtype.str, array.shape, array.tobytes())
-    return ("object", id(value))
-
-
 def ig2(model: Any, inputs: Any, references: Any, targets: Targets = None, *, top_k: Optional[int] = None,
         return_path: bool = False, **options: Any) -> Explanation:
     """Explains ``inputs`` with IG²; the functional form of :class:`IG2`.
@@ -481,6 +467,6 @@ def ig2(model: Any, inputs: Any, references: Any, targets: Targets = None, *, to
     if unknown:
         raise TypeError(f"ig2() got unknown option(s) {sorted(unknown)}; expected IG2's settings "
                         f"{', '.join(IG2_OPTIONS)}")
-    key = tuple((name, _value_key(options[name])) for name in sorted(options))
+    key = tuple((name, value_key(options[name])) for name in sorted(options))
     explainer = _EXPLAINERS.get(model, key, lambda: IG2(model, **options))
     return explainer.explain(inputs, references, targets, top_k=top_k, return_path=return_path)

@@ -100,7 +100,7 @@ def _classes(name: str, value: Any, rows: Optional[int], *, what: str) -> np.nda
                                            or np.issubdtype(array.dtype, np.floating))
     if not numeric:
         raise TypeError(f"`{name}` must hold class indices (ints) or one-hot rows (numbers), one per {what}. "
-                        f"Received: {validation._describe(array)}")
+                        f"Received: {validation.describe(array)}")
     if array.ndim == 0 and rows is not None:
         array = np.full((rows,), array)
     if array.ndim == 2:
@@ -111,7 +111,7 @@ def _classes(name: str, value: Any, rows: Optional[int], *, what: str) -> np.nda
     elif array.ndim == 1:
         if np.issubdtype(array.dtype, np.floating) and not np.all(np.mod(array, 1) == 0):
             raise ValueError(f"`{name}` as (M,) class indices must hold whole numbers. "
-                             f"Received: {validation._describe(array)} with fractional or non-finite values")
+                             f"Received: {validation.describe(array)} with fractional or non-finite values")
         if array.size and array.min() < 0:
             raise ValueError(f"`{name}` class indices must be >= 0. Received: minimum {array.min()}")
         indices = array
@@ -294,7 +294,7 @@ def relevant_class(model: Any, pool: Arrays, pool_labels: Any, inputs: Arrays, c
 def _float_only(label: str, array: np.ndarray, what: str) -> None:
     if not np.issubdtype(array.dtype, np.floating):
         raise TypeError(f"`{label}` must hold floating-point values for {what}; token ids have none (use "
-                        f"`constant` with the padding id, or `other_class`). Received: {validation._describe(array)}")
+                        f"`constant` with the padding id, or `other_class`). Received: {validation.describe(array)}")
 
 
 def blurred(inputs: Arrays, sigma: float) -> Any:

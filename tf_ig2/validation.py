@@ -15,7 +15,8 @@ import numpy as np
 from tf_ig2 import defaults
 
 
-def _describe(value: Any) -> str:
+def describe(value: Any) -> str:
+    """A short description of a received value for messages: its type, shape and dtype."""
     shape = getattr(value, "shape", None)
     dtype = getattr(value, "dtype", None)
     if shape is not None and dtype is not None:
@@ -24,7 +25,8 @@ def _describe(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _as_numpy(name: str, value: Any) -> np.ndarray:
+def as_numpy(name: str, value: Any) -> np.ndarray:
+    """``value`` as a numpy array (tensors read back); a stream of batches or a non-numeric value is refused."""
     if _is_stream(value):
         raise TypeError(f"`{name}` must be an array or tensor holding all its rows. Received: {type(value).__name__}, "
                         f"which yields them one batch at a time; to explain a tf.data.Dataset or a generator, pass "
@@ -36,7 +38,7 @@ def _as_numpy(name: str, value: Any) -> np.ndarray:
         array = np.asarray(value)
     except Exception as error:  # noqa: BLE001 - re-raised with the argument's name
         raise TypeError(
-            f"`{name}` must be an array-like of numbers. Received: {_describe(value)}"
+            f"`{name}` must be an array-like of numbers. Received: {describe(value)}"
         ) from error
     return array
 
@@ -66,14 +68,14 @@ def float_array(name: str, value: Any, *, min_rank: int = 2, allow_integer: bool
         TypeError: If ``value`` is not of a floating-point type.
         ValueError: If its rank is too small, it is empty or it holds NaN or inf.
     """
-    array = _as_numpy(name, value)
+    array = as_numpy(name, value)
     numeric = np.issubdtype(array.dtype, np.floating) or (
         allow_integer and np.issubdtype(array.dtype, np.integer) and array.dtype != np.bool_)
     if array.dtype == object or not numeric:
         raise TypeError(
             f"`{name}` must hold floating-point values (cast integer data such as uint8 images "
             f"with `.astype('float32')`, or explain token ids through an embedding). "
-            f"Received: {_describe(array)}"
+            f"Received: {describe(array)}"
         )
     if array.ndim < min_rank:
         raise ValueError(
@@ -112,9 +114,9 @@ def model_input_array(name: str, value: Any, *, min_rank: int = 2) -> np.ndarray
         TypeError: If ``value`` is not numeric.
         ValueError: If its rank is too small, it is empty or (for floats) not finite.
     """
-    array = _as_numpy(name, value)
+    array = as_numpy(name, value)
     if array.dtype == object or not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
-        raise TypeError(f"`{name}` must hold numbers (e.g. integer token ids). Received: {_describe(array)}")
+        raise TypeError(f"`{name}` must hold numbers (e.g. integer token ids). Received: {describe(array)}")
     if np.issubdtype(array.dtype, np.floating):
         return float_array(name, array, min_rank=min_rank)
     if array.ndim < min_rank:
@@ -152,7 +154,7 @@ def token_ids(name: str, array: np.ndarray, vocabulary_size: Optional[int] = Non
     """
     if np.issubdtype(array.dtype, np.floating) and np.any(np.mod(array, 1) != 0):
         raise ValueError(f"`{name}` must hold whole token ids (integers, or floats without a fraction). "
-                         f"Received: {_describe(array)} with fractional values")
+                         f"Received: {describe(array)} with fractional values")
     if np.any(array < 0):
         raise ValueError(f"`{name}` token ids must be >= 0. Received: minimum {array.min()}")
     if vocabulary_size is not None and np.any(array >= vocabulary_size):
@@ -256,7 +258,7 @@ def value_range(value: Any) -> Optional[Tuple[np.ndarray, np.ndarray]]:
     if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2:
         raise TypeError(
             f"`value_range` must be None or a pair (low, high) of numbers or arrays. "
-            f"Received: value_range={_describe(value)}"
+            f"Received: value_range={describe(value)}"
         )
     for index, bound in enumerate(value[:2] if isinstance(value, (list, tuple)) else (value[0], value[1])):
         kinds = np.asarray(bound).dtype if not isinstance(bound, (str, bytes)) else np.dtype("U1")
@@ -344,10 +346,10 @@ def targets(value: Any, count: int, num_classes: Optional[int], *,
         "None, an int, N ints or a callable"
     if isinstance(value, bool):
         raise TypeError(f"`targets` must be {forms}. Received: targets={value!r}")
-    array = _as_numpy("targets", value)
+    array = as_numpy("targets", value)
     if array.dtype == object or not np.issubdtype(array.dtype, np.integer):
         forms = forms.replace("N ints", f"{count} ints")
-        raise TypeError(f"`targets` must be {forms}. Received: {_describe(array)}")
+        raise TypeError(f"`targets` must be {forms}. Received: {describe(array)}")
     if array.ndim == 0:
         array = np.full((count,), int(array), dtype=np.int64)
     if several and array.ndim == 2:
@@ -398,7 +400,7 @@ def top_k(targets: Any, value: Any) -> Optional[int]:
         raise ValueError(f"`top_k` must be a positive int. Received: top_k={value!r}")
     if targets is not None:
         raise ValueError(f"`top_k` picks the targets itself: pass `targets=None` with it. Received: top_k={value!r} "
-                         f"and targets={_describe(targets)}")
+                         f"and targets={describe(targets)}")
     return int(value)
 
 

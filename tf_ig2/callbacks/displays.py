@@ -152,7 +152,7 @@ class TabularDisplay(Display):
             return [f"x{index}" for index in range(count)]
         if isinstance(feature_names, (str, bytes)) or not isinstance(feature_names, (Sequence, np.ndarray)):
             raise TypeError("`feature_names` must be a sequence of F names (one per column). "
-                            f"Received: {validation._describe(feature_names)}")
+                            f"Received: {validation.describe(feature_names)}")
         if len(feature_names) != count:
             raise ValueError(f"`feature_names` must name each of the {count} features of `validation_data`. "
                              f"Received: {len(feature_names)} names")

@@ -50,7 +50,7 @@ def _check_token_ids(token_ids: Any) -> np.ndarray:
     token_ids = validation.model_input_array("validation_data", token_ids)
     if token_ids.ndim != 2:
         raise ValueError("`validation_data` must hold token ids (N, T). "
-                         f"Received: {validation._describe(token_ids)}")
+                         f"Received: {validation.describe(token_ids)}")
     return validation.token_ids("validation_data", token_ids)
 
 
@@ -92,11 +92,11 @@ def split_validation_data(validation_data: Any, input_kind: str = "images") -> T
     inputs = check(inputs)
     if labels is None:
         return inputs, None
-    label_array = validation._as_numpy("validation_data[1]", labels)
+    label_array = validation.as_numpy("validation_data[1]", labels)
     if label_array.dtype == object or label_array.dtype == np.bool_ or not (
             np.issubdtype(label_array.dtype, np.integer) or np.issubdtype(label_array.dtype, np.floating)):
         raise TypeError("`validation_data[1]` (labels) must hold numbers. "
-                        f"Received: {validation._describe(label_array)}")
+                        f"Received: {validation.describe(label_array)}")
     if label_array.ndim == 2 and label_array.shape[1] == 1:
         label_array = label_array[:, 0]
     if label_array.ndim == 2:
@@ -104,7 +104,7 @@ def split_validation_data(validation_data: Any, input_kind: str = "images") -> T
     elif label_array.ndim != 1 or not np.all(np.isfinite(label_array)) or np.any(np.mod(label_array, 1) != 0):
         raise ValueError(
             "`validation_data[1]` (labels) must be (N,) integer labels or (N, C) one-hot rows. "
-            f"Received: {validation._describe(label_array)}"
+            f"Received: {validation.describe(label_array)}"
         )
     if len(label_array) != len(inputs):
         raise ValueError(
@@ -183,7 +183,7 @@ def resolve_input_kind(input_kind: Any, validation_data: Any, options: Dict[str,
         inputs = _split_pair(validation_data)[0]
         dtype = getattr(inputs, "dtype", None)
         if dtype is None or not hasattr(inputs, "shape"):
-            inputs = validation._as_numpy("validation_data", inputs)
+            inputs = validation.as_numpy("validation_data", inputs)
             dtype = inputs.dtype
         dtype = np.dtype(getattr(dtype, "as_numpy_dtype", dtype))
         rank = len(inputs.shape)
@@ -243,7 +243,7 @@ def check_references(references: Any, inputs: np.ndarray, kind: str, *, keyword:
         array = validation.references_array("references", references, inputs.shape, integer=True)
         if np.issubdtype(array.dtype, np.floating) and np.any(np.mod(array, 1) != 0):
             raise ValueError("`references` must hold whole token ids like `validation_data`. "
-                             f"Received: {validation._describe(array)} with fractional values")
+                             f"Received: {validation.describe(array)} with fractional values")
         if np.any(array < 0):
             raise ValueError(f"`references` token ids must be >= 0. Received: minimum {array.min()}")
         array = array.astype(inputs.dtype, copy=False)

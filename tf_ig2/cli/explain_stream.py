@@ -17,7 +17,7 @@ import os
 import sys
 from typing import Any, Dict, Optional, Tuple, Union
 
-from tf_ig2 import defaults, validation
+from tf_ig2 import defaults, folders, validation
 from tf_ig2.cli import inputs as cli_inputs
 from tf_ig2.cli.explain import (
     PROGRAM,
@@ -79,14 +79,12 @@ def _files_sha1(path: str) -> str:
     """sha1 of a SavedModel folder's files (whose weights the results folder cannot see)."""
     folder = path if os.path.isdir(path) else (os.path.dirname(path) or ".")
     digest = hashlib.sha1()
-    for root, folders, names in os.walk(folder):
-        folders.sort()
+    for root, subfolders, names in os.walk(folder):
+        subfolders.sort()
         for name in sorted(names):
             file_path = os.path.join(root, name)
             digest.update(os.path.relpath(file_path, folder).encode())
-            with open(file_path, "rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
+            digest.update(folders.file_sha1(file_path).encode())
     return digest.hexdigest()
 
 

@@ -228,7 +228,7 @@ def holding(folder: PathLike, *, create: bool = True) -> Iterator[FolderLock]:
 
     Raises:
         FolderInUseError: If another run holds the lock.
-        ValueError: If ``folder`` is a file.
+        ValueError: If ``folder`` is a file, or does not exist and ``create`` is false.
     """
     folder = os.fspath(folder)
     existing = held_lock(folder)
@@ -238,7 +238,9 @@ def holding(folder: PathLike, *, create: bool = True) -> Iterator[FolderLock]:
     if os.path.lexists(folder) and not os.path.isdir(folder):
         raise ValueError(f"Output path {folder!r} exists and is not a folder.")
     created = not os.path.exists(folder)
-    if created and create:
+    if created and not create:
+        raise ValueError(f"No folder to lock: {folder!r} does not exist. Received: folder={folder!r}")
+    if created:
         os.makedirs(folder)
     lock = FolderLock(folder)
     try:

@@ -195,7 +195,8 @@ def explain_model(model: Any, inputs: Any, references: Any, targets: Targets = N
         references: ``(R, *S)`` shared by all inputs, or ``(N, R, *S)`` per input, in the
             structure of ``inputs``; for methods taking baselines (``ig``, ``guided_ig``) also a
             scalar or an ``S``-shaped array.
-        targets: ``None`` (predicted class), an int, ``(N,)`` ints or a callable.
+        targets: ``None`` (predicted class), an int, ``(N,)`` ints or a callable (a callable returning
+            ``(N, T)`` scores gives an explanation of T targets per input, as in :meth:`tf_ig2.IG2.explain`).
         method: The registered method (:data:`tf_ig2.methods.METHODS`): ``"ig2"`` (default),
             ``"ig"`` or ``"guided_ig"``.
         return_path: Also return the ``(N, R, steps + 1, *S)`` path (IG² only).

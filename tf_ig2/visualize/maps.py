@@ -53,10 +53,10 @@ def _numeric_array(name: str, value: Any, ranks: tuple) -> np.ndarray:
     """
     if tf.is_tensor(value) and (value.dtype == tf.bool or not (value.dtype.is_floating or value.dtype.is_integer)):
         raise TypeError(f"`{name}` must hold numbers. Received: tensor of dtype {value.dtype.name}")
-    array = validation._as_numpy(name, value)
+    array = validation.as_numpy(name, value)
     if array.dtype == object or array.dtype == np.bool_ or not (
             np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
-        raise TypeError(f"`{name}` must hold numbers. Received: {validation._describe(array)}")
+        raise TypeError(f"`{name}` must hold numbers. Received: {validation.describe(array)}")
     if array.ndim not in ranks:
         raise ValueError(
             f"`{name}` must have rank {' or '.join(map(str, ranks))} (batch-first). "

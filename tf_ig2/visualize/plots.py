@@ -102,7 +102,7 @@ def plot(explanation: Any, inputs: Any, *, class_names: Optional[Sequence[Any]] 
     require_one_target(explanation, "tf_ig2.plot")
     figure_class = _figure_class()
     attributions = _single(explanation.attributions, "The attributions")
-    inputs = validation._as_numpy("inputs", _single(inputs, "The inputs"))
+    inputs = validation.as_numpy("inputs", _single(inputs, "The inputs"))
     if inputs.shape[0] != attributions.shape[0]:
         raise ValueError(f"`inputs` must be the {attributions.shape[0]} explained inputs. Received: shape "
                          f"{inputs.shape}")

@@ -134,7 +134,7 @@ def check_vocabulary(vocabulary: Any) -> Union[None, List[str], Dict[int, str]]:
         return {int(key): str(value) for key, value in vocabulary.items()}
     if isinstance(vocabulary, (str, bytes)) or not isinstance(vocabulary, (Sequence, np.ndarray)):
         raise TypeError("`vocabulary` must be None, a sequence of tokens (indexed by id) or a mapping "
-                        f"{{id: token}}. Received: {validation._describe(vocabulary)}")
+                        f"{{id: token}}. Received: {validation.describe(vocabulary)}")
     return [item.decode("utf-8", "replace") if isinstance(item, bytes) else str(item) for item in vocabulary]
 
 

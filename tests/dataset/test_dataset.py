@@ -334,7 +334,7 @@ def test_bad_arguments(setup, tmp_path):
         (ValueError, r"per input must have shape \(N, R, 8, 8, 1\)", dict(references=np.zeros((N, 0, 8, 8, 1)))),
         (ValueError, "needs a dataset yielding \\(x, y\\)", dict(targets="labels")),
         (ValueError, "must be 'labels'", dict(targets="predicted")),
-        (TypeError, r"\(N,\) ints", dict(targets=np.zeros((N, 2), np.int64))),
+        (TypeError, r"\(N,\) ints, \(N, T\) ints", dict(targets=np.zeros((N, 2, 2), np.int64))),
         (ValueError, "at least one input", dict(dataset=tf.data.Dataset.from_tensor_slices(inputs[:0]))),
         (ValueError, "holds 3 class indices", dict(targets=np.zeros(3, np.int64))),
         (ValueError, "must lie inside `value_range`", dict(dataset=inputs + 2.0)),
@@ -528,3 +528,22 @@ def test_a_stop_while_writing_leaves_a_folder_that_resumes(setup, tmp_path, monk
                              progress=False)
     assert result.complete
     assert_matches(load_results(tmp_path), setup["expected"])
+
+
+@pytest.mark.parametrize("targets", [np.tile([[2, 0]], (N, 1)), "top-2"])
+def test_several_targets_per_input_are_stored_as_explain_returns_them(setup, tmp_path, targets):
+    explainer = setup["explainer"]
+    expected = explainer.explain(setup["inputs"], setup["references"], targets)
+    explain_dataset(explainer, setup["inputs"], setup["references"], tmp_path, targets=targets, batch_size=4,
+                    shard_size=6, progress=False)
+    stored = load_results(tmp_path, mmap_mode=None)
+    assert stored["attributions"].shape == (N, 2, 8, 8, 1) and stored["targets"].shape == (N, 2)
+    np.testing.assert_array_equal(stored["targets"], expected.targets)
+    np.testing.assert_allclose(stored["attributions"], expected.attributions, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(stored["delta"], expected.delta, rtol=1e-4, atol=1e-6)
+
+
+def test_target_strings_other_than_labels_or_top_k_are_refused(setup, tmp_path):
+    with pytest.raises(ValueError, match=r"'labels' or 'top-K'.*Received: targets='top-0'"):
+        explain_dataset(setup["explainer"], setup["inputs"], setup["references"], tmp_path, targets="top-0",
+                        progress=False)

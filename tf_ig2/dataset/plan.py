@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import numbers
+import re
 from typing import Any, Callable, Dict, Optional, Tuple
 
 import numpy as np
@@ -99,9 +100,12 @@ class Plan:
                                                 allow_scalar=self.allow_scalar)
                 self.reference_mode, self.references = "shared", array
         # targets
-        if isinstance(targets, str):
-            if targets != "labels":
-                raise ValueError(f"`targets` given as a string must be 'labels'. Received: targets={targets!r}")
+        if isinstance(targets, str) and targets != "labels":
+            if not re.fullmatch(r"top-[1-9]\d*", targets):
+                raise ValueError(f"`targets` given as a string must be 'labels' or 'top-K' (the K highest logits of "
+                                 f"each input, K >= 1). Received: targets={targets!r}")
+            self.target_mode = "top"
+        elif isinstance(targets, str):
             if not has_labels:
                 raise ValueError("`targets='labels'` needs a dataset yielding (x, y) with labels y. Received: a "
                                  "dataset without labels")
@@ -114,9 +118,10 @@ class Plan:
             self.target_mode = "constant"
         else:
             array = as_array(targets)
-            if array.ndim != 1 or not np.issubdtype(array.dtype, np.integer):
-                raise TypeError(f"`targets` must be None, 'labels', an int, (N,) ints or a callable. Received: "
-                                f"{type(targets).__name__} of shape {array.shape} and dtype {array.dtype}")
+            if array.ndim not in (1, 2) or not np.issubdtype(array.dtype, np.integer):
+                raise TypeError(f"`targets` must be None, 'labels', 'top-K', an int, (N,) ints, (N, T) ints (T "
+                                f"targets per input) or a callable. Received: {type(targets).__name__} of shape "
+                                f"{array.shape} and dtype {array.dtype}")
             self.target_mode, targets = "array", array
         self.targets = targets
         arrays = list(ALWAYS_STORED)
@@ -147,6 +152,8 @@ class Plan:
             targets = {"callable": _callable_name(self.targets)}
         elif self.target_mode == "constant":
             targets = int(self.targets)
+        elif self.target_mode == "top":
+            targets = self.targets
         else:
             targets = self.target_mode
         return {
@@ -178,7 +185,7 @@ class Plan:
             return np.asarray(self.targets[position:position + count])
         if self.target_mode == "constant":
             return int(self.targets)
-        return self.targets  # None or a callable
+        return self.targets  # None, "top-K" or a callable
 
     def _batch_references(self, inputs: np.ndarray, class_indices: Optional[np.ndarray], position: int) -> np.ndarray:
         count = len(inputs)

@@ -114,7 +114,10 @@ def explain_dataset(
         output_dir: The results folder; created if needed.
         targets: ``None`` (each input's predicted class), ``"labels"`` (the dataset's ``y``:
             ``(B,)`` class indices or ``(B, C)`` one-hot rows), an int, ``(N,)`` ints, or a
-            callable mapping the model output to ``(B,)`` scores.
+            callable mapping the model output to ``(B,)`` scores; for T targets per input,
+            ``(N, T)`` ints, ``"top-K"`` (the K highest logits of each input) or a callable returning
+            ``(B, T)`` scores: the shards then hold ``(n, T, *S)`` attributions and ``(n, T)``
+            scores, deltas and targets, as :meth:`tf_ig2.IG2.explain` returns them.
         batch_size: Inputs read and explained at a time (each brings its R pairs).
         shard_size: Inputs per result shard; ``None`` takes the folder's when continuing, else
             :data:`tf_ig2.defaults.DATASET_SHARD_SIZE`. A stopped run redoes at most one shard.

@@ -236,7 +236,7 @@ class ScaledIG(tf_ig2.IntegratedGradients):
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class ScaledIGSettings(msettings.IGSettings):
+class ScaledIGSettings(methods.IGSettings):
     factor: float = msettings.option(1.0, "what the attributions are multiplied by", kind="number", metavar="X")
 
 

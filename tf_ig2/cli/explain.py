@@ -1,7 +1,7 @@
 """``tf-ig2 explain``: a saved model's predictions explained with a registered method.
 
 The method (``--method``, :mod:`tf_ig2.methods`) decides which options apply: each option of
-:func:`method_flags` belongs to the methods whose settings dataclass (:mod:`tf_ig2.methods.settings`)
+:func:`method_flags` belongs to the methods whose settings dataclass (:mod:`tf_ig2.methods.registry`)
 has its field, and is a usage error for the others. The model's inputs (one, several given as
 ``NAME=PATH``, token ids read through ``--input-layer``) are matched and read by
 :mod:`tf_ig2.cli.inputs`. In memory, the inputs and references are read whole
@@ -38,7 +38,7 @@ PROGRAM = "tf-ig2"
 def method_flags() -> Dict[str, str]:
     """The method options of ``tf-ig2 explain``: setting name -> flag, derived from the registry.
 
-    Every field of a registered method's settings (:mod:`tf_ig2.methods.settings`) that has a
+    Every field of a registered method's settings (:mod:`tf_ig2.methods.registry`) that has a
     command-line flag becomes ``--<name-with-dashes>``; it applies to the methods whose settings
     have that field. Read at call time, so that a newly registered method brings its options.
     """

@@ -1,9 +1,10 @@
 """The attribution methods: the registry, their settings, the shared base and one module per method.
 
-- :mod:`~tf_ig2.methods.registry`: every method's entry (:class:`Method`, :data:`METHODS`): its
-  explainer, reference keyword, settings, what the end of its path is called, its callback steps;
-- :mod:`~tf_ig2.methods.settings`: each method's frozen settings dataclass (every option, its
-  default and its check, declared once);
+- :mod:`~tf_ig2.methods.registry`: every method's declaration: its frozen settings dataclass (every
+  option, its default and its check, declared once) and its entry (:class:`Method`, :data:`METHODS`):
+  its explainer, reference keyword, what the end of its path is called, its callback steps;
+- :mod:`~tf_ig2.methods.settings`: the pieces settings are made of (:func:`~tf_ig2.methods.settings.option`,
+  the shared fields and checks);
 - :mod:`~tf_ig2.methods.base`: what every explainer shares (pairs of inputs and references,
   chunking, averaging, the diagnostics of the result);
 - :mod:`~tf_ig2.methods.ig2` (IG², with :mod:`~tf_ig2.methods.integration_rules`),

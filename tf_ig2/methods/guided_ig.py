@@ -27,7 +27,7 @@ import tensorflow as tf
 from tf_ig2 import defaults
 from tf_ig2.engine.compiled_model import as_list
 from tf_ig2.engine.model_view import ModelView, target_scores
-from tf_ig2.methods import settings
+from tf_ig2.methods import registry
 from tf_ig2.methods.base import BaselineExplainer
 from tf_ig2.methods.integrated_gradients import endpoint_scores, score_gradient
 
@@ -228,7 +228,7 @@ class GuidedIG(BaselineExplainer):
                  fraction: float = defaults.GUIDED_IG_FRACTION, max_dist: float = defaults.GUIDED_IG_MAX_DIST,
                  *, batch_size: Optional[int] = None, output: Union[None, str, int] = None,
                  input_layer: Any = None, padding_id: Optional[int] = defaults.PADDING_ID):
-        self.settings = settings.GuidedIGSettings(steps=steps, fraction=fraction, max_dist=max_dist,
+        self.settings = registry.GuidedIGSettings(steps=steps, fraction=fraction, max_dist=max_dist,
                                                   batch_size=batch_size, output=output, input_layer=input_layer,
                                                   padding_id=padding_id)
         self.steps, self.fraction, self.max_dist = self.settings.steps, self.settings.fraction, self.settings.max_dist

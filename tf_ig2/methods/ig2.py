@@ -26,7 +26,7 @@ from tf_ig2 import defaults, diagnostics, validation
 from tf_ig2.engine.compiled_model import ModelCache, as_list, value_key
 from tf_ig2.engine.model_view import LayerSpec, ModelView, Targets, score_gradients, target_scores
 from tf_ig2.explanation import Explanation
-from tf_ig2.methods import settings
+from tf_ig2.methods import registry, settings
 from tf_ig2.methods.base import PairExplainer
 from tf_ig2.methods.integration_rules import RULES, per_pair
 
@@ -321,7 +321,7 @@ class IG2(PairExplainer):
                  padding_id: Optional[int] = defaults.PADDING_ID, output: Union[None, str, int] = None,
                  integration: str = defaults.IG2_INTEGRATION, segment_points: int = defaults.IG2_SEGMENT_POINTS,
                  momentum: float = defaults.IG2_MOMENTUM):
-        self.settings = settings.IG2Settings(
+        self.settings = registry.IG2Settings(
             representation_layer=representation_layer, steps=steps, step_size=step_size, value_range=value_range,
             batch_size=batch_size, input_layer=input_layer, padding_id=padding_id, output=output,
             integration=integration, segment_points=segment_points, momentum=momentum)
@@ -440,7 +440,7 @@ class IG2(PairExplainer):
 _EXPLAINERS = ModelCache(8)
 
 #: The settings :func:`ig2` passes on to :class:`IG2`.
-IG2_OPTIONS = settings.IG2Settings.names()
+IG2_OPTIONS = registry.IG2Settings.names()
 
 
 def ig2(model: Any, inputs: Any, references: Any, targets: Targets = None, *, top_k: Optional[int] = None,

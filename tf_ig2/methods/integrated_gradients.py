@@ -20,7 +20,7 @@ import tensorflow as tf
 from tf_ig2 import defaults
 from tf_ig2.engine.compiled_model import as_list
 from tf_ig2.engine.model_view import ModelView, score_gradients, target_scores
-from tf_ig2.methods import settings
+from tf_ig2.methods import registry, settings
 from tf_ig2.methods.base import BaselineExplainer
 
 RULES = settings.IG_RULES
@@ -132,7 +132,7 @@ class IntegratedGradients(BaselineExplainer):
     def __init__(self, model: Any, steps: int = defaults.IG_STEPS, *, rule: str = defaults.IG_RULE,
                  batch_size: Optional[int] = None, output: Union[None, str, int] = None,
                  input_layer: Any = None, padding_id: Optional[int] = defaults.PADDING_ID):
-        self.settings = settings.IGSettings(steps=steps, rule=rule, batch_size=batch_size, output=output,
+        self.settings = registry.IGSettings(steps=steps, rule=rule, batch_size=batch_size, output=output,
                                             input_layer=input_layer, padding_id=padding_id)
         self.steps, self.rule = self.settings.steps, self.settings.rule
         super().__init__(model, batch_size=self.settings.batch_size, output=output, input_layer=input_layer,

@@ -3,19 +3,31 @@
 A method is its name, its explainer class, the keyword its references go by in ``explain``
 (``references`` for IG², ``baselines`` for methods integrating from a baseline), whether a scalar
 reference is allowed, the extra outputs its :class:`~tf_ig2.Explanation` carries, and its frozen
-settings dataclass (:mod:`tf_ig2.methods.settings`), which validates options without a model. The callback,
-:func:`~tf_ig2.explain_dataset`, the metrics' contract and the command line read this registry:
-adding a method is one module plus one entry here.
+settings dataclass (declared here, beside its entry, from the pieces of :mod:`tf_ig2.methods.settings`),
+which validates options without a model. The callback, :func:`~tf_ig2.explain_dataset`, the metrics'
+contract and the command line read this registry: adding a method is one module plus one entry here
+(its settings and its :class:`Method`). No TensorFlow here: checking options is cheap.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
-from typing import Any, Dict, Optional, Tuple
+import numbers
+from typing import Any, Dict, Optional, Tuple, Union
 
-from tf_ig2 import defaults
-from tf_ig2.methods import settings
+from tf_ig2 import defaults, validation
+from tf_ig2.methods.settings import (
+    IG_RULES,
+    INTEGRATIONS,
+    Settings,
+    batch_size_option,
+    input_layer_option,
+    option,
+    output_option,
+    padding_id_option,
+    steps_option,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,14 +74,111 @@ class Method:
         return self.settings.from_options(options, f"method {self.name!r}")
 
 
+# -- the settings of each method (see each explainer for their meaning) -------------------------
+def _momentum(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"`momentum` must be a number in [0, 1). Received: momentum={value!r}")
+    if not 0.0 <= float(value) < 1.0:
+        raise ValueError(f"`momentum` must be in [0, 1). Received: momentum={value!r}")
+    return float(value)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class IG2Settings(Settings):
+    """IG²'s settings (see :class:`tf_ig2.IG2` for their meaning)."""
+
+    representation_layer: Any = option(
+        None, "layer whose output GradPath measures distances in; 'output' for the model output", metavar="NAME",
+        default_text="the input of the last layer; for a SavedModel: 'output', or the name of another signature "
+                     "output")
+    steps: int = steps_option(defaults.IG2_STEPS)
+    step_size: Union[str, float] = option(
+        defaults.AUTO, f"length of each step, or 'auto' for {defaults.AUTO_STEP_FACTOR:g} * ||x - x_r|| / steps",
+        kind="step_size", metavar="S|auto")
+    value_range: Any = option(
+        None, "clip every path point to [LO, HI]; inputs and references must lie inside", kind="number_pair",
+        metavar="LO HI", default_text="no clipping",
+        command_line_note="in the units of the values after --scale; values within float32 round-off of a bound "
+                          "(e.g. a white pixel at 1.0000002 after --scale 1/255 and resizing) are clipped to it; "
+                          "with several inputs it applies to every float input (token ids are clipped to their "
+                          "embedding table's range)")
+    batch_size: Optional[int] = batch_size_option()
+    input_layer: Any = input_layer_option()
+    padding_id: Optional[int] = padding_id_option()
+    output: Union[None, str, int] = output_option()
+    integration: str = option(
+        defaults.IG2_INTEGRATION, "how the gradient is integrated along the path ('left' is the published rule; "
+                                  "'rescaled' makes every segment add up)", kind="choice", choices=INTEGRATIONS)
+    segment_points: int = option(
+        defaults.IG2_SEGMENT_POINTS, "gradients per path segment for integration 'midpoint'", kind="positive_int",
+        metavar="M")
+    momentum: float = option(
+        defaults.IG2_MOMENTUM, "momentum of the path direction in [0, 1); 0 is the published GradPath",
+        kind="number", metavar="BETA")
+
+    def __post_init__(self) -> None:
+        self.check_shared()
+        object.__setattr__(self, "step_size", validation.step_size(self.step_size))
+        if self.integration not in INTEGRATIONS:
+            raise ValueError(f"`integration` must be one of {INTEGRATIONS}. "
+                             f"Received: integration={self.integration!r}")
+        object.__setattr__(self, "segment_points", validation.positive_int("segment_points", self.segment_points))
+        object.__setattr__(self, "momentum", _momentum(self.momentum))
+        if self.value_range is not None and not isinstance(self.value_range, (list, dict)):
+            validation.value_range(self.value_range)
+        elif isinstance(self.value_range, list) and len(self.value_range) != 2:
+            validation.value_ranges(self.value_range, [str(index) for index in range(len(self.value_range))])
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class IGSettings(Settings):
+    """Straight-line Integrated Gradients' settings (see :class:`tf_ig2.IntegratedGradients`)."""
+
+    steps: int = steps_option(defaults.IG_STEPS)
+    rule: str = option(defaults.IG_RULE, "quadrature rule along the straight line", kind="choice",
+                       choices=IG_RULES)
+    batch_size: Optional[int] = batch_size_option()
+    output: Union[None, str, int] = output_option()
+    input_layer: Any = input_layer_option()
+    padding_id: Optional[int] = padding_id_option()
+
+    def __post_init__(self) -> None:
+        self.check_shared()
+        if self.rule not in IG_RULES:
+            raise ValueError(f"`rule` must be one of {IG_RULES}. Received: rule={self.rule!r}")
+        if self.rule == "trapezoid" and self.steps < 2:
+            raise ValueError(f"`steps` must be >= 2 for the trapezoid rule. Received: steps={self.steps}")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class GuidedIGSettings(Settings):
+    """Guided IG's settings (see :class:`tf_ig2.GuidedIG`)."""
+
+    steps: int = steps_option(defaults.GUIDED_IG_STEPS)
+    fraction: float = option(defaults.GUIDED_IG_FRACTION, "share of the features moved at each step, in (0, 1]",
+                             kind="number", metavar="F")
+    max_dist: float = option(defaults.GUIDED_IG_MAX_DIST, "largest relative distance from the straight line, in [0, 1]",
+                             kind="number", metavar="D")
+    batch_size: Optional[int] = batch_size_option()
+    output: Union[None, str, int] = output_option()
+    input_layer: Any = input_layer_option()
+    padding_id: Optional[int] = padding_id_option()
+
+    def __post_init__(self) -> None:
+        self.check_shared()
+        object.__setattr__(self, "fraction", validation.fraction("fraction", self.fraction, low_open=True))
+        object.__setattr__(self, "max_dist", validation.fraction("max_dist", self.max_dist))
+
+
+# -- the entries ---------------------------------------------------------------------------------
 METHODS: Dict[str, Method] = {
     "ig2": Method("ig2", "tf_ig2.methods.ig2:IG2", "references", True, False,
-                  ("representation_distance", "path", "representation"), settings.IG2Settings,
+                  ("representation_distance", "path", "representation"), IG2Settings,
                   end_name="GradCF", callback_steps=defaults.CALLBACK_STEPS),
     "ig": Method("ig", "tf_ig2.methods.integrated_gradients:IntegratedGradients", "baselines", False, True, (),
-                 settings.IGSettings),
+                 IGSettings),
     "guided_ig": Method("guided_ig", "tf_ig2.methods.guided_ig:GuidedIG", "baselines", False, True, (),
-                        settings.GuidedIGSettings),
+                        GuidedIGSettings),
 }
 
 

@@ -98,7 +98,7 @@ class DistributedPairs:
             return tf.concat([tf.reshape(leaf, [-1, int(np.prod(shape, dtype=np.int64))])
                               for leaf, shape in zip(leaves, layout)], axis=1)
 
-        @tf.function
+        @tf.function(autograph=False)  # no tensor-valued branching here (see engine.compiled_model)
         def step(*arguments):
             outputs = strategy.run(replica_step, args=arguments)
             # One collective for all outputs. (Strategy.gather on a dict keeps only the first replica's

@@ -25,6 +25,47 @@ from tf_ig2.engine.model_view import ModelView, num_classes
 CALLABLE_CACHE_SIZE = 4
 
 
+class CompiledFunction:
+    """A ``tf.function`` made the way every compiled function of the package is made.
+
+    AutoGraph is off: the package's tensor code loops with ``tf.while_loop`` and never branches on
+    tensor values, and converting its source (and every layer of the model) to graph code is most of
+    a first call's tracing time (docs/performance.md). A target callable that branches on tensor
+    values (``if tf.reduce_sum(outputs) > 0:``) fails to trace without AutoGraph; then the function
+    is traced once more, with it. (Keras 3 never converts its layers: a custom layer that branches
+    on tensor values fails in ``model.predict`` too.)
+
+    Args:
+        function: The Python function of tensors.
+        input_signature: Its ``tf.TensorSpec`` structure, so that one trace serves every batch size.
+    """
+
+    def __init__(self, function: Callable[..., Any], input_signature: Any):
+        self._python_function = function
+        self._input_signature = input_signature
+        self._function = tf.function(function, input_signature=input_signature, autograph=False)
+        self._converted = False
+
+    def __call__(self, *arguments: Any) -> Any:
+        try:
+            return self._function(*arguments)
+        except tf.errors.OperatorNotAllowedInGraphError:
+            if self._converted:
+                raise
+            self._converted = True
+            self._function = tf.function(self._python_function, input_signature=self._input_signature)
+            return self._function(*arguments)
+
+    def experimental_get_tracing_count(self) -> int:
+        """How many times the function was traced."""
+        return self._function.experimental_get_tracing_count()
+
+
+def compiled(input_signature: Any) -> Callable[[Callable[..., Any]], CompiledFunction]:
+    """A decorator: ``@compiled(signature)`` makes a :class:`CompiledFunction`."""
+    return lambda function: CompiledFunction(function, input_signature)
+
+
 def as_list(value: Any) -> List[Any]:
     """``value`` as a list of per-input tensors (a single tensor becomes a one-entry list)."""
     return list(value) if isinstance(value, (list, tuple)) else [value]
@@ -121,8 +162,8 @@ class CompiledModel:
             specs = [tf.TensorSpec([None, *array.shape[1:]],
                                    tf.float32 if layer is None else tf.as_dtype(array.dtype))
                      for array, layer in zip(flat, view.input_layers)]
-            return tf.function(lambda values: view(None, model_inputs=list(values), representation=False)[1],
-                               input_signature=[specs])
+            return CompiledFunction(lambda values: view(None, model_inputs=list(values), representation=False)[1],
+                                    [specs])
 
         forward = self.function(("forward",) + tuple((array.shape[1:], array.dtype.str) for array in flat), build)
         count = len(flat[0])
@@ -138,7 +179,7 @@ class CompiledModel:
         view = self.view
         spec = tf.TensorSpec([None, *model_inputs.shape[1:]], tf.as_dtype(model_inputs.dtype))
         embed = self.function(("embed", index, model_inputs.shape[1:], model_inputs.dtype.str),
-                              lambda: tf.function(lambda ids: view.embed(ids, index), input_signature=[spec]))
+                              lambda: CompiledFunction(lambda ids: view.embed(ids, index), [spec]))
         size = self.batch_size or len(model_inputs)
         return np.concatenate([embed(tf.constant(model_inputs[start:start + size])).numpy()
                                for start in range(0, len(model_inputs), size)])

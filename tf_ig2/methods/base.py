@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_ig2 import defaults, diagnostics
-from tf_ig2.engine.compiled_model import Batch, CompiledModel, as_list
+from tf_ig2.engine.compiled_model import Batch, CompiledModel, as_list, compiled
 from tf_ig2.engine.model_view import ModelView
 from tf_ig2.explanation import Explanation
 from tf_ig2.methods import registry as methods
@@ -266,7 +266,7 @@ class BaselineExplainer(PairExplainer):
 
     def _build(self, signature: Tuple[Any, ...], options: Tuple[Any, ...], score: Any,
                width: Optional[int]) -> PairFunction:
-        @tf.function(input_signature=self._specs(signature, width))
+        @compiled(self._specs(signature, width))
         def integrate(inputs, baselines, targets, model_inputs, movable_masks, reference_model_inputs):
             del reference_model_inputs  # the model reads the explained input's ids along the whole path
             inputs, baselines = list(inputs), list(baselines)

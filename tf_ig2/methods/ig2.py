@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_ig2 import defaults, diagnostics, validation
-from tf_ig2.engine.compiled_model import ModelCache, as_list, value_key
+from tf_ig2.engine.compiled_model import ModelCache, as_list, compiled, value_key
 from tf_ig2.engine.model_view import LayerSpec, ModelView, Targets, score_gradients, target_scores
 from tf_ig2.explanation import Explanation
 from tf_ig2.methods import registry, settings
@@ -356,7 +356,7 @@ class IG2(PairExplainer):
         ranges = self._ranges
         tables = self._tables
 
-        @tf.function(input_signature=self._specs(signature, width))
+        @compiled(self._specs(signature, width))
         def search(inputs, references, targets, model_inputs, movable, reference_model_inputs):
             bounds = list(ranges) if ranges is not None else [None] * len(inputs)
             for index, table in enumerate(tables):

@@ -16,6 +16,12 @@ IG2_INTEGRATION: str = "left"
 #: The GradPath's momentum beta (0: the published path; see tf_ig2.methods.ig2.integrate_gradpath).
 IG2_MOMENTUM: float = 0.0
 
+#: How the GradPath's step length changes along the path (see tf_ig2.methods.ig2.integrate_gradpath):
+#: "constant" is the published path; "shrink" multiplies a pair's step length by
+#: ``IG2_SHRINK_FACTOR`` each time its representation distance rises after a step.
+IG2_STEP_SCHEDULE: str = "constant"
+IG2_SHRINK_FACTOR: float = 0.5
+
 #: ``integration="midpoint"``: gradient evaluations per GradPath segment, at the midpoints of
 #: that many equal sub-segments.
 IG2_SEGMENT_POINTS: int = 4

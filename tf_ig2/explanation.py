@@ -98,7 +98,8 @@ class Explanation:
 
         Attributions become ``(N, *S)`` (per input for several inputs), the scores, ``delta`` and
         ``targets`` ``(N,)``; counterfactuals, path and distances are shared by the targets and kept.
-        Pictures, reports and metrics take one target at a time: pass them these.
+        The panels, :func:`~tf_ig2.plot_path` and the command line's report take one target at a
+        time: pass them these (:func:`~tf_ig2.plot` and :mod:`tf_ig2.metrics` take several).
 
         Raises:
             ValueError: If the explanation has one target, or ``index`` is out of range.

@@ -23,6 +23,12 @@ Scores are the explainers' target scores: the logit of the class when the model 
 softmax (:class:`~tf_ig2.engine.model_view.ModelView`), or a callable's output. Every perturbed input is
 scored in compiled, batched forward passes; the compiled functions are cached per model, so
 repeated calls with inputs of the same shape do not retrace.
+
+Several targets per input: attributions ``(N, T, *S)`` (as ``explain(..., targets=(N, T))`` or
+``top_k`` returns them) with ``(N, T)`` targets are scored per target, each with its own ranking:
+curves become ``(N, T, steps + 1)``, areas and DiffID ``(N, T)``, equal to scoring each target's
+``(N, *S)`` attributions separately. The T targets of an input are extra rows of the same compiled
+batches (the input and its fill are stored once).
 """
 
 from __future__ import annotations
@@ -133,7 +139,8 @@ class _CurveScorer:
     def tracing_count(self) -> int:
         return self.compiled.tracing_count
 
-    def _scores_function(self, sample_shape: Tuple[int, ...], mode: str, grouped: bool, score: Any) -> Any:
+    def _scores_function(self, sample_shape: Tuple[int, ...], mode: str, grouped: bool, score: Any,
+                         width: Optional[int]) -> Any:
         view = self.compiled.view
         unit_shape = list(sample_shape[:-1] if grouped else sample_shape)
         units = int(np.prod(unit_shape))
@@ -141,18 +148,28 @@ class _CurveScorer:
         index_spec = tf.TensorSpec([None], tf.int32)
 
         @tf.function(input_signature=[spec, spec, tf.TensorSpec([None, units], tf.int32), index_spec,
-                                      index_spec, index_spec])
-        def perturbed_scores(inputs, fills, ranks, owners, counts, targets):
-            # One row per evaluation: input ``owners[p]`` with its ``counts[p]`` top features moved.
+                                      index_spec, index_spec, index_spec])
+        def perturbed_scores(inputs, fills, ranks, owners, sources, counts, targets):
+            # One evaluation per entry: row ``owners[p]`` (a ranking and a target) of input
+            # ``sources[p]``, with its ``counts[p]`` top features moved.
             moved = tf.gather(ranks, owners) < counts[:, None]
             moved = tf.reshape(moved, [-1, *unit_shape] + ([1] if grouped else []))
-            originals, replacements = tf.gather(inputs, owners), tf.gather(fills, owners)
+            originals, replacements = tf.gather(inputs, sources), tf.gather(fills, sources)
             if mode == "deletion":
                 points = tf.where(moved, replacements, originals)
             else:
                 points = tf.where(moved, originals, replacements)
             outputs = view(points, representation=False)[1]
-            return target_scores(outputs, score if callable(score) else tf.gather(targets, owners))
+            if not callable(score):
+                return target_scores(outputs, tf.gather(targets, owners))
+            scores = target_scores(outputs, score)
+            if width is None:
+                return scores
+            if len(scores.shape) != 2 or scores.shape[1] != width:
+                raise ValueError(f"A callable `targets` must return (N, T) scores with T = {width}, the attributions' "
+                                 f"target axis. Received: scores of shape {tuple(scores.shape)}")
+            # the row's target is a column of the callable's scores
+            return tf.gather(scores, tf.gather(targets, owners), axis=1, batch_dims=1)
 
         return perturbed_scores
 
@@ -167,29 +184,51 @@ class _CurveScorer:
                                for start in range(0, len(inputs), size)])
 
     def curves(self, mode: str, grouped: bool, inputs: np.ndarray, fills: np.ndarray, ranks: np.ndarray,
-               counts: np.ndarray, class_indices: Optional[np.ndarray], score: Any) -> np.ndarray:
-        """``(N, K)`` scores of every input at every count, ``batch_size`` evaluations at a time."""
+               counts: np.ndarray, class_indices: Optional[np.ndarray], score: Any,
+               width: Optional[int] = None) -> np.ndarray:
+        """``(N * T, K)`` scores of every row at every count, ``batch_size`` evaluations at a time.
+
+        Args:
+            inputs, fills: ``(N, *S)``, stored once per input.
+            ranks: ``(N * T, U)``, one row per (input, target), input-major (``T = 1`` for one target).
+            counts: ``(K,)`` features moved at each curve point.
+            class_indices: ``(N * T,)`` class indices, or ``None`` for a callable ``score``.
+            score: ``"index"`` or a callable.
+            width: T for several targets (a callable's column ``t`` scores row ``n * T + t``), else ``None``.
+        """
         n, k = len(inputs), len(counts)
+        rows = len(ranks)
+        per_input = rows // n
         sample_shape = tuple(inputs.shape[1:])
-        function = self.compiled.function(("curve", sample_shape, mode, grouped),
-                                          lambda: self._scores_function(sample_shape, mode, grouped, score), score)
-        targets = np.zeros((n,), np.int32) if class_indices is None else class_indices.astype(np.int32)
-        total = n * k
+        columns = width if callable(score) else None  # only a callable's scores need the target axis
+        function = self.compiled.function(
+            ("curve", sample_shape, mode, grouped, columns),
+            lambda: self._scores_function(sample_shape, mode, grouped, score, columns), score)
+        if class_indices is not None:
+            targets = class_indices.astype(np.int32)
+        elif columns is not None:
+            targets = np.tile(np.arange(columns, dtype=np.int32), n)
+        else:
+            targets = np.zeros((rows,), np.int32)
+        total = rows * k
         size = self.batch_size or total
         scores = np.empty((total,), np.float32)
         for start in range(0, total, size):
             evaluations = np.arange(start, min(start + size, total))
             owners = evaluations // k
+            sources = owners // per_input
             first, last = int(owners[0]), int(owners[-1]) + 1
+            first_input, last_input = int(sources[0]), int(sources[-1]) + 1
             scores[start:start + len(evaluations)] = function(
-                tf.constant(inputs[first:last]),
-                tf.constant(fills[first:last]),
+                tf.constant(inputs[first_input:last_input]),
+                tf.constant(fills[first_input:last_input]),
                 tf.constant(ranks[first:last]),
                 tf.constant((owners - first).astype(np.int32)),
+                tf.constant((sources - first_input).astype(np.int32)),
                 tf.constant(counts[evaluations % k]),
                 tf.constant(targets[first:last]),
             ).numpy()
-        return scores.reshape(n, k)
+        return scores.reshape(rows, k)
 
 
 _SCORERS = ModelCache(defaults.METRIC_CACHE_SIZE)
@@ -284,6 +323,39 @@ def feature_counts(units: int, steps: int) -> np.ndarray:
     return ((2 * k * units + steps) // (2 * steps)).astype(np.int32)
 
 
+def _target_axis(attributions: np.ndarray, inputs: np.ndarray) -> Optional[int]:
+    """T for ``(N, T, *S)`` attributions of ``(N, *S)`` inputs, ``None`` for ``(N, *S)``.
+
+    Raises:
+        ValueError: For attributions of any other shape.
+    """
+    if attributions.shape == inputs.shape:
+        return None
+    if attributions.ndim == inputs.ndim + 1 and attributions.shape[0] == inputs.shape[0] \
+            and attributions.shape[2:] == inputs.shape[1:]:
+        return int(attributions.shape[1])
+    raise ValueError(
+        f"`attributions` must have the shape of `inputs` {inputs.shape}, or (N, T, *S) for T targets per input. "
+        f"Received: shape {attributions.shape}"
+    )
+
+
+def _several_targets(scorer: _CurveScorer, targets: Targets, inputs: np.ndarray,
+                     width: int) -> Tuple[Optional[np.ndarray], Any]:
+    """``(N * T,)`` class indices (or ``None``) and the score spec, for ``(N, T, *S)`` attributions."""
+    if targets is None:
+        raise ValueError(f"Attributions of several targets per input (N, T, *S) need their targets: (N, T) class "
+                         f"indices (e.g. the explanation's `targets`), 'top-{width}', or a callable returning (N, T) "
+                         "scores. Received: targets=None")
+    class_indices, score = scorer.compiled.resolve_targets(targets, inputs, several=True)
+    if class_indices is None:
+        return None, score
+    if class_indices.shape != (len(inputs), width):
+        raise ValueError(f"`targets` must hold the (N, T) = {(len(inputs), width)} targets of the attributions "
+                         f"(N, T, *S). Received: targets of shape {class_indices.shape}")
+    return class_indices.reshape(-1), score
+
+
 def _curve(mode: str, model: Any, inputs: Any, attributions: Any, targets: Targets, fill: Any,
            fill_values: Any, steps: Any, sigma: Any, group_channels: Any, batch_size: Any) -> np.ndarray:
     attributions, targets = _attributions_and_targets(attributions, targets)
@@ -291,18 +363,20 @@ def _curve(mode: str, model: Any, inputs: Any, attributions: Any, targets: Targe
     scorer = _scorer(model, batch_size)
     inputs = scorer.compiled.check_inputs(inputs)
     attributions = validation.float_array("attributions", attributions)
-    if attributions.shape != inputs.shape:
-        raise ValueError(
-            f"`attributions` must have the shape of `inputs` {inputs.shape}. Received: shape {attributions.shape}"
-        )
+    width = _target_axis(attributions, inputs)
     steps = validation.positive_int("steps", steps)
     sigma = _check_sigma(sigma)
     grouped = _grouping(group_channels, tuple(inputs.shape[1:]))
     fills = _fills(scorer, fill, fill_values, inputs, sigma)
-    class_indices, score = scorer.compiled.resolve_targets(targets, inputs)
+    if width is None:
+        class_indices, score = scorer.compiled.resolve_targets(targets, inputs)
+    else:
+        class_indices, score = _several_targets(scorer, targets, inputs, width)
+        attributions = attributions.reshape((-1,) + inputs.shape[1:])  # one row per (input, target)
     ranks = _ranks(attributions, grouped)
     counts = feature_counts(ranks.shape[1], steps)
-    return scorer.curves(mode, grouped, inputs, fills, ranks, counts, class_indices, score)
+    curves = scorer.curves(mode, grouped, inputs, fills, ranks, counts, class_indices, score, width)
+    return curves if width is None else curves.reshape(len(inputs), width, -1)
 
 
 # -- public curves and areas ---------------------------------------------------------------------
@@ -326,9 +400,11 @@ def deletion_curve(
         model: A Keras model, as given to the explainers.
         inputs: ``(N, *S)`` float array or tensor, the explained inputs.
         attributions: ``(N, *S)`` attributions, or an :class:`~tf_ig2.Explanation` (whose
-            ``targets`` are used when ``targets`` is None).
+            ``targets`` are used when ``targets`` is None); ``(N, T, *S)`` for T targets per input,
+            each scored with its own ranking.
         targets: ``None`` (the class predicted for the original input), an int, ``(N,)`` ints or
-            a callable mapping the model output to ``(N,)`` scores.
+            a callable mapping the model output to ``(N,)`` scores. For ``(N, T, *S)``
+            attributions: ``(N, T)`` ints, ``"top-T"`` or a callable returning ``(N, T)`` scores.
         fill: What removed features become: ``"zero"``; ``"mean"`` (``fill_values``, e.g. the
             dataset mean, broadcastable to ``S``); ``"blur"`` (the input blurred with a Gaussian
             of standard deviation ``sigma`` pixels; images only); ``"reference"``
@@ -344,6 +420,7 @@ def deletion_curve(
 
     Returns:
         ``(N, steps + 1)`` float32 scores; column 0 is the score of the unchanged input.
+        ``(N, T, steps + 1)`` for T targets per input.
 
     Raises:
         TypeError, ValueError: On malformed arguments.
@@ -371,7 +448,7 @@ def insertion_curve(
     arguments are those of :func:`deletion_curve`.
 
     Returns:
-        ``(N, steps + 1)`` float32 scores.
+        ``(N, steps + 1)`` float32 scores (``(N, T, steps + 1)`` for T targets per input).
 
     Raises:
         TypeError, ValueError: On malformed arguments.
@@ -384,14 +461,16 @@ def area_under_curve(curve: Any) -> np.ndarray:
     """Trapezoid-rule area of curves sampled at equally spaced points of ``[0, 1]``.
 
     Args:
-        curve: ``(N, K + 1)`` curves (or one ``(K + 1,)`` curve), ``K >= 1``.
+        curve: ``(N, K + 1)`` curves (or one ``(K + 1,)`` curve, or ``(N, T, K + 1)`` per input and
+            target), ``K >= 1``.
 
     Returns:
-        ``(N,)`` float32 areas (a 0-d array for one curve).
+        ``(N,)`` float32 areas (a 0-d array for one curve, ``(N, T)`` for ``(N, T, K + 1)``).
     """
     values = validation.float_array("curve", curve, min_rank=1).astype(np.float64)
-    if values.ndim > 2:
-        raise ValueError(f"`curve` must have shape (N, K + 1) or (K + 1,). Received: shape {values.shape}")
+    if values.ndim > 3:
+        raise ValueError(f"`curve` must have shape (N, K + 1), (N, T, K + 1) or (K + 1,). Received: shape "
+                         f"{values.shape}")
     if values.shape[-1] < 2:
         raise ValueError(f"`curve` needs at least 2 points to have an area. Received: shape {values.shape}")
     intervals = values.shape[-1] - 1
@@ -401,7 +480,7 @@ def area_under_curve(curve: Any) -> np.ndarray:
 
 def deletion_score(model: Any, inputs: Any, attributions: Any, targets: Targets = None,
                    **options: Any) -> np.ndarray:
-    """``(N,)`` float32 area under the deletion curve (lower is better).
+    """``(N,)`` float32 area under the deletion curve (lower is better); ``(N, T)`` for T targets per input.
 
     Takes :func:`deletion_curve`'s arguments.
     """
@@ -410,7 +489,7 @@ def deletion_score(model: Any, inputs: Any, attributions: Any, targets: Targets 
 
 def insertion_score(model: Any, inputs: Any, attributions: Any, targets: Targets = None,
                     **options: Any) -> np.ndarray:
-    """``(N,)`` float32 area under the insertion curve (higher is better).
+    """``(N,)`` float32 area under the insertion curve (higher is better); ``(N, T)`` for T targets per input.
 
     Takes :func:`insertion_curve`'s arguments.
     """
@@ -418,12 +497,12 @@ def insertion_score(model: Any, inputs: Any, attributions: Any, targets: Targets
 
 
 def diffid(model: Any, inputs: Any, attributions: Any, targets: Targets = None, **options: Any) -> np.ndarray:
-    """``(N,)`` float32 ``insertion_score - deletion_score`` (higher is better).
+    """``(N,)`` float32 ``insertion_score - deletion_score`` (higher is better); ``(N, T)`` for T targets.
 
     Takes :func:`deletion_curve`'s arguments; both curves use the same fill and targets.
     """
     attributions, targets = _attributions_and_targets(attributions, targets)
-    if targets is None:
+    if targets is None and np.ndim(attributions) == np.ndim(inputs):
         # Resolve the predicted class once, so both curves explain the same class.
         scorer = _scorer(model, validation.optional_positive_int("batch_size", options.get("batch_size")))
         inputs = scorer.compiled.check_inputs(inputs)
@@ -438,11 +517,12 @@ def completeness_error(explanation: Explanation, *, relative: bool = False) -> n
     """How far the attributions are from summing to the score difference.
 
     Args:
-        explanation: An :class:`~tf_ig2.Explanation` of N inputs.
+        explanation: An :class:`~tf_ig2.Explanation` of N inputs (one or T targets each).
         relative: Return ``|delta| / |f_c(x) - f_c(x')|`` instead of ``|delta|``.
 
     Returns:
-        ``(N,)`` float32: ``|sum A(x) - (f_c(x) - mean_r f_c(x'_r))|``, or its relative version.
+        ``(N,)`` float32: ``|sum A(x) - (f_c(x) - mean_r f_c(x'_r))|``, or its relative version;
+        ``(N, T)``, per input and target, for T targets per input.
     """
     if not isinstance(explanation, Explanation):
         raise TypeError(f"`explanation` must be a tf_ig2.Explanation. Received: {type(explanation).__name__}")
@@ -452,14 +532,17 @@ def completeness_error(explanation: Explanation, *, relative: bool = False) -> n
     return np.asarray(values, dtype=np.float32)
 
 
-def _explained(name: str, result: Any, shape: Tuple[int, ...]) -> np.ndarray:
+def _explained(name: str, result: Any, shape: Tuple[int, ...]) -> Tuple[np.ndarray, Optional[int]]:
+    """``explainer_fn``'s attributions as ``(N, T, F)`` float64 (``T = 1`` for one target) and T (``None``)."""
     if isinstance(result, Explanation):
         result = result.attributions
     values = validation.float_array(name, result)
-    if values.shape != shape:
-        raise ValueError(f"`explainer_fn` must return attributions of the inputs' shape {shape}. "
-                         f"Received: shape {values.shape}")
-    return values.reshape(shape[0], -1).astype(np.float64)
+    several = values.ndim == len(shape) + 1 and values.shape[:1] + values.shape[2:] == shape
+    if values.shape != shape and not several:
+        raise ValueError(f"`explainer_fn` must return attributions of the inputs' shape {shape}, or (N, T, *S) for "
+                         f"T targets per input. Received: shape {values.shape}")
+    width = int(values.shape[1]) if several else None
+    return values.reshape(shape[0], width or 1, -1).astype(np.float64), width
 
 
 def stability(
@@ -479,10 +562,12 @@ def stability(
     the ``samples`` copies (max-sensitivity), ``"mean"`` their average. ``explainer_fn`` is called
     once on the inputs and once per copy, each time on the whole ``(N, *S)`` batch; fix the
     explained class inside it (e.g. ``targets=labels``) so noise cannot change what is explained.
+    When it returns ``(N, T, *S)`` attributions (T targets per input, e.g. ``targets`` of shape
+    ``(N, T)``), the change is measured per target, as if each target's attributions were returned alone.
 
     Args:
-        explainer_fn: Maps ``(N, *S)`` float32 inputs to ``(N, *S)`` attributions or an
-            :class:`~tf_ig2.Explanation`.
+        explainer_fn: Maps ``(N, *S)`` float32 inputs to ``(N, *S)`` (or ``(N, T, *S)``)
+            attributions or an :class:`~tf_ig2.Explanation`.
         inputs: ``(N, *S)`` float array or tensor.
         noise_scale: Noise standard deviation, in input units, > 0.
         samples: Number of noisy copies per input.
@@ -492,7 +577,8 @@ def stability(
             the explainer's own ``value_range``).
 
     Returns:
-        ``(N,)`` float32 changes (an all-zero ``A(x)`` counts as norm ``float32`` tiny).
+        ``(N,)`` float32 changes (an all-zero ``A(x)`` counts as norm ``float32`` tiny); ``(N, T)``
+        for T targets per input.
 
     Raises:
         TypeError, ValueError: On malformed arguments or attributions of the wrong shape.
@@ -512,17 +598,20 @@ def stability(
     bounds = validation.value_range(value_range)
     validation.fits_value_range("inputs", inputs, bounds, inputs.shape[1:])
     generator = np.random.default_rng(seed)
-    original = _explained("explainer_fn(inputs)", explainer_fn(inputs), inputs.shape)
-    norms = np.maximum(np.linalg.norm(original, axis=1), np.finfo(np.float32).tiny)
-    changes = np.empty((samples, len(inputs)), np.float64)
+    original, width = _explained("explainer_fn(inputs)", explainer_fn(inputs), inputs.shape)
+    norms = np.maximum(np.linalg.norm(original, axis=-1), np.finfo(np.float32).tiny)
+    changes = np.empty((samples,) + norms.shape, np.float64)
     for sample in range(samples):
         noisy = inputs + generator.normal(0.0, noise_scale, size=inputs.shape).astype(np.float32)
         if bounds is not None:
             noisy = np.clip(noisy, bounds[0], bounds[1]).astype(np.float32)
-        moved = _explained("explainer_fn(noisy inputs)", explainer_fn(noisy), inputs.shape)
-        changes[sample] = np.linalg.norm(moved - original, axis=1) / norms
+        moved, moved_width = _explained("explainer_fn(noisy inputs)", explainer_fn(noisy), inputs.shape)
+        if moved_width != width:
+            raise ValueError(f"`explainer_fn` must return attributions of one shape for the inputs and their noisy "
+                             f"copies. Received: {width or 'one'} target(s) per input, then {moved_width or 'one'}")
+        changes[sample] = np.linalg.norm(moved - original, axis=-1) / norms
     reduced = changes.max(axis=0) if reduction == "max" else changes.mean(axis=0)
-    return reduced.astype(np.float32)
+    return reduced.astype(np.float32) if width is not None else reduced[:, 0].astype(np.float32)
 
 
 __all__ = [

@@ -9,6 +9,9 @@ and bounds [lo, hi]::
     GradCF_r    = gamma_k                                                   (the counterfactual baseline)
     A(x)        = mean_r sum_{j<k} (gamma_j - gamma_{j+1}) * grad f_c(gamma_j)   (IG² attribution)
 
+``step_schedule="shrink"`` replaces eta by a per-pair length that is multiplied by ``shrink_factor``
+each time the pair's distance ``||phi(gamma_j) - phi(x_r)||`` rises after a step (no step is undone).
+
 Completeness: ``sum A(x) = f_c(x) - mean_r f_c(GradCF_r)`` up to the discretisation error that
 :class:`~tf_ig2.Explanation` reports as ``delta``. Each step costs one forward pass and two
 gradients, and runs inside one compiled ``tf.while_loop`` over a batch of pairs: there is no host
@@ -31,6 +34,9 @@ from tf_ig2.methods.base import PairExplainer
 from tf_ig2.methods.integration_rules import RULES, per_pair
 
 INTEGRATIONS = settings.INTEGRATIONS
+
+#: How the GradPath's step length changes along the path (see :func:`integrate_gradpath`).
+STEP_SCHEDULES = registry.IG2Settings.choices("step_schedule")
 
 
 def _pair_norm(values: List[tf.Tensor]) -> tf.Tensor:
@@ -97,6 +103,8 @@ def integrate_gradpath(
     integration: str = defaults.IG2_INTEGRATION,
     segment_points: int = defaults.IG2_SEGMENT_POINTS,
     momentum: float = defaults.IG2_MOMENTUM,
+    step_schedule: str = defaults.IG2_STEP_SCHEDULE,
+    shrink_factor: float = defaults.IG2_SHRINK_FACTOR,
 ) -> Dict[str, Any]:
     r"""Searches the GradPath of each (input, reference) pair and integrates along it.
 
@@ -139,6 +147,15 @@ def integrate_gradpath(
             heavy-ball direction ``v_j = beta v_{j-1} + g_j / ||g_j||``, ``gamma_{j+1} =
             clip(gamma_j - eta v_j / ||v_j||)``: parts of the gradient that flip sign from step to
             step (ReLU gates) cancel, and the direction that persists is kept. This changes GradCF.
+        step_schedule: One of :data:`STEP_SCHEDULES`. ``"constant"`` is the published path: every
+            step is eta long. ``"shrink"``: each pair keeps its own step length eta_p (starting at
+            eta), multiplied by ``shrink_factor`` each time that pair's representation distance
+            rises after a step (``||phi(gamma_{j+1}) - phi(x_r)|| > ||phi(gamma_j) - phi(x_r)||``;
+            the steps from gamma_{j+1} on are the shorter ones). No step is undone, so the path
+            still has ``steps + 1`` points and every rule integrates along it as it is. With
+            several inputs one eta_p moves them all (the step is normalised over all of them
+            together); it is the length before clipping to ``value_range``. This changes GradCF.
+        shrink_factor: The factor in (0, 1) of ``step_schedule="shrink"``.
 
     Returns:
         A dict of tensors: ``attributions`` (like ``inputs``, ``(P, T, *S)`` for T targets; one
@@ -150,6 +167,8 @@ def integrate_gradpath(
     if integration not in RULES:
         raise ValueError(f"`integration` must be one of {INTEGRATIONS}. Received: integration={integration!r}")
     rule = RULES[integration]
+    if step_schedule not in STEP_SCHEDULES:
+        raise ValueError(f"`step_schedule` must be one of {STEP_SCHEDULES}. Received: step_schedule={step_schedule!r}")
     single = not isinstance(inputs, (list, tuple))
     inputs, references = as_list(inputs), as_list(references)
     count = len(inputs)
@@ -162,6 +181,7 @@ def integrate_gradpath(
         eta = defaults.AUTO_STEP_FACTOR * _pair_norm([x - r for x, r in zip(inputs, references)]) / steps
     else:
         eta = tf.constant(float(step_size), tf.float32)
+    shrink = step_schedule == "shrink"
     score_needed = rule.score_gradient
 
     def distance_and_score(point: List[tf.Tensor]) -> Tuple[tf.Tensor, tf.Tensor]:
@@ -183,7 +203,12 @@ def integrate_gradpath(
                         for value, part in zip(state["velocity"], distance_gradient)]
             state = dict(state, velocity=velocity)
             distance_gradient, norm = velocity, _pair_norm(velocity)
-        following = _move(point, distance_gradient, norm, eta, bounds, per_pair_eta=step_size == defaults.AUTO)
+        if shrink:  # a pair whose distance rose with the last step takes shorter steps from here on
+            length = tf.where(distance > state["last_distance"], shrink_factor * state["length"], state["length"])
+            state = dict(state, length=length, last_distance=distance)
+            following = _move(point, distance_gradient, norm, length, bounds, per_pair_eta=True)
+        else:
+            following = _move(point, distance_gradient, norm, eta, bounds, per_pair_eta=step_size == defaults.AUTO)
         moved = [start - end for start, end in zip(point, following)]
         state = rule.accumulate(
             dict(state, j=j + 1, point=following), layout.spread(moved), gradient, layout.rows(score), j,
@@ -202,6 +227,9 @@ def integrate_gradpath(
              "first_score": score_zeros, "first_distance": zeros}
     if momentum > 0.0:
         state["velocity"] = [tf.zeros_like(x) for x in inputs]
+    if shrink:  # (P,) each pair's step length, and its distance before the last step (none at the start)
+        state["length"] = eta * tf.ones([pairs], tf.float32)
+        state["last_distance"] = tf.fill([pairs], tf.constant(np.inf, tf.float32))
     state.update(rule.start(layout.spread(inputs), layout.rows(score_zeros)))
     if return_path:
         state["path"] = [tf.TensorArray(tf.float32, size=steps + 1, element_shape=x.shape).write(0, x)
@@ -306,6 +334,13 @@ class IG2(PairExplainer):
         momentum: The GradPath's momentum beta in [0, 1) (default
             :data:`tf_ig2.defaults.IG2_MOMENTUM`); 0 is the published path (see
             :func:`integrate_gradpath`).
+        step_schedule: ``"constant"`` (default, the published path: every step ``step_size`` long)
+            or ``"shrink"``: each (input, reference) pair's step length starts at ``step_size`` and
+            is multiplied by ``shrink_factor`` each time the pair's representation distance rises
+            after a step, so that a path that overshoots the valley floor settles instead of
+            bouncing (see :func:`integrate_gradpath`).
+        shrink_factor: The factor in (0, 1) of ``step_schedule="shrink"`` (default
+            :data:`tf_ig2.defaults.IG2_SHRINK_FACTOR`).
 
     Example:
         >>> explainer = tf_ig2.IG2(model, steps=64, value_range=(0.0, 1.0))
@@ -320,14 +355,17 @@ class IG2(PairExplainer):
                  batch_size: Optional[int] = None, input_layer: LayerSpec = None,
                  padding_id: Optional[int] = defaults.PADDING_ID, output: Union[None, str, int] = None,
                  integration: str = defaults.IG2_INTEGRATION, segment_points: int = defaults.IG2_SEGMENT_POINTS,
-                 momentum: float = defaults.IG2_MOMENTUM):
+                 momentum: float = defaults.IG2_MOMENTUM, step_schedule: str = defaults.IG2_STEP_SCHEDULE,
+                 shrink_factor: float = defaults.IG2_SHRINK_FACTOR):
         self.settings = registry.IG2Settings(
             representation_layer=representation_layer, steps=steps, step_size=step_size, value_range=value_range,
             batch_size=batch_size, input_layer=input_layer, padding_id=padding_id, output=output,
-            integration=integration, segment_points=segment_points, momentum=momentum)
+            integration=integration, segment_points=segment_points, momentum=momentum, step_schedule=step_schedule,
+            shrink_factor=shrink_factor)
         self.steps, self.step_size = self.settings.steps, self.settings.step_size
         self.integration, self.segment_points = self.settings.integration, self.settings.segment_points
         self.momentum = self.settings.momentum
+        self.step_schedule, self.shrink_factor = self.settings.step_schedule, self.settings.shrink_factor
         super().__init__(model, batch_size=self.settings.batch_size, representation_layer=representation_layer,
                          need_representation=True, input_layer=input_layer, padding_id=self.settings.padding_id,
                          output=output)
@@ -352,7 +390,8 @@ class IG2(PairExplainer):
         explainer = self
         loop_settings = dict(steps=self.steps, step_size=self.step_size, return_path=return_path,
                              integration=self.integration, segment_points=self.segment_points,
-                             momentum=self.momentum)
+                             momentum=self.momentum, step_schedule=self.step_schedule,
+                             shrink_factor=self.shrink_factor)
         ranges = self._ranges
         tables = self._tables
 

@@ -115,10 +115,25 @@ class IG2Settings(Settings):
     momentum: float = option(
         defaults.IG2_MOMENTUM, "momentum of the path direction in [0, 1); 0 is the published GradPath",
         kind="number", metavar="BETA")
+    step_schedule: str = option(
+        defaults.IG2_STEP_SCHEDULE, "how the step length changes along the path: 'constant' (the published "
+                                    "GradPath) or 'shrink' (a pair's step length is multiplied by the shrink factor "
+                                    "each time its representation distance rises after a step)", kind="choice",
+        choices=("constant", "shrink"))
+    shrink_factor: float = option(
+        defaults.IG2_SHRINK_FACTOR, "with step schedule 'shrink': what a pair's step length is multiplied by at each "
+                                    "rise of its distance, in (0, 1)", kind="number", metavar="F")
 
     def __post_init__(self) -> None:
         self.check_shared()
         object.__setattr__(self, "step_size", validation.step_size(self.step_size))
+        self.check_choice("step_schedule")
+        factor = self.shrink_factor
+        if isinstance(factor, bool) or not isinstance(factor, numbers.Real):
+            raise TypeError(f"`shrink_factor` must be a number in (0, 1). Received: shrink_factor={factor!r}")
+        if not 0.0 < float(factor) < 1.0:
+            raise ValueError(f"`shrink_factor` must be in (0, 1). Received: shrink_factor={factor!r}")
+        object.__setattr__(self, "shrink_factor", float(factor))
         if self.integration not in INTEGRATIONS:
             raise ValueError(f"`integration` must be one of {INTEGRATIONS}. "
                              f"Received: integration={self.integration!r}")

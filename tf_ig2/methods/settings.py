@@ -113,6 +113,21 @@ class Settings:
                             f"Received: {sorted(options)}")
         return cls(**options)
 
+    @classmethod
+    def choices(cls, name: str) -> Tuple[str, ...]:
+        """The values the ``"choice"`` setting ``name`` takes, as its field declares them."""
+        return next(field.metadata["choices"] for field in dataclasses.fields(cls) if field.name == name)
+
+    def check_choice(self, name: str) -> None:
+        """Checks that the ``"choice"`` setting ``name`` is one of its declared values.
+
+        Raises:
+            ValueError: Naming the setting, its values and the value received.
+        """
+        allowed = self.choices(name)
+        if getattr(self, name) not in allowed:
+            raise ValueError(f"`{name}` must be one of {allowed}. Received: {name}={getattr(self, name)!r}")
+
     def check_shared(self) -> None:
         """Checks (and normalises) the settings every method has: steps, batch size, padding id."""
         object.__setattr__(self, "steps", validation.positive_int("steps", self.steps))

@@ -73,8 +73,11 @@ def class_label(target: Any, class_names: Optional[Sequence[Any]] = None) -> str
     return str(target)
 
 
-def caption(explanation: Any, index: int, class_names: Optional[Sequence[Any]] = None) -> List[str]:
+def caption(explanation: Any, index: int, class_names: Optional[Sequence[Any]] = None, *,
+            label: Optional[str] = None) -> List[str]:
     """Two lines describing explained input ``index``: its class, then its scores and completeness gap.
+
+    ``label`` names the row in place of ``#index`` (e.g. ``"#0 target 2/3:"``).
 
     Returns:
         ``["#0 class 3 (three)", "f(x) 2.31  f(GradCF) -1.2  delta +0.012 (0.52%)"]``; the
@@ -85,7 +88,7 @@ def caption(explanation: Any, index: int, class_names: Optional[Sequence[Any]] =
     relative = float(explanation.relative_delta[index])
     completeness = (f"delta {float(explanation.delta[index]):+.2g} ({100.0 * relative:.2g}%)" if np.isfinite(relative)
                     else "no score change to attribute")
-    return [f"#{index} class {class_label(target, class_names)}",
+    return [f"{f'#{index}' if label is None else label} class {class_label(target, class_names)}",
             f"f(x) {float(explanation.target_scores[index]):.3g}  "
             f"f({end_label(explanation.method)}) {float(explanation.counterfactual_scores[index]):.3g}  "
             + completeness]

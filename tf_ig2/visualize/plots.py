@@ -1,7 +1,8 @@
 """Matplotlib figures of explanations (optional: ``pip install "tf-ig2[plot]"``).
 
-:func:`plot` draws one row per explained input, titled with its class, ``f(x)``, the counterfactual's
-score, ``delta`` and the relative delta:
+:func:`plot` draws one row per explained input (one row per target of each input, for an explanation
+of several targets per input), titled with its class, ``f(x)``, the counterfactual's score, ``delta``
+and the relative delta:
 
 - images ``(N, H, W[, C])``: the input; GradCF averaged over the references (the baseline for IG
   and Guided IG); the signed attribution ``sum_c A`` in a red-white-blue map whose colour limits are
@@ -18,6 +19,7 @@ shows the returned figure, ``figure.savefig(path)`` writes it.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -72,13 +74,17 @@ def plot(explanation: Any, inputs: Any, *, class_names: Optional[Sequence[Any]] 
          percentile: float = defaults.HEATMAP_PERCENTILE, colormap: str = defaults.HEATMAP_COLORMAP,
          alpha: float = defaults.OVERLAY_ALPHA, value_range: Any = None,
          min_size: int = defaults.PANEL_MIN_SIZE) -> Any:
-    """A matplotlib figure of an explanation, one row per input.
+    """A matplotlib figure of an explanation, one row per input, or one row per target of each input.
+
+    An explanation of T targets per input (``explain(..., targets=(N, T))`` or ``top_k``) is drawn
+    with T rows per input, in the order of its targets, each titled ``#n target t/T: class c``.
 
     Args:
-        explanation: The :class:`~tf_ig2.Explanation` of ``inputs`` (one model input).
+        explanation: The :class:`~tf_ig2.Explanation` of ``inputs`` (one model input; one or
+            several targets per input).
         inputs: What was explained: ``(N, H, W[, C])`` images, ``(N, F)`` rows or ``(N, T)`` ids.
         class_names: Names of the classes, indexed by target, for the row titles.
-        max_rows: The most inputs drawn (the first ones).
+        max_rows: The most inputs drawn (the first ones; each with all its targets).
         input_kind: ``"images"``, ``"tabular"`` or ``"tokens"``; ``None`` infers it from the rank
             (rank 2: tokens for integer ids or with a ``vocabulary``, else tabular).
         feature_names: Tabular: F names (``None``: ``x0``, ``x1``, ...).
@@ -99,7 +105,6 @@ def plot(explanation: Any, inputs: Any, *, class_names: Optional[Sequence[Any]] 
         ImportError: Without matplotlib (``pip install "tf-ig2[plot]"``).
         TypeError, ValueError: On a malformed argument.
     """
-    require_one_target(explanation, "tf_ig2.plot")
     figure_class = _figure_class()
     attributions = _single(explanation.attributions, "The attributions")
     inputs = validation.as_numpy("inputs", _single(inputs, "The inputs"))
@@ -107,24 +112,56 @@ def plot(explanation: Any, inputs: Any, *, class_names: Optional[Sequence[Any]] 
         raise ValueError(f"`inputs` must be the {attributions.shape[0]} explained inputs. Received: shape "
                          f"{inputs.shape}")
     kind = _kind(inputs, input_kind, vocabulary)
-    rows = _rows(len(inputs), max_rows)
+    explanation, inputs, attributions, titles = _drawn_rows(explanation, inputs, attributions,
+                                                            _rows(len(inputs), max_rows), class_names)
     draw = {"images": _image_rows, "tabular": _tabular_rows, "tokens": _token_rows}[kind]
     options = {"images": dict(percentile=percentile, colormap=colormap, alpha=alpha, value_range=value_range,
                               min_size=min_size),
                "tabular": dict(feature_names=feature_names, top=top),
                "tokens": dict(vocabulary=vocabulary, padding_id=padding_id)}[kind]
-    return draw(figure_class, explanation, inputs, attributions, rows, class_names, **options)
+    return draw(figure_class, explanation, inputs, attributions, titles, **options)
 
 
-def _titled_rows(figure: Any, explanation: Any, rows: int, class_names: Any) -> List[Any]:
-    subfigures = figure.subfigures(rows, 1, squeeze=False)[:, 0]
-    for index, subfigure in enumerate(subfigures):
-        subfigure.suptitle("\n".join(markup.caption(explanation, index, class_names)), fontsize=9)
+def _drawn_rows(explanation: Any, inputs: np.ndarray, attributions: np.ndarray, count: int,
+                class_names: Any) -> Tuple[Any, np.ndarray, np.ndarray, List[str]]:
+    """What the rows show: ``(explanation, inputs, attributions, titles)`` with one entry per row.
+
+    One target per input: the first ``count`` inputs as they are. T targets per input: T rows per
+    input, input-major, each with that target's attributions and scores (one target's shapes) and
+    its input and counterfactuals repeated.
+    """
+    targets = explanation.target_count
+    if targets is None:
+        titles = ["\n".join(markup.caption(explanation, index, class_names)) for index in range(count)]
+        return explanation, inputs, attributions, titles
+    owners, columns = np.repeat(np.arange(count), targets), np.tile(np.arange(targets), count)
+
+    def pick(values: Any) -> Any:
+        return None if values is None else np.asarray(values)[owners, columns]
+
+    def repeat(values: Any) -> Any:
+        return None if values is None else np.asarray(values)[owners]
+
+    rows = dataclasses.replace(
+        explanation, attributions=pick(attributions),
+        counterfactuals=repeat(_single(explanation.counterfactuals, "The counterfactuals")),
+        target_scores=pick(explanation.target_scores), counterfactual_scores=pick(explanation.counterfactual_scores),
+        delta=pick(explanation.delta), targets=pick(explanation.targets),
+        representation_distance=repeat(explanation.representation_distance), path=None)
+    titles = ["\n".join(markup.caption(rows, row, class_names, label=f"#{owner} target {column + 1}/{targets}:"))
+              for row, (owner, column) in enumerate(zip(owners, columns))]
+    return rows, inputs[owners], rows.attributions, titles
+
+
+def _titled_rows(figure: Any, titles: Sequence[str]) -> List[Any]:
+    subfigures = figure.subfigures(len(titles), 1, squeeze=False)[:, 0]
+    for subfigure, title in zip(subfigures, titles):
+        subfigure.suptitle(title, fontsize=9)
     return list(subfigures)
 
 
-def _image_rows(figure_class: Any, explanation: Any, inputs: np.ndarray, attributions: np.ndarray, rows: int,
-                class_names: Any, *, percentile: float, colormap: str, alpha: float, value_range: Any,
+def _image_rows(figure_class: Any, explanation: Any, inputs: np.ndarray, attributions: np.ndarray,
+                titles: Sequence[str], *, percentile: float, colormap: str, alpha: float, value_range: Any,
                 min_size: int) -> Any:
     if inputs.ndim not in (3, 4) or attributions.shape[1:3] != inputs.shape[1:3]:
         raise ValueError("Image plots need inputs (N, H, W[, C]) and attributions covering the same pixels. "
@@ -136,9 +173,9 @@ def _image_rows(figure_class: Any, explanation: Any, inputs: np.ndarray, attribu
     if counterfactuals.ndim == inputs.ndim + 1:
         counterfactuals = counterfactuals.mean(axis=1)
     cell = max(CELL_INCHES, 1.6 * min_size / DPI)
-    figure = figure_class(figsize=(4.6 * cell, rows * (cell + 0.7)), dpi=DPI, layout="constrained")
+    figure = figure_class(figsize=(4.6 * cell, len(titles) * (cell + 0.7)), dpi=DPI, layout="constrained")
     end = markup.end_label(explanation.method)
-    for index, subfigure in enumerate(_titled_rows(figure, explanation, rows, class_names)):
+    for index, subfigure in enumerate(_titled_rows(figure, titles)):
         image = inputs[index][..., None] if inputs.ndim == 3 else inputs[index]
         other = counterfactuals[index][..., None] if inputs.ndim == 3 else counterfactuals[index]
         shown, shown_end = _joint_display(image.astype(np.float64), other.astype(np.float64), value_range)
@@ -163,8 +200,8 @@ def _image_rows(figure_class: Any, explanation: Any, inputs: np.ndarray, attribu
     return figure
 
 
-def _tabular_rows(figure_class: Any, explanation: Any, inputs: np.ndarray, attributions: np.ndarray, rows: int,
-                  class_names: Any, *, feature_names: Optional[Sequence[str]], top: Optional[int]) -> Any:
+def _tabular_rows(figure_class: Any, explanation: Any, inputs: np.ndarray, attributions: np.ndarray,
+                  titles: Sequence[str], *, feature_names: Optional[Sequence[str]], top: Optional[int]) -> Any:
     if attributions.ndim != 2:
         raise ValueError(f"Tabular plots need attributions (N, F). Received: shape {attributions.shape}")
     count = attributions.shape[1]
@@ -172,8 +209,8 @@ def _tabular_rows(figure_class: Any, explanation: Any, inputs: np.ndarray, attri
     if len(names) != count:
         raise ValueError(f"`feature_names` must name each of the {count} features. Received: {len(names)} names")
     shown = min(count, validation.optional_positive_int("top", top) or count)
-    figure = figure_class(figsize=(7.0, rows * (0.9 + 0.22 * shown)), dpi=DPI, layout="constrained")
-    for index, subfigure in enumerate(_titled_rows(figure, explanation, rows, class_names)):
+    figure = figure_class(figsize=(7.0, len(titles) * (0.9 + 0.22 * shown)), dpi=DPI, layout="constrained")
+    for index, subfigure in enumerate(_titled_rows(figure, titles)):
         values = attributions[index].astype(np.float64)
         order = np.argsort(-np.abs(values), kind="stable")[:shown]
         axis = subfigure.subplots()
@@ -186,8 +223,8 @@ def _tabular_rows(figure_class: Any, explanation: Any, inputs: np.ndarray, attri
     return figure
 
 
-def _token_rows(figure_class: Any, explanation: Any, inputs: np.ndarray, attributions: np.ndarray, rows: int,
-                class_names: Any, *, vocabulary: Vocabulary, padding_id: Optional[int]) -> Any:
+def _token_rows(figure_class: Any, explanation: Any, inputs: np.ndarray, attributions: np.ndarray,
+                titles: Sequence[str], *, vocabulary: Vocabulary, padding_id: Optional[int]) -> Any:
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
 
@@ -199,6 +236,7 @@ def _token_rows(figure_class: Any, explanation: Any, inputs: np.ndarray, attribu
     table = token_pictures.check_vocabulary(vocabulary)
     per_line = 64  # characters per line of tokens
     lines = []
+    rows = len(titles)
     for index in range(rows):
         words, positions = token_pictures.token_texts(inputs[index], table, padding_id, index)
         lines.append((words, attributions[index][positions]))
@@ -207,7 +245,7 @@ def _token_rows(figure_class: Any, explanation: Any, inputs: np.ndarray, attribu
                           layout="constrained")
     subfigures = figure.subfigures(rows, 1, squeeze=False, height_ratios=[0.9 + 0.3 * h for h in heights])[:, 0]
     for index, (subfigure, (words, values)) in enumerate(zip(subfigures, lines)):
-        subfigure.suptitle("\n".join(markup.caption(explanation, index, class_names)), fontsize=9)
+        subfigure.suptitle(titles[index], fontsize=9)
         axis = subfigure.subplots()
         axis.set_xlim(0, per_line)
         axis.set_ylim(heights[index] - 0.5, -0.5)

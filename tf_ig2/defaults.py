@@ -53,6 +53,9 @@ AUTO: str = "auto"
 #: or all-zero baseline of Integrated Gradients).
 REFERENCES_SEED: int = 0
 REFERENCE_CONSTANT: float = 0.0
+#: How many references a picker (``other_class``, ``relevant_class``) draws per input when asked by name, as in
+#: the callbacks' ``references="other_class"``.
+REFERENCES_PER_INPUT: int = 4
 #: How many models tf_ig2.references.relevant_class keeps compiled scoring functions for.
 REFERENCES_CACHE_SIZE: int = 4
 

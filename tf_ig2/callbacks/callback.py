@@ -22,6 +22,14 @@ TPAMI 2024, Eqs. 7-10), straight-line Integrated Gradients (Sundararajan et al.,
   end of the GradPath (IG² only);
 - ``<name>/target_score``: mean explained score ``f_c(x)``.
 
+With several classes per input (``class_index`` ``(N, T)``, ``[[c_1, ..., c_T]]`` or ``"top-K"``; see
+:mod:`tf_ig2.callbacks.targets`) one ``explain`` call per logged epoch explains them all, and every
+tag but ``<name>/path`` and ``<name>/representation_distance`` (shared by the targets) is logged once
+per target, its tag ending in the target: ``<name>/panels/class_3``, ``<name>/panels/top_1``, ...
+
+``references="other_class"`` or ``"relevant_class"`` picks the references from a labelled pool (see
+:mod:`tf_ig2.callbacks.pickers`).
+
 The pictures come from the displays of :mod:`tf_ig2.callbacks.displays`, the checks of
 ``validation_data`` from :mod:`tf_ig2.callbacks.inputs`. The arguments follow tf-explain's
 ``IntegratedGradientsCallback`` (``validation_data``, ``class_index``, ``output_dir``), so a
@@ -30,24 +38,24 @@ tf-explain user changes one line.
 
 from __future__ import annotations
 
-import glob
 import logging
 import os
 import re
 import time
-import uuid
 import warnings
-import weakref
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from tf_ig2 import defaults, diagnostics, folders, validation
 from tf_ig2.callbacks import inputs as callback_inputs
-from tf_ig2.callbacks.displays import describe, make_display
+from tf_ig2.callbacks import pickers
+from tf_ig2.callbacks import targets as callback_targets
+from tf_ig2.callbacks.displays import make_display
 from tf_ig2.callbacks.inputs import INPUT_KINDS, choose_targets, split_validation_data
+from tf_ig2.callbacks.targets import TargetChoice, choose
+from tf_ig2.callbacks.writer import EventsWriter
 from tf_ig2.explanation import Explanation
 from tf_ig2.methods import registry as methods
 from tf_ig2.visualize import encode_images, encode_png, token_markdown
@@ -101,87 +109,6 @@ def check_name(name: Any) -> str:
     return name
 
 
-class EventsWriter:
-    """One run folder's summary writer: one compiled function writes every summary of an epoch.
-
-    Args:
-        run_dir: The run folder (created by TensorFlow if needed).
-
-    Raises:
-        Exception: Whatever TensorFlow raises when the folder cannot be written.
-    """
-
-    def __init__(self, run_dir: str):
-        suffix = f".{uuid.uuid4().hex[:12]}.v2"
-        self.writer = tf.summary.create_file_writer(run_dir, filename_suffix=suffix)
-        found = glob.glob(os.path.join(glob.escape(run_dir), f"*{suffix}"))
-        self.events_file: Optional[str] = found[0] if found else None
-        self._functions: Dict[Tuple[Tuple[str, ...], ...], Callable[..., Any]] = {}  # hold this writer
-        # Closed at interpreter exit (or when dropped) should no one call close().
-        self._finalizer = weakref.finalize(self, _close_quietly, self.writer)
-
-    def _function(self, image_tags: Tuple[str, ...], scalar_tags: Tuple[str, ...],
-                  text_tags: Tuple[str, ...]) -> Callable[..., Any]:
-        key = (image_tags, scalar_tags, text_tags)
-        if key not in self._functions:
-            from tensorboard.plugins.image import metadata
-
-            image_metadata = {tag: metadata.create_summary_metadata(display_name=None, description=describe(tag))
-                              for tag in image_tags}
-            signature = ([tf.TensorSpec([], tf.int64)] + [tf.TensorSpec([None], tf.string)] * len(image_tags)
-                         + [tf.TensorSpec([len(scalar_tags)], tf.float32)]
-                         + [tf.TensorSpec([], tf.string)] * len(text_tags))
-
-            @tf.function(input_signature=signature)
-            def write(step, *values):
-                images, scalars, texts = values[:len(image_tags)], values[len(image_tags)], values[len(image_tags) + 1:]
-                for tag, encoded in zip(image_tags, images):
-                    tf.summary.write(tag, encoded, step=step, metadata=image_metadata[tag])
-                for index, tag in enumerate(scalar_tags):
-                    tf.summary.scalar(tag, scalars[index], step=step, description=describe(tag))
-                for tag, text in zip(text_tags, texts):
-                    tf.summary.text(tag, text, step=step, description=describe(tag))
-
-            self._functions[key] = write
-        return self._functions[key]
-
-    def write(self, step: int, images: Dict[str, np.ndarray], scalars: Dict[str, float], texts: Dict[str, str]) -> None:
-        """Writes ``{tag: (k, H, W, 3) uint8}`` images, scalars and texts at ``step`` and flushes.
-
-        Raises:
-            OSError: If the events file disappeared (the folder was removed or replaced); the
-                writer is closed then, and a new one must be opened.
-        """
-        write = self._function(tuple(images), tuple(scalars), tuple(texts))
-        with self.writer.as_default():
-            write(tf.constant(step, tf.int64), *[tf.constant(encode_images(value)) for value in images.values()],
-                  tf.constant(list(scalars.values()), tf.float32), *[tf.constant(text) for text in texts.values()])
-        self.writer.flush()
-        if self.events_file is not None and not os.path.isfile(self.events_file):
-            # The folder was removed or replaced: the open file handle writes nowhere visible.
-            try:
-                self.close()
-            except Exception:  # noqa: BLE001 - the file is gone; a new writer opens next time
-                pass
-            raise OSError(f"the events file {self.events_file!r} has disappeared; a new one is opened at the "
-                          "next logged epoch")
-
-    def close(self) -> None:
-        """Flushes and closes the file."""
-        self._functions = {}
-        self._finalizer.detach()
-        self.writer.flush()
-        self.writer.close()
-
-
-def _close_quietly(writer: Any) -> None:
-    try:
-        writer.flush()
-        writer.close()
-    except Exception:  # noqa: BLE001 - at exit, with TensorFlow possibly half torn down
-        pass
-
-
 class AttributionCallback(keras.callbacks.Callback):
     """Logs attributions of a fixed batch of validation inputs to TensorBoard every few epochs.
 
@@ -204,9 +131,15 @@ class AttributionCallback(keras.callbacks.Callback):
         references: IG² references ``(R, *S)`` shared by all inputs or ``(N, R, *S)`` per input
             (required for IG²; token ids for token inputs); the baselines of IG and Guided IG (a
             scalar, one input, ``(R, ...)`` or ``(N, R, ...)``; ``None`` for the explainer's
-            default).
-        class_index: The explained class: one int or ``N`` ints. ``None``: the labels ``y`` if
-            given, else the predicted class.
+            default). Or a picker's name, ``"other_class"`` or ``"relevant_class"``: the callback
+            picks ``references_per_input`` references per input from ``reference_pool`` or the
+            labelled ``validation_data`` (see :mod:`tf_ig2.callbacks.pickers`).
+        class_index: The explained classes. One per input: one int, or ``N`` ints (a flat
+            sequence is always one class per input). Several per input: an ``(N, T)`` array or
+            list of lists, ``[[c_1, ..., c_T]]`` (shape ``(1, T)``) for the same T classes for
+            every input, or ``"top-K"`` for each input's K highest-scoring classes at each logged
+            epoch. ``None``: the labels ``y`` if given, else the predicted class. See
+            :mod:`tf_ig2.callbacks.targets`.
         output_dir: Log folder; the callback writes to the run folder ``output_dir/<name>``, so
             the log folder of ``keras.callbacks.TensorBoard`` shows both side by side.
         freq: Log at the end of every epoch whose index is a multiple of ``freq`` (0, freq, ...).
@@ -238,6 +171,13 @@ class AttributionCallback(keras.callbacks.Callback):
         path_strip: Images and IG² only: also log ``<name>/path``, the film strip of the first
             input's GradPath towards its first reference. Only that pair's path is kept
             (``steps + 1`` points), explained again with ``return_path=True`` each logged epoch.
+        reference_pool: With a picker's name as ``references``: ``(x_pool, y_pool)``, candidate
+            references shaped like the inputs and their labels (``(M,)`` ints or ``(M, C)``
+            one-hot); ``None`` picks from ``validation_data``, which must then hold labels.
+        references_per_input: With a picker: R, the references picked per input (``None``:
+            ``defaults.REFERENCES_PER_INPUT``). ``max_references`` does not apply to them.
+        references_seed: With a picker: the seed of every pick (``None``:
+            ``defaults.REFERENCES_SEED``), so that the logs are reproducible.
         **explainer_options: Settings of the explainer, e.g. IG²'s ``steps``, ``step_size``,
             ``value_range``, ``representation_layer``, ``batch_size``, ``input_layer``,
             ``padding_id``, ``output``.
@@ -257,6 +197,8 @@ class AttributionCallback(keras.callbacks.Callback):
         ...                                     vocabulary=vectorizer.get_vocabulary(), steps=64)
         >>> rows = tf_ig2.callbacks.IG2Callback((rows_val, y_val), references=rows_other, top=10,
         ...                                     feature_names=data.feature_names, value_range=(low, high))
+        >>> top3 = tf_ig2.callbacks.IG2Callback((x_val, y_val), references="relevant_class", class_index="top-3",
+        ...                                     reference_pool=(x_train, y_train), value_range=(0.0, 1.0))
     """
 
     def __init__(self, method: MethodChoice, validation_data: Any, references: Any = None, class_index: Any = None,
@@ -268,7 +210,8 @@ class AttributionCallback(keras.callbacks.Callback):
                  min_display_size: int = defaults.CALLBACK_MIN_DISPLAY_SIZE, input_kind: Optional[str] = None,
                  feature_names: Optional[Sequence[str]] = None, top: Optional[int] = None,
                  vocabulary: Union[None, Sequence[str], Mapping[int, str]] = None, path_strip: bool = False,
-                 **explainer_options: Any):
+                 reference_pool: Optional[Tuple[Any, Any]] = None, references_per_input: Optional[int] = None,
+                 references_seed: Optional[int] = None, **explainer_options: Any):
         super().__init__()
         self._factory, default_name, self._method = resolve_method(method, explainer_options)
         self.name = check_name(name if name is not None else default_name)
@@ -292,26 +235,57 @@ class AttributionCallback(keras.callbacks.Callback):
             feature_names=feature_names, top=top, vocabulary=vocabulary,
             padding_id=callback_inputs.padding_id(explainer_options.get("padding_id", defaults.PADDING_ID)))
         self.path_strip = callback_inputs.check_path_strip(path_strip, self.input_kind, self._method, self.name)
-        targets = choose_targets(class_index, labels, len(inputs))
         self.class_index = class_index
-        self.targets = None if targets is None else targets[:len(self.inputs)]
+        self.target_choice: TargetChoice = choose(class_index, labels, len(inputs)).head(len(self.inputs))
         self._reference_keyword = None if self._method is None else self._method.reference_keyword
-        self.references = callback_inputs.check_references(
-            references, inputs, self.input_kind, keyword=self._reference_keyword,
-            required=self._method is not None and self._method.references_required, count=len(self.inputs),
-            max_references=self.max_references)
+        self.picker = pickers.from_arguments(references, reference_pool, references_per_input, references_seed,
+                                             inputs, labels, lambda pair: split_validation_data(pair, self.input_kind))
+        self.explainer_options = dict(explainer_options)
+        if self.picker is None:
+            self.references = callback_inputs.check_references(
+                references, inputs, self.input_kind, keyword=self._reference_keyword,
+                required=self._method is not None and self._method.references_required, count=len(self.inputs),
+                max_references=self.max_references)
         if self.input_kind != "tokens":  # for token ids, value_range bounds the embedding space
             bounds = validation.value_range(explainer_options.get("value_range"))
             validation.fits_value_range("validation_data", self.inputs, bounds, inputs.shape[1:])
-            if self.references is not None and self.references.ndim > 0:
+            if self.picker is not None:
+                validation.fits_value_range(self.picker.source, self.picker.pool, bounds, inputs.shape[1:])
+            elif self.references is not None and self.references.ndim > 0:
                 validation.fits_value_range("references", self.references, bounds, inputs.shape[1:])
-        self.explainer_options = dict(explainer_options)
+        if self.picker is not None:  # picked now when the classes are known, else at every logged epoch
+            fixed = self.target_choice.fixed
+            explained = None if not fixed else self.targets.reshape(len(self.inputs), -1)
+            self.picker.check_enough(explained, self.target_choice.count or 1)
+            self.references = None if self.picker.needs_model(fixed) else self._checked_picks(
+                self.picker.pick(self.targets))
         if self._method is not None and self._method.callback_steps is not None and "steps" not in explainer_options:
             self.explainer_options["steps"] = self._method.callback_steps
         self._explainer = None
         self._writer: Optional[EventsWriter] = None
         self._lock: Optional[folders.FolderLock] = None
         self._training = False
+
+    @property
+    def targets(self) -> Optional[np.ndarray]:
+        """The explained classes of the logged inputs: ``(n,)``, ``(n, T)``, or ``None`` when the model
+        chooses them at each logged epoch (its predicted class, or ``"top-K"``)."""
+        return self.target_choice.indices
+
+    @property
+    def top_k(self) -> Optional[int]:
+        """K for ``class_index="top-K"``, else ``None``."""
+        return self.target_choice.top_k
+
+    @property
+    def target_tags(self) -> Optional[Tuple[str, ...]]:
+        """The last tag component of each target (``"class_3"``, ``"top_1"``, ...); ``None`` for one target."""
+        return self.target_choice.tag_suffixes()
+
+    def _checked_picks(self, picked: Any) -> np.ndarray:
+        """Picked ``(n, R, *S)`` references checked like given ones (token ids cast to the inputs' dtype)."""
+        return callback_inputs.check_references(picked, self.inputs, self.input_kind, keyword=self._reference_keyword,
+                                                required=False, count=len(self.inputs), max_references=None)
 
     @property
     def images(self) -> np.ndarray:
@@ -353,21 +327,37 @@ class AttributionCallback(keras.callbacks.Callback):
         return self._explainer
 
     def explain(self) -> Explanation:
-        """Explains the logged inputs at the model's current weights.
+        """Explains the logged inputs at the model's current weights, every target in one call.
+
+        With a picker that needs the model (``"relevant_class"``, or ``"other_class"`` for classes
+        the model chooses), the classes are first scored and the references picked anew (they
+        are then :attr:`references`).
 
         Returns:
             The :class:`~tf_ig2.Explanation` of the first ``max_outputs`` validation inputs:
-            attributions ``(n, H, W[, C])`` for images, ``(n, F)`` for tabular rows, ``(n, T)``
-            per token for token ids.
+            attributions ``(n, H, W[, C])`` for images, ``(n, F)`` for tabular rows, ``(n, L)``
+            per token for token ids; ``(n, T, ...)`` for T targets per input.
         """
         explainer = self._ensure_explainer()
-        arguments: Dict[str, Any] = {"targets": self.targets}
+        targets = self.target_choice.explain_targets()
+        if self.picker is not None and self.picker.needs_model(self.target_choice.fixed):
+            if not self.target_choice.fixed:
+                targets = self.model_targets()
+            self.references = self._checked_picks(self.picker.pick(
+                targets, model=self.model, inputs=self.inputs, options=self.explainer_options))
+        arguments: Dict[str, Any] = {"targets": targets}
         if self.references is not None:
             if self._reference_keyword is not None:
                 arguments[self._reference_keyword] = self.references
             else:
                 return explainer.explain(self.images, self.references, **arguments)
         return explainer.explain(self.images, **arguments)
+
+    def model_targets(self) -> np.ndarray:
+        """The classes the model gives the logged inputs now: ``(n,)`` predicted, or ``(n, K)`` for ``"top-K"``
+        (:func:`tf_ig2.callbacks.targets.model_targets`); the fixed ones when ``class_index`` or labels give them."""
+        return self.targets if self.target_choice.fixed else callback_targets.model_targets(
+            self.target_choice, self._ensure_explainer(), self.model, self.inputs)
 
     def explain_path(self) -> Explanation:
         """The first logged input against its first reference, with its whole path (for ``path_strip``).
@@ -379,9 +369,12 @@ class AttributionCallback(keras.callbacks.Callback):
         from tf_ig2.diagnostics import CompletenessWarning
 
         explainer = self._ensure_explainer()
+        if self.references is None and self.picker is not None:  # picked at each logged epoch: pick them now
+            self.explain()
         references = self.references
         first = references[:1, :1] if references.ndim == self.inputs.ndim + 1 else references[:1]
-        targets = None if self.targets is None else self.targets[:1]
+        # The path does not depend on the target: the first input's first (or predicted) class is explained.
+        targets = None if self.targets is None else self.targets.reshape(len(self.inputs), -1)[:1, 0]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", CompletenessWarning)
             return explainer.explain(self.inputs[:1], **{self._reference_keyword: first}, targets=targets,
@@ -398,24 +391,32 @@ class AttributionCallback(keras.callbacks.Callback):
 
         Returns:
             ``(images, scalars)``: ``{tag: (k, H', W', 3) uint8 RGB}`` from the display (see
-            :mod:`tf_ig2.callbacks.displays`) and ``{tag: float}``.
+            :mod:`tf_ig2.callbacks.displays`) and ``{tag: float}``. With T targets per input, each
+            target's pictures and scalars, their tags ending in ``/<target>`` (:attr:`target_tags`).
         """
-        scalars = {
-            f"{self.name}/completeness_delta": float(np.mean(np.abs(explanation.delta))),
-            f"{self.name}/relative_completeness_delta": diagnostics.median_relative_delta(explanation),
-            f"{self.name}/target_score": float(np.mean(explanation.target_scores)),
-        }
-        if explanation.representation_distance is not None:
+        images: Dict[str, np.ndarray] = {}
+        scalars: Dict[str, float] = {}
+        for suffix, one in callback_targets.per_target(explanation, self.target_choice):
+            scalars.update({
+                f"{self.name}/completeness_delta{suffix}": float(np.mean(np.abs(one.delta))),
+                f"{self.name}/relative_completeness_delta{suffix}": diagnostics.median_relative_delta(one),
+                f"{self.name}/target_score{suffix}": float(np.mean(one.target_scores)),
+            })
+            images.update({f"{tag}{suffix}": value for tag, value in self.display.images(one).items()})
+        if explanation.representation_distance is not None:  # the path's, shared by the targets
             scalars[f"{self.name}/representation_distance"] = float(
                 np.mean(explanation.representation_distance[..., -1]))
-        images = self.display.images(explanation)
         if path_explanation is not None:
             images.update(self.display.path_images(path_explanation))
         return images, scalars
 
     def text_summaries(self, explanation: Explanation) -> Dict[str, str]:
-        """The Markdown texts logged for one explanation (``<name>/text`` for token inputs)."""
-        return self.display.texts(explanation)
+        """The Markdown texts logged for one explanation (``<name>/text`` for token inputs; per target
+        ``<name>/text/<target>``)."""
+        texts: Dict[str, str] = {}
+        for suffix, one in callback_targets.per_target(explanation, self.target_choice):
+            texts.update({f"{tag}{suffix}": value for tag, value in self.display.texts(one).items()})
+        return texts
 
     def log_explanation(self, explanation: Explanation, epoch: int,
                         path_explanation: Optional[Explanation] = None) -> None:
@@ -459,10 +460,13 @@ class AttributionCallback(keras.callbacks.Callback):
         first, so each ``fit`` writes its own events file.
 
         Raises:
+            ValueError: If the explainer cannot be built for the model, or ``class_index`` names a
+                class (or ``"top-K"`` more classes) than the model's ``(N, C)`` output has.
             tf_ig2.folders.FolderInUseError: If another process is logging to the run folder.
         """
         self._close()
         self._ensure_explainer()
+        callback_targets.check_classes(self.target_choice, self.class_index, self.model, self.explainer_options)
         self._take_run_folder()
         self._training = True
         if self._writer is None:
@@ -535,8 +539,11 @@ class IG2Callback(AttributionCallback):
         validation_data: Images, tabular rows or token ids ``x``, or ``(x, y)`` (see
             :class:`AttributionCallback`).
         references: ``(R, *S)`` references shared by all inputs, or ``(N, R, *S)`` per input
-            (token ids for token inputs).
-        class_index: One int or ``N`` ints; ``None`` for the labels, else the predicted class.
+            (token ids for token inputs); or ``"other_class"`` / ``"relevant_class"`` to have them
+            picked (``reference_pool``, ``references_per_input``, ``references_seed``).
+        class_index: One int or ``N`` ints (one class per input); ``(N, T)`` ints,
+            ``[[c_1, ..., c_T]]`` or ``"top-K"`` for T classes per input; ``None`` for the labels,
+            else the predicted class.
         output_dir: Log folder; the run folder is ``output_dir/ig2`` (or ``output_dir/<name>``).
         freq: Log every ``freq`` epochs.
         max_outputs: The most inputs explained and logged per epoch.
@@ -546,12 +553,15 @@ class IG2Callback(AttributionCallback):
             :class:`AttributionCallback` (``name``,
             ``alpha``, ``percentile``, ``colormap``, ``columns``, ``min_display_size``,
             ``input_kind``, ``feature_names``, ``top``, ``vocabulary``, and ``path_strip``: also
-            log ``<name>/path``, the GradPath film strip of the first input and reference).
+            log ``<name>/path``, the GradPath film strip of the first input and reference), and the
+            picker's ``reference_pool``, ``references_per_input`` and ``references_seed``.
 
     Example:
         >>> model.fit(x, y, epochs=5, callbacks=[
         ...     tf_ig2.callbacks.IG2Callback((x_val, y_val), references=x_train[:4], steps=64,
         ...                                  value_range=(0.0, 1.0), output_dir="logs")])
+        >>> picked = tf_ig2.callbacks.IG2Callback((x_val, y_val), "other_class", class_index=[[3, 5]],
+        ...                                       value_range=(0.0, 1.0))   # ig2/panels/class_3, .../class_5
     """
 
     def __init__(self, validation_data: Any, references: Any, class_index: Any = None,

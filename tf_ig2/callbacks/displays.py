@@ -17,6 +17,7 @@ Markdown texts ``{tag: str}``; the callback writes them. The pictures come from
 from __future__ import annotations
 
 import math
+import re
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -49,9 +50,28 @@ DESCRIPTIONS: Dict[str, str] = {
 }
 
 
+#: The last component of a tag logged once per target (see tf_ig2.callbacks.targets): its kind and number.
+TARGET_TAG = re.compile(r"(class|top|target)_(\d+)")
+
+
 def describe(tag: str) -> str:
-    """TensorBoard's description of ``tag`` (``""`` for an unknown one)."""
-    return DESCRIPTIONS.get(tag.rsplit("/", 1)[-1], "")
+    """TensorBoard's description of ``tag`` (``""`` for an unknown one).
+
+    A tag logged per target, ``<name>/<kind>/class_3``, ``.../top_2`` or ``.../target_1``, is
+    described by its kind, then which target it shows.
+    """
+    parts = tag.split("/")
+    target = TARGET_TAG.fullmatch(parts[-1]) if len(parts) > 2 else None
+    if target is None:
+        return DESCRIPTIONS.get(parts[-1], "")
+    description = DESCRIPTIONS.get(parts[-2], "")
+    if not description:
+        return ""
+    kind, number = target.group(1), int(target.group(2))
+    which = {"class": f"class {number} of every input",
+             "top": f"each input's class ranked {number} by the model at this epoch (1: the highest score)",
+             "target": f"column {number} of `class_index` (a class per input)"}[kind]
+    return f"{description} Explained class: {which}."
 
 
 class Display:

@@ -13,6 +13,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 import numpy as np
 
 from tf_ig2 import validation
+from tf_ig2.callbacks.targets import choose
 from tf_ig2.methods import registry as methods
 
 
@@ -117,7 +118,9 @@ def split_validation_data(validation_data: Any, input_kind: str = "images") -> T
 
 
 def choose_targets(class_index: Any, labels: Optional[np.ndarray], count: int) -> Optional[np.ndarray]:
-    """The explained classes: ``class_index`` if given, else the labels, else ``None`` (predicted).
+    """The explained class of each input: ``class_index`` if given, else the labels, else ``None`` (predicted).
+
+    One class per input only; the callbacks also take several (:func:`tf_ig2.callbacks.targets.choose`).
 
     Args:
         class_index: ``None``, one int >= 0, or ``count`` ints >= 0.
@@ -128,24 +131,15 @@ def choose_targets(class_index: Any, labels: Optional[np.ndarray], count: int) -
         ``(count,)`` int64 class indices, or ``None`` for the predicted class.
 
     Raises:
-        TypeError, ValueError: If ``class_index`` is not one of the above.
+        TypeError, ValueError: If ``class_index`` is not one of the above (several classes per input
+            included).
     """
-    if class_index is None:
-        return labels
-    if isinstance(class_index, bool) or callable(class_index):
-        raise TypeError("`class_index` must be None, an int or one int per image. "
-                        f"Received: class_index={class_index!r}")
-    if isinstance(class_index, (numbers.Integral, np.integer)):
-        if class_index < 0:
-            raise ValueError(f"`class_index` must be >= 0. Received: class_index={class_index!r}")
-        return np.full((count,), int(class_index), np.int64)
-    try:
-        indices = validation.targets(class_index, count, None)
-    except (TypeError, ValueError) as error:
-        raise type(error)(str(error).replace("`targets`", "`class_index`")) from error
-    if np.any(indices < 0):
-        raise ValueError(f"`class_index` must be >= 0. Received: minimum {int(indices.min())}")
-    return indices
+    choice = choose(class_index, labels, count)
+    if choice.several:
+        raise ValueError("`class_index` must name one class per input here: None, an int or "
+                         f"{count} ints. Received: class_index={validation.describe(class_index)}; to explain "
+                         "several classes per input, pass (N, T) targets or 'top-K' to an explainer's explain")
+    return choice.indices
 
 
 def padding_id(value: Any) -> Optional[int]:

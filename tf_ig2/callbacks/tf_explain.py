@@ -41,8 +41,10 @@ class TfExplainIG2:
             validation_data: Images ``x`` or ``(x, y)``: ``x`` ``(N, H, W)``, ``(N, H, W, 1)`` or
                 ``(N, H, W, 3)`` floats, ``y`` ``(N,)`` int labels or ``(N, C)`` one-hot rows.
             model: The Keras model to explain.
-            class_index: One int or ``N`` ints; ``None`` for the labels ``y`` if given, else the
-                predicted class.
+            class_index: One int or ``N`` ints, one class per image (tf-explain's interface; for
+                several classes per image call ``explain`` once per class, or use
+                ``tf_ig2.IG2(model).explain(..., targets=(N, T))``); ``None`` for the labels ``y`` if
+                given, else the predicted class.
             references: ``(R, H, W[, C])`` references shared by all images, or
                 ``(N, R, H, W[, C])`` per image (required).
             **options: IG² settings (``steps``, ``step_size``, ``value_range``,
@@ -53,7 +55,8 @@ class TfExplainIG2:
             ``(rows * H, columns * W, 3)`` uint8 RGB grid, ``columns = ceil(sqrt(N))`` unless given.
 
         Raises:
-            TypeError, ValueError: On malformed data, references or options.
+            TypeError, ValueError: On malformed data, references or options, or several classes per
+                image in ``class_index`` (an ``(N, T)`` array, ``[[...]]`` or ``"top-K"``).
         """
         if references is None:
             raise ValueError("`references` is required by IG² (e.g. a few images of other classes). "

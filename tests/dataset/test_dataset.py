@@ -547,3 +547,22 @@ def test_target_strings_other_than_labels_or_top_k_are_refused(setup, tmp_path):
     with pytest.raises(ValueError, match=r"'labels' or 'top-K'.*Received: targets='top-0'"):
         explain_dataset(setup["explainer"], setup["inputs"], setup["references"], tmp_path, targets="top-0",
                         progress=False)
+
+
+def test_a_folder_recorded_before_an_option_existed_resumes(setup, tmp_path):
+    explainer, references = setup["explainer"], setup["references"]
+    explain_dataset(explainer, setup["inputs"], references, tmp_path, batch_size=8, shard_size=8, progress=False)
+    index = json.loads((tmp_path / "index.json").read_text())
+    older = tf_ig2.methods.get_method("ig2").settings.older_record_values()
+    assert older == {"step_schedule": "constant", "shrink_factor": tf_ig2.defaults.IG2_SHRINK_FACTOR}
+    for name in older:  # as a folder written before the option existed records its settings
+        del index["settings"]["options"][name]
+    index["shards"], index["count"], index["complete"] = index["shards"][:1], 8, False
+    (tmp_path / "index.json").write_text(json.dumps(index))
+    result = explain_dataset(explainer, setup["inputs"], references, tmp_path, progress=False)
+    assert (result.resumed, result.complete) == (8, True)
+
+    shrinking = tf_ig2.IG2(explainer.model, steps=STEPS, value_range=(0.0, 1.0), step_schedule="shrink")
+    (tmp_path / "index.json").write_text(json.dumps(index))
+    with pytest.raises(ValueError, match="step_schedule: 'constant' -> 'shrink'"):
+        explain_dataset(shrinking, setup["inputs"], references, tmp_path, progress=False)

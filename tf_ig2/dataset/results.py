@@ -27,6 +27,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from tf_ig2 import defaults, folders
+from tf_ig2.methods.registry import METHODS
 from tf_ig2.validation import one_line
 
 logger = logging.getLogger(__package__)
@@ -79,6 +80,20 @@ def settings_differences(stored: Any, wanted: Any, prefix: str = "") -> List[str
             found += settings_differences(stored.get(key), wanted.get(key), f"{prefix}{key}.")
         return found
     return [] if stored == wanted else [f"{prefix.rstrip('.')}: {stored!r} -> {wanted!r}"]
+
+
+def with_older_records(stored: Dict[str, Any]) -> Dict[str, Any]:
+    """Stored settings with the options that older folders did not record filled in.
+
+    An option added later declares what the runs recorded without it did
+    (``option(older_records=...)`` in :mod:`tf_ig2.methods.settings`); a folder written before it
+    existed then compares equal to a run asking for that value.
+    """
+    method, options = stored.get("method"), stored.get("options")
+    if method not in METHODS or not isinstance(options, dict):
+        return stored
+    older = METHODS[method].settings.older_record_values()
+    return {**stored, "options": {**older, **options}}
 
 
 def describe_differences(differences: Sequence[str]) -> str:
@@ -233,7 +248,7 @@ class ResultsFolder:
             index = None
         if index is not None and not overwrite:
             wanted_shard_size = shard_size or index["shard_size"]
-            differences = settings_differences(index["settings"], settings)
+            differences = settings_differences(with_older_records(index["settings"]), settings)
             if wanted_shard_size != index["shard_size"]:
                 differences.append(f"shard_size: {index['shard_size']} -> {wanted_shard_size}")
             if differences and not index["shards"]:

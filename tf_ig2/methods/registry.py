@@ -119,10 +119,11 @@ class IG2Settings(Settings):
         defaults.IG2_STEP_SCHEDULE, "how the step length changes along the path: 'constant' (the published "
                                     "GradPath) or 'shrink' (a pair's step length is multiplied by the shrink factor "
                                     "each time its representation distance rises after a step)", kind="choice",
-        choices=("constant", "shrink"))
+        choices=("constant", "shrink"), older_records="constant")
     shrink_factor: float = option(
         defaults.IG2_SHRINK_FACTOR, "with step schedule 'shrink': what a pair's step length is multiplied by at each "
-                                    "rise of its distance, in (0, 1)", kind="number", metavar="F")
+                                    "rise of its distance, in (0, 1)", kind="number", metavar="F",
+        older_records=defaults.IG2_SHRINK_FACTOR)
 
     def __post_init__(self) -> None:
         self.check_shared()

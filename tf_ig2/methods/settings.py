@@ -27,13 +27,16 @@ INTEGRATIONS = ("left", "trapezoid", "midpoint", "rescaled")
 IG_RULES = ("trapezoid", "midpoint", "uniform")
 
 
+#: ``option(older_records=...)`` when every recorded run had the option (the default).
+NOT_RECORDED = object()
+
 #: How the command line reads each kind of option (:mod:`tf_ig2.cli.command` maps them to parsers).
 OPTION_KINDS = ("text", "positive_int", "number", "step_size", "number_pair", "token_id", "choice")
 
 
 def option(default: Any, help: str, *, kind: str = "text", metavar: Optional[str] = None,
            choices: Optional[Tuple[str, ...]] = None, default_text: Optional[str] = None,
-           command_line: bool = True, command_line_note: str = "") -> Any:
+           command_line: bool = True, command_line_note: str = "", older_records: Any = NOT_RECORDED) -> Any:
     """A settings field: its default and what the command line and the docs say of it.
 
     Args:
@@ -45,12 +48,15 @@ def option(default: Any, help: str, *, kind: str = "text", metavar: Optional[str
         default_text: The default as the help says it, when ``default`` alone does not say it.
         command_line: Whether ``tf-ig2 explain`` has a flag for it.
         command_line_note: Words only the command line's help adds (e.g. how files are read).
+        older_records: For an option added after results folders recorded their settings: the value
+            that the runs recorded without it had (``"constant"`` for a schedule that did not exist),
+            so that resuming such a folder compares like with like.
     """
     if kind not in OPTION_KINDS:
         raise ValueError(f"`kind` must be one of {OPTION_KINDS}. Received: kind={kind!r}")
     return dataclasses.field(default=default, metadata={
         "help": help, "kind": kind, "metavar": metavar, "choices": choices, "default_text": default_text,
-        "command_line": command_line, "command_line_note": command_line_note})
+        "command_line": command_line, "command_line_note": command_line_note, "older_records": older_records})
 
 
 def steps_option(default: int) -> Any:
@@ -112,6 +118,12 @@ class Settings:
             raise TypeError(f"Unknown option(s) {unknown} for {owner}; expected some of {list(cls.names())}. "
                             f"Received: {sorted(options)}")
         return cls(**options)
+
+    @classmethod
+    def older_record_values(cls) -> Dict[str, Any]:
+        """The values of options that older results folders did not record, by name (see :func:`option`)."""
+        return {field.name: field.metadata["older_records"] for field in dataclasses.fields(cls)
+                if field.metadata.get("older_records", NOT_RECORDED) is not NOT_RECORDED}
 
     @classmethod
     def choices(cls, name: str) -> Tuple[str, ...]:

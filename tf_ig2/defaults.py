@@ -49,6 +49,9 @@ REFERENCES_SEED: int = 0
 REFERENCE_CONSTANT: float = 0.0
 #: How many models tf_ig2.references.relevant_class keeps compiled scoring functions for.
 REFERENCES_CACHE_SIZE: int = 4
+#: ``tf-ig2 explain --reference-pool``: references drawn from the pool for each input
+#: (``--references-per-input``).
+REFERENCES_PER_INPUT: int = 4
 
 #: Number of interpolation points for straight-line Integrated Gradients.
 IG_STEPS: int = 64

@@ -53,8 +53,8 @@ AUTO: str = "auto"
 #: or all-zero baseline of Integrated Gradients).
 REFERENCES_SEED: int = 0
 REFERENCE_CONSTANT: float = 0.0
-#: How many references a picker (``other_class``, ``relevant_class``) draws per input when asked by name, as in
-#: the callbacks' ``references="other_class"``.
+#: How many references a picker (``other_class``, ``relevant_class``) draws per input when asked by name: the
+#: callbacks' ``references="other_class"`` and ``tf-ig2 explain --reference-pool`` (``--references-per-input``).
 REFERENCES_PER_INPUT: int = 4
 #: How many models tf_ig2.references.relevant_class keeps compiled scoring functions for.
 REFERENCES_CACHE_SIZE: int = 4

@@ -111,6 +111,18 @@ def test_other_methods_through_the_registry_equal_their_explainers(saved, kind, 
     np.testing.assert_allclose(grouped.attributions, ungrouped.attributions, **TOLERANCE)
 
 
+@pytest.mark.parametrize("targets", ["top-2", np.array([[2, 0], [1, 2], [0, 1], [2, 1]])], ids=["top-2", "(N, T)"])
+def test_several_targets_per_input_in_groups_equal_the_explainer(saved, targets):
+    model = saved_model.load_model(saved["paths"]["keras"])
+    explanation = saved_model.explain_model(model, saved["inputs"], saved["references"], targets, steps=STEPS,
+                                            batch_size=2)
+    expected = tf_ig2.IG2(model, steps=STEPS, batch_size=2).explain(saved["inputs"], saved["references"], targets)
+    assert explanation.target_count == 2 and explanation.attributions.shape == (4, 2, 8, 8, 1)
+    np.testing.assert_array_equal(explanation.targets, expected.targets)
+    np.testing.assert_allclose(explanation.attributions, expected.attributions, rtol=0, atol=1e-7)
+    np.testing.assert_allclose(explanation.delta, expected.delta, rtol=0, atol=1e-7)
+
+
 def test_batched_explanation_is_identical_and_reports_progress(saved):
     model = saved_model.load_model(saved["paths"]["keras"])
     calls = []

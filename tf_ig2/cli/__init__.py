@@ -5,7 +5,8 @@
   TensorFlow is imported;
 - :mod:`~tf_ig2.cli.files` (reading inputs), :mod:`~tf_ig2.cli.output` (the output folder and
   ``summary.json``), :mod:`~tf_ig2.cli.report` (pictures and ``index.html``),
-  :mod:`~tf_ig2.cli.stream` (``--stream``);
+  :mod:`~tf_ig2.cli.stream` (``--stream``), :mod:`~tf_ig2.cli.targets` (``--target``,
+  ``--targets``, ``--top-k``), :mod:`~tf_ig2.cli.pool` (references drawn from ``--reference-pool``);
 - :mod:`~tf_ig2.cli.demo`: ``tf-ig2 demo``.
 
 The top of the import graph: may import everything else in the package; nothing imports it.

@@ -34,6 +34,8 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 
 from tf_ig2 import defaults
 from tf_ig2.cli import inputs as cli_inputs
+from tf_ig2.cli import pool as cli_pool
+from tf_ig2.cli import targets as cli_targets
 from tf_ig2.cli.explain import (
     PROGRAM,
     ProgressBar,
@@ -165,6 +167,19 @@ def _target(text: str) -> Any:
     return text if text.lower().endswith(".npy") else _class_index(text)
 
 
+def _targets(text: str) -> Any:
+    """``--targets``: comma-separated distinct class indices, or the path of an ``(N, T)`` ``.npy`` file."""
+    if text.lower().endswith(".npy"):
+        return text
+    try:
+        return cli_targets.class_list(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+_seed = _integer_at_least(0, "a non-negative integer")
+
+
 def _step_size(text: str) -> Any:
     if text == defaults.AUTO:
         return text
@@ -236,6 +251,17 @@ float input, and the arrays are written one file per input:
 attributions.<NAME>.npy and counterfactuals.<NAME>.npy (summary.json names them under
 "files" and lists "input_names"); no pictures. --stream explains models with one input.
 
+Several classes per input: --targets 3,5 (or an (N, T) .npy file) or --top-k K explains T
+classes of every input along one path: attributions.npy is then (N, T, *S), summary.json
+lists per input each target's class, scores and deltas, and each (input, class) gets its
+own overlay and panel (overlay_000_class3.png, panel_000_class3.png ...), in the report too.
+
+References from a labelled pool instead of --references: --reference-pool X.npy
+--reference-labels Y.npy draws --references-per-input R (default {per_input}) references per input,
+--pick other-class (items of classes other than the explained ones, at random: the IG2
+paper's references) or relevant-class (one item of each class the model ranks next), with
+--reference-seed (default {seed}); summary.json lists the pool rows drawn. Not with --stream.
+
 Each method takes its own options (tf_ig2.methods):
 {method_options}
 An option of another method is a usage error.
@@ -292,7 +318,8 @@ def _explain_description() -> str:
                            width=88, initial_indent=f"  {key:<11}", subsequent_indent=" " * 13)
              for key, entry in methods.METHODS.items()]
     return _EXPLAIN_DESCRIPTION.format(method_options="\n".join(lines), report_max=defaults.CLI_REPORT_MAX_INPUTS,
-                                       padding_id=defaults.PADDING_ID)
+                                       padding_id=defaults.PADDING_ID, per_input=defaults.REFERENCES_PER_INPUT,
+                                       seed=defaults.REFERENCES_SEED)
 
 
 def _kind_arguments(name: str, metadata: Any) -> Dict[str, Any]:
@@ -331,7 +358,7 @@ def _add_method_options(explain: argparse.ArgumentParser) -> None:
 
 
 def _add_inputs(explain: argparse.ArgumentParser) -> None:
-    """``--inputs``, ``--method``, ``--references`` and ``--target``."""
+    """``--inputs``, ``--method``, ``--references`` or the pool's flags, and ``--target`` or its alternatives."""
     explain.add_argument("--inputs", required=True, action="append", type=cli_inputs.file_argument,
                          metavar="PATH|NAME=PATH",
                          help="inputs to explain: a .npy array (N, *S), a .npz archive (one array, or one named "
@@ -341,16 +368,17 @@ def _add_inputs(explain: argparse.ArgumentParser) -> None:
     explain.add_argument("--method", choices=sorted(methods.METHODS), default="ig2",
                          help="attribution method: ig2 (IG2, the default), ig (straight-line Integrated "
                               "Gradients) or guided_ig (Guided IG)")
-    explain.add_argument("--references", action="append", type=cli_inputs.file_argument,
-                         metavar="PATH|NUMBER|NAME=PATH",
-                         help="references (ig2) or baselines (ig, guided_ig): (R, *S) shared by all inputs or "
-                              "(N, R, *S) per input, as a .npy/.npz array (a .npz may hold both, named 'inputs' and "
-                              "'references'), or images (R images); for ig and guided_ig also a number such as 0, "
-                              "one baseline value for every float feature (default for them: 0; required for ig2); "
-                              "for a model with several inputs, one --references NAME=PATH per input (or a number)")
-    explain.add_argument("--target", type=_target, metavar="INT|FILE.npy",
-                         help="class index explained for every input, or a .npy file of N class indices, one per "
-                              "input (default: each input's predicted class)")
+    references = explain.add_mutually_exclusive_group()
+    references.add_argument("--references", action="append", type=cli_inputs.file_argument,
+                            metavar="PATH|NUMBER|NAME=PATH",
+                            help="references (ig2) or baselines (ig, guided_ig): (R, *S) shared by all inputs or "
+                                 "(N, R, *S) per input, as a .npy/.npz array (a .npz may hold both, named 'inputs' "
+                                 "and 'references'), or images (R images); for ig and guided_ig also a number such "
+                                 "as 0, one baseline value for every float feature (default for them: 0; required "
+                                 "for ig2 unless --reference-pool); for a model with several inputs, one "
+                                 "--references NAME=PATH per input (or a number)")
+    cli_pool.add_arguments(explain, references, count=_positive_int, seed=_seed)
+    cli_targets.add_arguments(explain, target=_target, targets=_targets, count=_positive_int)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -497,6 +525,8 @@ def _print_explained(result: Dict[str, Any]) -> None:
     folder = os.path.abspath(result["output"])
     if result.get("stream"):
         earlier = f" ({result['resumed']} of them by an earlier run)" if result["resumed"] else ""
+        if result.get("target_count") is not None:
+            earlier += f" for {result['target_count']} target(s) each"
         named = [name for name in result["files"] if not name.endswith(".png")]
         pictures = len(result["files"]) - len(named)
         wrote = ", ".join(named) + (f" and {pictures} PNG(s)" if pictures else "")
@@ -504,7 +534,8 @@ def _print_explained(result: Dict[str, Any]) -> None:
               f"{folder} and {result['shards']} result shard(s) to "
               f"{os.path.abspath(result['shards_folder'])}")
     else:
-        print(f"Explained {result['count']} input(s); wrote {len(result['files'])} files to {folder}")
+        targets = f" for {result['target_count']} target(s) each" if result.get("target_count") is not None else ""
+        print(f"Explained {result['count']} input(s){targets}; wrote {len(result['files'])} files to {folder}")
     print(f"Report: {os.path.abspath(result['report'])}")
     if result["representation"] is not None:
         print(f"Representation: {result['representation']}")

@@ -28,7 +28,10 @@ from typing import Any, Dict, Iterator, Optional, Sequence, Tuple, Union
 
 from tf_ig2 import defaults, validation
 from tf_ig2.cli import inputs as cli_inputs
+from tf_ig2.cli import pool as cli_pool
+from tf_ig2.cli import targets as cli_targets
 from tf_ig2.cli.inputs import UsageError, read_options_for, value_range_option
+from tf_ig2.cli.targets import read_targets
 from tf_ig2.cli.wording import command_line_wording
 from tf_ig2.methods import registry as methods
 from tf_ig2.validation import one_line
@@ -218,8 +221,13 @@ def _references_argument(args: argparse.Namespace) -> Union[str, float, Dict[str
 
 
 def settings_record(args: argparse.Namespace, image_size: Optional[Sequence[int]], options: Dict[str, Any],
-                    references: Union[str, float, Dict[str, str]]) -> Dict[str, Any]:
-    """The settings stored in summary.json: the method with all its options (defaults filled in)."""
+                    references: Union[str, float, Dict[str, str]],
+                    pool: Optional[cli_pool.PoolArgument] = None) -> Dict[str, Any]:
+    """The settings stored in summary.json: the method with all its options (defaults filled in).
+
+    ``--targets``, ``--top-k``, ``--class-names`` and the pool's flags are recorded when given
+    (``references`` is then ``None``), so that a run of one target records what it always did.
+    """
     from tf_ig2.saved_model import explain as saved_model
 
     resolved = methods.get_method(args.method).check_options(options).as_dict()
@@ -227,8 +235,10 @@ def settings_record(args: argparse.Namespace, image_size: Optional[Sequence[int]
         "model": args.model,
         "model_format": saved_model.model_format(args.model),
         "inputs": inputs_argument(args),
-        "references": references,
+        "references": None if pool is not None else references,
+        **(pool.settings() if pool is not None else {}),
         "target": args.target,
+        **cli_targets.settings(args),
         "method": args.method,
     }
     for name in method_flags():
@@ -253,8 +263,10 @@ def check_path_strip(args: argparse.Namespace) -> None:
 
 
 def report_options(args: argparse.Namespace, explainer: Any = None, references: Any = None,
-                   sample_shape: Optional[Tuple[int, ...]] = None) -> Any:
+                   sample_shape: Optional[Tuple[int, ...]] = None, class_names: Optional[Sequence[str]] = None) -> Any:
     """The pictures' settings; with ``--path-strip``, the film strips of ``explainer`` and ``references``.
+
+    ``class_names`` (``--class-names``) label the classes in the pictures and the report.
 
     Raises:
         ValueError: If ``--path-strip`` is given for inputs that are not images ``(H, W, C)``.
@@ -267,28 +279,10 @@ def report_options(args: argparse.Namespace, explainer: Any = None, references: 
             raise ValueError(f"--path-strip draws image paths: the inputs must be images (N, H, W, C). Received: "
                              f"inputs of shape (N, {', '.join(map(str, sample_shape or ()))})")
         strips = cli_report.path_strip_maker(explainer, references, value_range=value_range_option(args),
-                                             min_size=args.min_display_size)
+                                             min_size=args.min_display_size, class_names=class_names)
     return cli_report.ReportOptions(min_display_size=args.min_display_size, value_range=value_range_option(args),
-                                    max_inputs=defaults.CLI_REPORT_MAX_INPUTS, path_strips=strips)
-
-
-def read_targets(args: argparse.Namespace, count: int) -> Any:
-    """``--target``: ``None``, one class index, or the ``(N,)`` class indices read from its ``.npy`` file.
-
-    Raises:
-        UsageError: If the file does not hold ``count`` non-negative integers.
-    """
-    if not isinstance(args.target, str):
-        return args.target
-    import numpy as np
-    try:
-        values = np.load(args.target, allow_pickle=False)
-    except (OSError, ValueError) as error:
-        raise UsageError(f"argument --target: could not read {args.target!r} as a .npy array: {error}") from error
-    if values.shape != (count,) or not np.issubdtype(values.dtype, np.integer) or np.any(values < 0):
-        raise UsageError(f"argument --target: {args.target!r} must hold {count} class indices (integers >= 0), one "
-                         f"per input. Received: {values.dtype} array of shape {values.shape}")
-    return values.astype(np.int64)
+                                    max_inputs=defaults.CLI_REPORT_MAX_INPUTS, path_strips=strips,
+                                    class_names=tuple(class_names) if class_names is not None else None)
 
 
 # -- checks before TensorFlow is imported ------------------------------------------------------------
@@ -296,7 +290,8 @@ def check_explain(args: argparse.Namespace) -> Union[str, float, Dict[str, str]]
     """Checks the options, that MODEL, the inputs and references exist and that DIR may be written.
 
     Imports neither TensorFlow nor Keras, so that a refusal is quick; returns ``--references``
-    (:func:`_references_argument`). Named inputs (``--inputs NAME=PATH``) and token ids
+    (:func:`_references_argument`), or ``--reference-pool`` when a pool is given
+    (:func:`tf_ig2.cli.pool.pool_argument`). Named inputs (``--inputs NAME=PATH``) and token ids
     (``--input-layer``) are checked as far as the model is not needed
     (:func:`tf_ig2.cli.inputs.check_named_inputs`).
 
@@ -308,9 +303,10 @@ def check_explain(args: argparse.Namespace) -> Union[str, float, Dict[str, str]]
 
     method_options(args)
     check_path_strip(args)
-    reference = _references_argument(args)
+    pool = cli_pool.pool_argument(args)
+    reference = _references_argument(args) if pool is None else pool.files
     inputs = inputs_argument(args)
-    cli_inputs.check_named_inputs(args, inputs, reference)
+    cli_inputs.check_named_inputs(args, inputs, reference, "references" if pool is None else "reference-pool")
     if args.shard_size is not None and not args.stream:
         raise UsageError(f"argument --shard-size: only applies with --stream. Received: --shard-size "
                          f"{args.shard_size} without --stream")
@@ -321,7 +317,10 @@ def check_explain(args: argparse.Namespace) -> Union[str, float, Dict[str, str]]
             validation.keras_archive("MODEL", args.model)
         except ValueError as error:
             raise UsageError(str(error)) from error
-    for name, given in (("inputs", inputs), ("references", reference), ("target", args.target)):
+    given_files = [("inputs", inputs), ("references" if pool is None else "reference-pool", reference),
+                   *([("reference-labels", pool.labels)] if pool is not None else []),
+                   *cli_targets.files(args).items()]
+    for name, given in given_files:
         for key, path in (given.items() if isinstance(given, dict) else [(None, given)]):
             if isinstance(path, str) and not os.path.exists(path):
                 shown = path if key is None else f"{key}={path}"
@@ -368,43 +367,59 @@ def run_explain(args: argparse.Namespace) -> Dict[str, Any]:
             from tf_ig2.cli.explain_stream import run_explain_stream
 
             return run_explain_stream(args, options, reference)
-        return _explain_in_memory(args, options, reference)
+        return _explain_in_memory(args, options, reference, cli_pool.pool_argument(args))
 
 
 def _explain_in_memory(args: argparse.Namespace, options: Dict[str, Any],
-                       reference: Union[str, float, Dict[str, str]]) -> Dict[str, Any]:
+                       reference: Union[str, float, Dict[str, str]],
+                       pool: Optional[cli_pool.PoolArgument] = None) -> Dict[str, Any]:
+    """Explains the inputs read whole; with ``pool``, against references drawn from it for the explained classes."""
     from tf_ig2.cli import output as cli_output
     from tf_ig2.cli import report as cli_report
     from tf_ig2.saved_model import explain as saved_model
 
     try:
+        class_names = cli_targets.read_class_names(args)
         model = load_explained_model(args)
         plan = cli_inputs.plan_inputs(model, inputs_argument(args), args.input_layer)
         read_options = read_options_for(args)
-        inputs, references, names = cli_inputs.read_in_memory(plan, reference, read_options)
+        inputs, references, names = cli_inputs.read_in_memory(
+            plan, reference, read_options, "references" if pool is None else "reference_pool")
         image_size = args.image_size if plan.several else read_options(next(iter(plan.shapes.values())))[
             "image_size"]
         explained_options = dict(options, **({"value_range": plan.value_range(options["value_range"])}
                                              if "value_range" in options else {}))
-        explainer = saved_model.build_explainer(model, options, args.method)[0] if args.path_strip else None
-        report = report_options(args, explainer, references, None if plan.several else inputs.shape[1:])
+        rows = len(next(iter(inputs.values()))) if isinstance(inputs, dict) else len(inputs)
+        targets = read_targets(args, rows)
+        explainer = (saved_model.build_explainer(model, explained_options, args.method)[0]
+                     if args.path_strip or pool is not None else None)
+        picked = None
+        if pool is not None:
+            from tf_ig2.cli import files as cli_files
+
+            labels = cli_files.read_array(pool.labels, "reference_labels")
+            targets = cli_targets.resolve(explainer, inputs, targets)
+            references, picked = cli_pool.pick_references(
+                pool, references, labels, targets, model=explainer.model, inputs=inputs,
+                input_layer=options.get("input_layer"), batch_size=options.get("batch_size"))
+        report = report_options(args, explainer, references, None if plan.several else inputs.shape[1:],
+                                class_names)
         progress = ProgressBar("Explaining", enabled=not args.quiet)
         try:
-            rows = len(next(iter(inputs.values()))) if isinstance(inputs, dict) else len(inputs)
-            explanation = saved_model.explain_model(model, inputs, references, read_targets(args, rows),
-                                                    method=args.method, progress=progress, **explained_options)
+            explanation = saved_model.explain_model(model, inputs, references, targets, method=args.method,
+                                                    progress=progress, **explained_options)
         finally:
             progress.close()
         explanation = cli_inputs.by_name(explanation, plan)
-        settings = settings_record(args, image_size, options, reference)
+        settings = settings_record(args, image_size, options, reference, pool)
         input_names = list(plan.shapes) if plan.several else None
         with cli_output.staged_output(args.output, overwrite=args.overwrite,
                                       names=cli_output.output_names(inputs=input_names)) as staging:
             written = cli_output.write_explanation(staging, explanation, inputs, names=names, settings=settings,
-                                                   report=report)
+                                                   report=report, reference_rows=picked)
     except (ValueError, TypeError, OSError) as error:
         raise UsageError(command_line_wording(str(error))) from error
     count = len(explanation.target_scores)
     return {"output": args.output, "files": written, "count": count, "method": args.method,
-            "representation": explanation.representation,
+            "representation": explanation.representation, "target_count": explanation.target_count,
             "report": os.path.join(args.output, cli_report.REPORT_FILE)}

@@ -19,6 +19,7 @@ from typing import Any, Dict, Optional, Tuple, Union
 
 from tf_ig2 import defaults, folders, validation
 from tf_ig2.cli import inputs as cli_inputs
+from tf_ig2.cli import targets as cli_targets
 from tf_ig2.cli.explain import (
     PROGRAM,
     SETTINGS_BEFORE_METHODS,
@@ -39,7 +40,7 @@ from tf_ig2.methods import registry as methods
 #: The settings that decide a streamed run's results besides the method's options: a stopped run
 #: is continued only when they agree (tf_ig2.dataset.explain_dataset then also compares the
 #: model's weights, the references, the targets and the first shard's inputs).
-_RESUME_SETTINGS = ("target", "method", "image_size", "scale", "signature", "output_name")
+_RESUME_SETTINGS = ("target", "targets", "top_k", "method", "image_size", "scale", "signature", "output_name")
 
 
 def _check_stream_references(references: Any, count: int, sample_shape: Tuple[int, ...], explainer: Any,
@@ -166,7 +167,8 @@ def run_explain_stream(args: argparse.Namespace, options: Dict[str, Any],
         inputs, references, image_size = _open_stream_inputs(args, model, reference)
         explainer, representation = saved_model.build_explainer(model, options, args.method)
         _check_stream_references(references, inputs.count, inputs.sample_shape, explainer, args.method)
-        report = report_options(args, explainer, references, inputs.sample_shape)
+        targets = read_targets(args, inputs.count)
+        report = report_options(args, explainer, references, inputs.sample_shape, cli_targets.read_class_names(args))
         settings = settings_record(args, image_size, options, reference)
         wanted: Dict[str, Any] = {key: value for key, value in settings.items()
                                   if key in _RESUME_SETTINGS or (key in method_flags() and key != "batch_size")}
@@ -208,12 +210,13 @@ def run_explain_stream(args: argparse.Namespace, options: Dict[str, Any],
     try:
         cli_stream.write_stream_record(output, wanted, finished=False)
         result = dataset.explain_dataset(
-            explainer, inputs.values, references, shards, targets=read_targets(args, inputs.count),
+            explainer, inputs.values, references, shards, targets=targets,
             batch_size=_read_batch(args.batch_size, per_input), shard_size=wanted["shard_size"],
             progress=not args.quiet, overwrite=not resuming)
         written = cli_stream.finish_stream(output, settings=settings, names=inputs.names,
                                            representation=representation, method=explainer.method,
-                                           resumed=result.resumed, inputs=inputs, report=report)
+                                           resumed=result.resumed, inputs=inputs, report=report,
+                                           target_count=cli_targets.target_count(targets))
         cli_stream.write_stream_record(output, wanted, finished=True)
     except KeyboardInterrupt:
         kept = _forget_unstarted_run(output, created_shards)
@@ -227,6 +230,7 @@ def run_explain_stream(args: argparse.Namespace, options: Dict[str, Any],
         _forget_unstarted_run(output, created_shards)
         raise
     return {"output": output, "files": written, "count": result.count, "resumed": result.resumed,
+            "target_count": cli_targets.target_count(targets),
             "shards": result.shards, "shards_folder": shards, "method": args.method,
             "representation": representation, "stream": True,
             "report": os.path.join(output, cli_report.REPORT_FILE)}

@@ -92,8 +92,11 @@ def files_argument(entries: Optional[Sequence[FileArgument]], option: str) -> Fi
 
 
 def check_named_inputs(args: argparse.Namespace, inputs: Files,
-                       references: Union[None, str, float, Dict[str, str]]) -> None:
+                       references: Union[None, str, float, Dict[str, str]], option: str = "references") -> None:
     """The checks of several or token inputs that need no model (before TensorFlow is imported).
+
+    ``references`` is what ``--{option}`` gives: ``--references``, or ``--reference-pool``,
+    which is read the same way.
 
     Raises:
         UsageError: On named references for an unnamed input or the reverse, references naming
@@ -101,15 +104,16 @@ def check_named_inputs(args: argparse.Namespace, inputs: Files,
             token ids (``--value-range``, ``--scale``, ``--image-size``, ``--path-strip``, a
             number as ``--references``, image files).
     """
+    flag = f"--{option}"
     if isinstance(inputs, dict):
         if isinstance(references, str):
-            raise UsageError(f"argument --references: give one --references NAME=PATH per input "
-                             f"({', '.join(inputs)}), as for --inputs. Received: --references {references}")
+            raise UsageError(f"argument {flag}: give one {flag} NAME=PATH per input "
+                             f"({', '.join(inputs)}), as for --inputs. Received: {flag} {references}")
         if isinstance(references, dict) and set(references) != set(inputs):
             missing, unknown = sorted(set(inputs) - set(references)), sorted(set(references) - set(inputs))
             said = "; ".join(part for part in (f"missing {', '.join(missing)}" if missing else "",
                                                f"not among --inputs: {', '.join(unknown)}" if unknown else "") if part)
-            raise UsageError(f"argument --references: must name the inputs --inputs names ({', '.join(inputs)}): "
+            raise UsageError(f"argument {flag}: must name the inputs --inputs names ({', '.join(inputs)}): "
                              f"{said}")
         if args.stream:
             raise UsageError("argument --stream: streams models with one input (float arrays, images, or token ids "
@@ -119,9 +123,9 @@ def check_named_inputs(args: argparse.Namespace, inputs: Files,
             raise UsageError("argument --path-strip: draws the GradPath of image inputs of a model with one input. "
                              f"Received: --path-strip with several inputs ({', '.join(inputs)})")
     elif isinstance(references, dict):
-        raise UsageError(f"argument --references: named references (NAME=PATH) go with named inputs; give "
-                         f"--references PATH for the model's single input. Received: --references "
-                         f"{' --references '.join(f'{key}={value}' for key, value in references.items())}")
+        raise UsageError(f"argument {flag}: named references (NAME=PATH) go with named inputs; give "
+                         f"{flag} PATH for the model's single input. Received: {flag} "
+                         f"{f' {flag} '.join(f'{key}={value}' for key, value in references.items())}")
     if args.input_layer is None:
         if args.padding_id is not None:
             raise UsageError(f"argument --padding-id: only applies with --input-layer (token ids). Received: "
@@ -133,12 +137,13 @@ def check_named_inputs(args: argparse.Namespace, inputs: Files,
                          "from a .npy file, (R, T) or (N, R, T), e.g. all padding ids; a number is one value for "
                          f"every float feature. Received: {given}")
     if isinstance(inputs, str):
-        _check_single_token_input(args, inputs, references)
+        _check_single_token_input(args, inputs, references, option)
 
 
-def _check_single_token_input(args: argparse.Namespace, inputs: str, references: Any) -> None:
+def _check_single_token_input(args: argparse.Namespace, inputs: str, references: Any,
+                              reference_option: str = "references") -> None:
     """A model with one token input: array files only, and no option that only applies to floats."""
-    for option, path in (("inputs", inputs), ("references", references)):
+    for option, path in (("inputs", inputs), (reference_option, references)):
         if isinstance(path, str) and (os.path.isdir(path) or not path.lower().endswith(TOKEN_EXTENSIONS)):
             raise UsageError(f"argument --{option}: with --input-layer the {option} are token ids: expected a .npy "
                              f"or .npz array of integers. Received: --{option} {path}")
@@ -295,7 +300,8 @@ def as_token_ids(values: Any, name: str, path: str) -> Any:
 
 
 def read_in_memory(plan: InputPlan, references: Union[str, float, Dict[str, str]],
-                   read_options: Callable[[Any], Dict[str, Any]]) -> Tuple[Any, Any, Optional[List[str]]]:
+                   read_options: Callable[[Any], Dict[str, Any]],
+                   reference_name: str = "references") -> Tuple[Any, Any, Optional[List[str]]]:
     """Reads the inputs and references of ``plan``: ``(inputs, references, input names)``.
 
     For one input, arrays (or a scalar reference); for several, dicts keyed by input name. The
@@ -305,11 +311,16 @@ def read_in_memory(plan: InputPlan, references: Union[str, float, Dict[str, str]
         plan: The inputs (:func:`plan_inputs`).
         references: ``--references``: a path, a number, or ``{name: path}``.
         read_options: The keywords of :func:`tf_ig2.cli.files.read_inputs` for an input shape.
+        reference_name: What the references are called in messages (and the array of a ``.npz`` archive
+            read): ``"references"``, or ``"reference_pool"`` for ``--reference-pool``, read the
+            same way.
 
     Raises:
         ValueError: If a file cannot be read, or token ids are not whole numbers.
     """
     from tf_ig2.cli import files as cli_files
+
+    option = reference_name
 
     def read(name: str, path: str, option: str, label: str) -> Tuple[Any, Optional[List[str]]]:
         if name in plan.tokens:
@@ -321,16 +332,16 @@ def read_in_memory(plan: InputPlan, references: Union[str, float, Dict[str, str]
         inputs, names = read(name, plan.files, "inputs", "inputs")
         if not isinstance(references, str):
             return inputs, references, names
-        return inputs, read(name, references, "references", "references")[0], names
+        return inputs, read(name, references, option, option)[0], names
     inputs, read_references = {}, {}
     for name, path in plan.files.items():
         try:
             inputs[name] = read(name, path, "inputs", f"inputs[{name!r}]")[0]
             if isinstance(references, dict):
-                read_references[name] = read(name, references[name], "references", f"references[{name!r}]")[0]
+                read_references[name] = read(name, references[name], option, f"{option}[{name!r}]")[0]
         except ValueError as error:
             raise ValueError(f"input {name!r}: {error}") from error
-    if isinstance(references, dict):
+    if isinstance(references, dict) and option == "references":  # a pool's rows are checked when drawn from
         _check_reference_counts(inputs, read_references)
     return inputs, read_references if isinstance(references, dict) else references, None
 

@@ -2,7 +2,9 @@
 
 An :class:`~tf_ig2.Explanation` is written as ``attributions.npy``, ``counterfactuals.npy``,
 ``summary.json``, ``index.html`` and, for image inputs, the pictures of :mod:`tf_ig2.cli.report`
-(overlays, ``grid.png``, panels and, with ``--path-strip``, GradPath film strips).
+(overlays, ``grid.png``, panels and, with ``--path-strip``, GradPath film strips). An explanation of
+several targets per input is written with its target axis: ``(N, T, *S)`` attributions, each
+input's targets listed in ``summary.json``, pictures per (input, target).
 
 Nothing of the user's is touched: outputs are written to a staging folder inside the destination
 (:func:`staged_output`) and only then renamed into place; the folder's manifest lists what tf_ig2
@@ -21,7 +23,7 @@ import numpy as np
 from tf_ig2 import folders
 from tf_ig2.cli import report as cli_report
 from tf_ig2.cli.report import Pictures, ReportOptions
-from tf_ig2.explanation import Explanation, require_one_target
+from tf_ig2.explanation import Explanation
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -122,38 +124,59 @@ def is_image_batch(values: Any) -> bool:
 
 
 # -- summary.json ----------------------------------------------------------------------------------
+def _scores(target: Any, score: Any, gradcf_score: Any, delta: Any, relative: Any,
+            class_names: Optional[Sequence[str]]) -> Dict[str, Any]:
+    """The JSON entries of one explained target: its class (and name), scores and deltas."""
+    entry: Dict[str, Any] = {"target": None if target is None else int(target)}
+    if class_names is not None:
+        entry["class_name"] = (class_names[int(target)] if target is not None and 0 <= int(target) < len(class_names)
+                               else None)
+    entry.update(score=float(score), gradcf_score=float(gradcf_score), completeness_delta=float(delta),
+                 relative_delta=float(relative) if np.isfinite(relative) else None)
+    return entry
+
+
 def records(count: int, *, targets: Optional[np.ndarray], scores: np.ndarray, gradcf_scores: np.ndarray,
             deltas: np.ndarray, distances: Optional[np.ndarray], names: Optional[List[str]] = None,
-            pictures: Optional[Pictures] = None) -> List[Dict[str, Any]]:
+            pictures: Optional[Pictures] = None, class_names: Optional[Sequence[str]] = None,
+            reference_rows: Optional[np.ndarray] = None) -> List[Dict[str, Any]]:
     """One JSON-ready record per input (see :func:`summary`) for the first ``count`` inputs.
 
     Args:
         count: How many records.
-        targets, scores, gradcf_scores, deltas: ``(n,)`` per-input values, ``n >= count``.
+        targets, scores, gradcf_scores, deltas: ``(n,)`` per-input values, ``n >= count``; ``(n, T)``
+            for T targets per input, listed per input under ``"targets"``, one entry per target.
         distances: ``(n, R, 2)`` representation distances (IG²), or ``None``.
         names: The inputs' names, or ``None``.
         pictures: The pictures written; each record names its own (``overlay``, ``panel``,
-            ``path_strip``).
+            ``path_strip``; with several targets each target's entry its ``overlay`` and ``panel``).
+        class_names: Names of the classes: each target is then listed with its ``class_name``.
+        reference_rows: ``(n, R)`` the pool rows each input's references were drawn from
+            (``--reference-pool``), or ``None``.
     """
     relative = Explanation(attributions=None, counterfactuals=None, target_scores=np.asarray(scores[:count]),
                            counterfactual_scores=np.asarray(gradcf_scores[:count]),
                            delta=np.asarray(deltas[:count]), method="").relative_delta
+    several = np.ndim(relative) == 2
     found = []
     for index in range(count):
-        record: Dict[str, Any] = {
-            "index": index,
-            "name": names[index] if names is not None else None,
-            "target": None if targets is None else int(targets[index]),
-            "score": float(scores[index]),
-            "gradcf_score": float(gradcf_scores[index]),
-            "completeness_delta": float(deltas[index]),
-            "relative_delta": float(relative[index]) if np.isfinite(relative[index]) else None,
-        }
+        record: Dict[str, Any] = {"index": index, "name": names[index] if names is not None else None}
+        if several:
+            record["targets"] = [
+                {**_scores(None if targets is None else targets[index][column], scores[index][column],
+                           gradcf_scores[index][column], deltas[index][column], relative[index, column],
+                           class_names), **(pictures.of_target(index, column) if pictures is not None else {})}
+                for column in range(relative.shape[1])]
+        else:
+            record.update(_scores(None if targets is None else targets[index], scores[index], gradcf_scores[index],
+                                  deltas[index], relative[index], class_names))
         if distances is not None:
             record["representation_distance"] = [
                 {"reference": reference, "start": float(start), "end": float(end)}
                 for reference, (start, end) in enumerate(np.asarray(distances[index], np.float64))
             ]
+        if reference_rows is not None:
+            record["reference_rows"] = [int(row) for row in reference_rows[index]]
         if pictures is not None:
             record.update(pictures.of_input(index))
         found.append(record)
@@ -168,7 +191,8 @@ def picture_files(pictures: Optional[Pictures]) -> Dict[str, Any]:
 
 
 def summary(explanation: Any, *, names: Optional[List[str]] = None, pictures: Optional[Pictures] = None,
-            settings: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+            settings: Optional[Dict[str, Any]] = None, class_names: Optional[Sequence[str]] = None,
+            reference_rows: Optional[np.ndarray] = None) -> Dict[str, Any]:
     """The JSON-ready summary of an explanation: settings, version, files and one record per input.
 
     Per input: its name, the explained ``target``, its ``score`` ``f_c(x)``, the mean
@@ -176,20 +200,31 @@ def summary(explanation: Any, *, names: Optional[List[str]] = None, pictures: Op
     for the other methods), the ``completeness_delta`` ``sum(A) - (score - gradcf_score)``, the
     ``relative_delta`` ``|completeness_delta| / |score - gradcf_score|``
     (:attr:`~tf_ig2.Explanation.relative_delta`), for IG² per reference the representation
-    distance at the start and the end of the GradPath, and its picture files.
+    distance at the start and the end of the GradPath, and its picture files. With
+    ``class_names``, each target's ``class_name``; with ``reference_rows``, the pool rows its
+    references were drawn from.
 
     For several inputs (attributions keyed by input name) the summary starts with
     ``input_names``, and ``inputs_shape``, ``counterfactuals_shape`` and ``files.attributions``,
     ``files.counterfactuals`` are dicts keyed by input name.
+
+    For T targets per input the summary says ``target_count`` T and ``attributions_shape``
+    ``(N, T, *S)`` (``inputs_shape`` stays ``(N, *S)``), and each record lists under
+    ``targets`` one entry per target: ``target``, (``class_name``), ``score``, ``gradcf_score``,
+    ``completeness_delta``, ``relative_delta`` and its ``overlay`` and ``panel``; the
+    representation distances and the film strip are the input's (the path is shared).
     """
     from tf_ig2 import __version__
 
     several = _input_names(explanation)
+    count = explanation.target_count
     document = {
         "tf_ig2_version": __version__,
         "method": explanation.method,
         "representation": explanation.representation,
-        "inputs_shape": _shapes(explanation.attributions),
+        "inputs_shape": _shapes(explanation.attributions, without_targets=count is not None),
+        **({"target_count": count, "attributions_shape": _shapes(explanation.attributions)}
+           if count is not None else {}),
         "counterfactuals_shape": _shapes(explanation.counterfactuals),
         "settings": settings or {},
         "files": {"attributions": _array_files(ATTRIBUTIONS_FILE, several),
@@ -197,7 +232,7 @@ def summary(explanation: Any, *, names: Optional[List[str]] = None, pictures: Op
         "inputs": records(len(explanation.target_scores), targets=explanation.targets,
                           scores=explanation.target_scores, gradcf_scores=explanation.counterfactual_scores,
                           deltas=explanation.delta, distances=explanation.representation_distance, names=names,
-                          pictures=pictures),
+                          pictures=pictures, class_names=class_names, reference_rows=reference_rows),
     }
     if several is not None:
         document = {"input_names": several, **document}
@@ -209,16 +244,20 @@ def _input_names(explanation: Any) -> Optional[List[str]]:
     return list(explanation.attributions) if isinstance(explanation.attributions, dict) else None
 
 
-def _shapes(values: Any) -> Union[List[int], Dict[str, List[int]]]:
-    """An array's shape as a list, or ``{input name: shape}`` for several inputs."""
+def _shapes(values: Any, without_targets: bool = False) -> Union[List[int], Dict[str, List[int]]]:
+    """An array's shape as a list, or ``{input name: shape}`` for several inputs.
+
+    With ``without_targets``, the target axis of ``(N, T, *S)`` attributions is left out: ``(N, *S)``.
+    """
     if isinstance(values, dict):
-        return {name: list(np.shape(value)) for name, value in values.items()}
-    return list(np.shape(values))
+        return {name: _shapes(value, without_targets) for name, value in values.items()}
+    shape = list(np.shape(values))
+    return shape[:1] + shape[2:] if without_targets else shape
 
 
 def write_explanation(folder: str, explanation: Any, inputs: np.ndarray, *, names: Optional[List[str]] = None,
-                      settings: Optional[Dict[str, Any]] = None,
-                      report: ReportOptions = ReportOptions()) -> List[str]:
+                      settings: Optional[Dict[str, Any]] = None, report: ReportOptions = ReportOptions(),
+                      reference_rows: Optional[np.ndarray] = None) -> List[str]:
     """Writes an explanation into an existing ``folder``; returns the file names written.
 
     Files: ``attributions.npy`` ``(N, *S)`` float32, ``counterfactuals.npy`` ``(N, R, *S)``
@@ -229,6 +268,10 @@ def write_explanation(folder: str, explanation: Any, inputs: np.ndarray, *, name
     each per input), ``grid.png`` and, when ``report.path_strips`` is given, ``path_000.png``...
     for the first ``report.max_inputs`` inputs (see :mod:`tf_ig2.cli.report`).
 
+    With T targets per input (an explanation of ``target_count`` T, which needs class indices):
+    ``attributions.npy`` is ``(N, T, *S)``, and the overlays and panels are one per (input,
+    target), named by class: ``overlay_000_class3.png``, ``panel_000_class3.png``.
+
     Args:
         folder: The folder to write into (normally the one :func:`staged_output` yields).
         explanation: An :class:`~tf_ig2.Explanation`.
@@ -237,7 +280,6 @@ def write_explanation(folder: str, explanation: Any, inputs: np.ndarray, *, name
         settings: The settings used, stored in the summary and shown in the report.
         report: How the pictures are drawn (:class:`~tf_ig2.cli.report.ReportOptions`).
     """
-    require_one_target(explanation, "The command line's report")
     several = _input_names(explanation)
     arrays = []
     for file_name, values in ((ATTRIBUTIONS_FILE, explanation.attributions),
@@ -249,7 +291,8 @@ def write_explanation(folder: str, explanation: Any, inputs: np.ndarray, *, name
     pictures = Pictures()
     if several is None and is_image_batch(inputs):
         pictures = cli_report.write_pictures(folder, explanation, np.asarray(inputs), report)
-    document = summary(explanation, names=names, pictures=pictures, settings=settings)
+    document = summary(explanation, names=names, pictures=pictures, settings=settings,
+                       class_names=report.class_names, reference_rows=reference_rows)
     folders.write_json(os.path.join(folder, SUMMARY_FILE), document)
     count = len(document["inputs"])
     report_file = cli_report.write_report(folder, document, document["inputs"], pictures,

@@ -403,12 +403,13 @@ def _shown_explanation(folder: ResultsFolder, attributions_file: str, count: int
 def finish_stream(output: PathLike, *, settings: Dict[str, Any], names: Optional[List[str]],
                   representation: Optional[str], method: str, resumed: int,
                   max_listed: Optional[int] = None, inputs: Optional[StreamInputs] = None,
-                  report: cli_report.ReportOptions = cli_report.ReportOptions()) -> List[str]:
+                  report: cli_report.ReportOptions = cli_report.ReportOptions(),
+                  target_count: Optional[int] = None) -> List[str]:
     """Writes ``attributions.npy``, ``summary.json``, ``index.html`` and the panels of a finished streamed run.
 
-    The attributions ``(N, *S)`` float32 are copied shard by shard into a memory-mapped
-    ``.npy`` file, so memory stays bounded by one shard; everything is written to a staging
-    folder inside ``output`` first and moved into place at the end
+    The attributions ``(N, *S)`` float32 (``(N, T, *S)`` for T targets per input) are copied
+    shard by shard into a memory-mapped ``.npy`` file, so memory stays bounded by one shard;
+    everything is written to a staging folder inside ``output`` first and moved into place at the end
     (:func:`~tf_ig2.cli.output.staged_output`).
 
     ``summary.json`` holds the settings, the tf_ig2 version, the counts (inputs, shards,
@@ -436,6 +437,11 @@ def finish_stream(output: PathLike, *, settings: Dict[str, Any], names: Optional
         inputs: The streamed inputs, to draw the panels of the first ones; ``None`` for no
             pictures.
         report: How the pictures are drawn and how many inputs are shown.
+        target_count: T when several targets were explained per input (``--targets``,
+            ``--top-k``): the attributions are then ``(N, T, *S)``, the summary lists each
+            target per input and the panels are one per (input, target), as
+            :func:`~tf_ig2.cli.output.summary` and :func:`~tf_ig2.cli.report.write_pictures`
+            write them in memory; ``None`` for one target.
 
     Returns:
         The names of the files written.
@@ -455,6 +461,9 @@ def finish_stream(output: PathLike, *, settings: Dict[str, Any], names: Optional
     with cli_output.staged_output(output, overwrite=True, names=cli_output.output_names(stream=True)) as staging:
         attributions_file = os.path.join(staging, cli_output.ATTRIBUTIONS_FILE)
         sample_shape = list(merge_shards(shards, "attributions", attributions_file)[1:])
+        attributions_shape = [count, *sample_shape]
+        if target_count is not None:
+            sample_shape = sample_shape[1:]
         explanation = _shown_explanation(folder, attributions_file, shown, method, representation)
         pictures = cli_report.Pictures()
         if inputs is not None and len(sample_shape) == 3 and shown:
@@ -470,13 +479,16 @@ def finish_stream(output: PathLike, *, settings: Dict[str, Any], names: Optional
             records = cli_output.records(
                 count, targets=values.get("targets"), scores=values["target_scores"],
                 gradcf_scores=values["counterfactual_scores"], deltas=values["delta"],
-                distances=values.get("representation_distance"), names=names, pictures=pictures)
+                distances=values.get("representation_distance"), names=names, pictures=pictures,
+                class_names=report.class_names)
         document = {
             "tf_ig2_version": __version__,
             "method": method,
             "representation": representation,
             "stream": True,
             "inputs_shape": [count, *sample_shape],
+            **({"target_count": target_count, "attributions_shape": attributions_shape}
+               if target_count is not None else {}),
             "counterfactuals_shape": None,
             "settings": settings,
             "counts": {"inputs": count, "shards": folder.shards, "shard_size": folder.shard_size,
@@ -491,7 +503,8 @@ def finish_stream(output: PathLike, *, settings: Dict[str, Any], names: Optional
         shown_records = records[:shown] if records is not None else cli_output.records(
             shown, targets=explanation.targets, scores=explanation.target_scores,
             gradcf_scores=explanation.counterfactual_scores, deltas=explanation.delta,
-            distances=explanation.representation_distance, names=names, pictures=pictures)
+            distances=explanation.representation_distance, names=names, pictures=pictures,
+            class_names=report.class_names)
         report_file = cli_report.write_report(staging, document, shown_records, pictures,
                                               cli_report.notes(count, shown, pictures, stream=True, listed=listed))
     return [cli_output.ATTRIBUTIONS_FILE, *pictures.files(), cli_output.SUMMARY_FILE, report_file]

@@ -38,15 +38,17 @@ def command_line_wording(text: str) -> str:
     """Messages of the Python API name keyword arguments; the command line names its options.
 
     ``name='value'`` becomes ``--name value``, ``overwrite=True`` ``--overwrite``, ``batch_size=1``
-    ``--batch-size 1``, "more steps" "more --steps", and ``explanation.relative_delta`` the
+    ``--batch-size 1`` (``top_k=5`` ``--top-k 5``), "more steps" "more --steps", and ``explanation.relative_delta`` the
     ``relative_delta`` of ``summary.json``; a value-range refusal suggests a ``--scale``.
     """
     text = str(text)
     text += _scale_hint(text)
     text = re.sub(r"\boverwrite=True\b", "--overwrite", text)
     text = re.sub(r"\b([a-z_]+)='([^']*)'", lambda match: f"{_option(match.group(1))} {match.group(2)}", text)
-    text = re.sub(r"\b(batch_size|steps)=(\d+)\b", lambda match: f"{_option(match.group(1))} {match.group(2)}", text)
+    text = re.sub(r"\b(batch_size|steps|top_k)=(\d+)\b", lambda match: f"{_option(match.group(1))} {match.group(2)}",
+                  text)
     text = re.sub(r"\b(more|a larger) (steps|segment_points)\b",
                   lambda match: f"{match.group(1)} {_option(match.group(2))}", text)
     text = text.replace("input_layer=", "--input-layer").replace("`value_range`", "--value-range")
+    text = text.replace("`top_k`", "--top-k")
     return text.replace("explanation.relative_delta", "relative_delta in summary.json")

@@ -195,8 +195,10 @@ def explain_model(model: Any, inputs: Any, references: Any, targets: Targets = N
         references: ``(R, *S)`` shared by all inputs, or ``(N, R, *S)`` per input, in the
             structure of ``inputs``; for methods taking baselines (``ig``, ``guided_ig``) also a
             scalar or an ``S``-shaped array.
-        targets: ``None`` (predicted class), an int, ``(N,)`` ints or a callable (a callable returning
-            ``(N, T)`` scores gives an explanation of T targets per input, as in :meth:`tf_ig2.IG2.explain`).
+        targets: ``None`` (predicted class), an int, ``(N,)`` ints or a callable returning ``(N,)``
+            scores; for T targets per input, as in :meth:`tf_ig2.IG2.explain`, ``(N, T)`` ints,
+            ``"top-K"`` (the K highest logits of each input, highest first) or a callable returning
+            ``(N, T)`` scores.
         method: The registered method (:data:`tf_ig2.methods.METHODS`): ``"ig2"`` (default),
             ``"ig"`` or ``"guided_ig"``.
         return_path: Also return the ``(N, R, steps + 1, *S)`` path (IG² only).
@@ -210,7 +212,8 @@ def explain_model(model: Any, inputs: Any, references: Any, targets: Targets = N
     Returns:
         An :class:`~tf_ig2.Explanation`: attributions ``(N, *S)``, counterfactuals (GradCF for
         IG², the baselines otherwise) ``(N, R, *S)``, scores and deltas ``(N,)``, and for IG²
-        representation distances ``(N, R, 2)``.
+        representation distances ``(N, R, 2)``; for T targets per input attributions
+        ``(N, T, *S)`` and scores, deltas and targets ``(N, T)``.
 
     Raises:
         TypeError, ValueError: On an unknown method or options, inputs that do not fit the
@@ -231,7 +234,7 @@ def explain_model(model: Any, inputs: Any, references: Any, targets: Targets = N
         if not (isinstance(references, numbers.Real) and not isinstance(references, bool)):
             references = dict(zip(names, explainer.view.inputs.flatten("references", references)))
         if not callable(targets):
-            targets, _ = explainer.resolve_targets(targets, checked)
+            targets, _ = explainer.resolve_targets(targets, checked, several=True)
         inputs = dict(zip(names, checked))
         count, per_input = len(checked[0]), _references_per_input(inputs, references)
     else:
@@ -250,7 +253,7 @@ def explain_model(model: Any, inputs: Any, references: Any, targets: Targets = N
             validation.fits_value_range("inputs", inputs, explainer.value_range, inputs.shape[1:])
             validation.fits_value_range("references", references, explainer.value_range, inputs.shape[1:])
         if not callable(targets):
-            targets, _ = explainer.resolve_targets(targets, inputs)
+            targets, _ = explainer.resolve_targets(targets, inputs, several=True)
         count, per_input = len(inputs), references.shape[1]
     group = count
     if explainer.batch_size is not None:
@@ -312,7 +315,8 @@ def explain_saved_model(path: PathLike, inputs: Any, references: Any, targets: T
         references: ``(R, *S)`` shared by all inputs, or ``(N, R, *S)`` per input; for ``ig``
             and ``guided_ig`` (baselines) also a scalar or an ``S``-shaped array.
         targets: ``None`` (the predicted class), an int, ``(N,)`` ints or a callable mapping the
-            model output to ``(N,)`` scores.
+            model output to ``(N,)`` scores; for T targets per input ``(N, T)`` ints, ``"top-K"`` or
+            a callable returning ``(N, T)`` scores (see :func:`explain_model`).
         method: The registered method (:data:`tf_ig2.methods.METHODS`): ``"ig2"`` (default),
             ``"ig"`` or ``"guided_ig"``.
         safe_mode: Keras' safe mode when loading a Keras file (see :func:`load_model`; turning

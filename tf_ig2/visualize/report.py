@@ -24,6 +24,8 @@ _STYLE = ("body{font-family:sans-serif;margin:1.5em;color:#222}"
           "section{margin:1.5em 0;border-top:1px solid #ddd}"
           "img{image-rendering:pixelated;margin:4px 8px 4px 0;vertical-align:top}"
           ".note{background:#fff6d5;padding:4px 8px}")
+#: Added for several targets per input: each target's block of pictures side by side.
+_TARGETS_STYLE = ".target{display:inline-block;margin-right:1em}h4{margin:0.5em 0 0}"
 
 
 def picture_source(source: str) -> str:
@@ -67,8 +69,11 @@ def _distances(record: Mapping[str, Any]) -> Optional[str]:
 def _facts(summary: Mapping[str, Any]) -> List[Tuple[str, Any]]:
     end = end_label(summary.get("method"))
     facts = [("method", summary.get("method")), ("representation", summary.get("representation") or "-"),
-             ("inputs shape", summary.get("inputs_shape")),
-             (f"counterfactuals ({end}) shape", summary.get("counterfactuals_shape") or "-")]
+             ("inputs shape", summary.get("inputs_shape"))]
+    if summary.get("target_count") is not None:
+        facts += [("targets per input", summary.get("target_count")),
+                  ("attributions shape", summary.get("attributions_shape") or "-")]
+    facts.append((f"counterfactuals ({end}) shape", summary.get("counterfactuals_shape") or "-"))
     counts = summary.get("counts")
     if isinstance(counts, Mapping):
         facts += [(f"{key.replace('_', ' ')}", value) for key, value in counts.items()]
@@ -85,21 +90,45 @@ def _images(pictures: Iterable[Tuple[str, str]]) -> str:
                    for source, alt in pictures)
 
 
-def _section(record: Mapping[str, Any], method: Any, pictures: Sequence[Tuple[str, str]]) -> str:
+def _class(entry: Mapping[str, Any]) -> str:
+    """A target's class as shown: ``"3"``, or ``"3 (cat)"`` when the entry has a ``class_name``."""
+    target = _number(entry.get("target"))
+    return f"{target} ({entry['class_name']})" if entry.get("class_name") is not None else target
+
+
+def _score_row(entry: Mapping[str, Any]) -> List[str]:
+    """A target's class, scores, completeness delta and relative delta, as table cells."""
+    return [_class(entry), _number(entry.get("score")), _number(entry.get("gradcf_score")),
+            _number(entry.get("completeness_delta")),
+            _number(entry["relative_delta"]) if entry.get("relative_delta") is not None
+            else "no score change to attribute"]
+
+
+def _section(record: Mapping[str, Any], method: Any, pictures: Sequence[Tuple[str, str]],
+             target_pictures: Optional[Mapping[Tuple[int, int], Sequence[Tuple[str, str]]]] = None) -> str:
     end = end_label(method)
     index = record.get("index")
     heading = f"#{index}" + (f" {record['name']}" if record.get("name") else "")
     header = ["target", "f(x)", f"f({end})", "completeness delta", "relative delta"]
-    row = [_number(record.get("target")), _number(record.get("score")), _number(record.get("gradcf_score")),
-           _number(record.get("completeness_delta")),
-           _number(record["relative_delta"]) if record.get("relative_delta") is not None
-           else "no score change to attribute"]
     distances = _distances(record)
-    if distances is not None:
-        header.append("representation distance (start \u2192 end)")
-        row.append(distances)
+    several = record.get("targets")
+    if several is None:
+        row = _score_row(record)
+        if distances is not None:
+            header.append("representation distance (start \u2192 end)")
+            row.append(distances)
+        return (f'<section id="input-{html_text(index)}"><h3>{html_text(heading)}</h3>'
+                f"{html_table(header, [row])}{_images(pictures)}</section>")
+    # Several targets: one row per target, then each target's pictures under its class.
+    shared = (html_table(["representation distance (start \u2192 end), shared by the targets"], [[distances]])
+              if distances is not None else "")
+    blocks = "".join(
+        f'<div class="target" id="input-{html_text(index)}-target-{column}"><h4>class {html_text(_class(entry))}'
+        f"</h4>{_images((target_pictures or {}).get((index, column), ()))}</div>"
+        for column, entry in enumerate(several))
     return (f'<section id="input-{html_text(index)}"><h3>{html_text(heading)}</h3>'
-            f"{html_table(header, [row])}{_images(pictures)}</section>")
+            f"{html_table(header, [_score_row(entry) for entry in several])}{shared}{blocks}{_images(pictures)}"
+            "</section>")
 
 
 def _reading_guide(summary: Mapping[str, Any]) -> str:
@@ -121,6 +150,10 @@ def _reading_guide(summary: Mapping[str, Any]) -> str:
         f"the score gap is good) and the relative delta (|delta| over that gap; \"no score change to "
         f"attribute\" when the gap is negligible, as for an untrained model).",
     ]
+    if summary.get("target_count") is not None:
+        sentences.append(f"Several classes were explained per input ({summary['target_count']} targets): the table "
+                         f"has one row per target, each target has its own panel, and the {end} and the path are "
+                         f"shared by the targets.")
     if summary.get("representation"):
         sentences.append(f"Representation distance (start \u2192 end): how far the representation of the path's "
                          f"point is from each reference's, at the input and at {end}; the path did its work when "
@@ -130,7 +163,8 @@ def _reading_guide(summary: Mapping[str, Any]) -> str:
 
 def report_html(summary: Mapping[str, Any], records: Sequence[Mapping[str, Any]], *,
                 pictures: Optional[Mapping[int, Sequence[Tuple[str, str]]]] = None, notes: Sequence[str] = (),
-                title: str = "tf-ig2 explanation") -> str:
+                title: str = "tf-ig2 explanation",
+                target_pictures: Optional[Mapping[Tuple[int, int], Sequence[Tuple[str, str]]]] = None) -> str:
     """An HTML page: the run's facts and settings, notes, then one section per input.
 
     Args:
@@ -138,12 +172,18 @@ def report_html(summary: Mapping[str, Any], records: Sequence[Mapping[str, Any]]
             ``representation``, ``inputs_shape``, ``counterfactuals_shape``, ``settings``,
             ``tf_ig2_version`` and, for streamed runs, ``counts`` and ``completeness_delta``.
         records: The inputs shown, as ``summary.json`` lists them: ``index``, ``name``,
-            ``target``, ``score``, ``gradcf_score``, ``completeness_delta``, ``relative_delta``
-            and, for IG², ``representation_distance`` (``[{reference, start, end}, ...]``).
+            ``target`` (and ``class_name``), ``score``, ``gradcf_score``, ``completeness_delta``,
+            ``relative_delta`` and, for IG², ``representation_distance``
+            (``[{reference, start, end}, ...]``). For several targets per input (a summary with
+            ``target_count``), ``targets`` lists those fields but the distances per target: the
+            input's section then has one row per target, and a block per target with its class
+            and its pictures.
         pictures: ``{index: [(source, alt text), ...]}``: each input's pictures, linked by a path
             relative to the report's folder or a ``data:image/`` URI (see :func:`picture_source`).
         notes: Sentences shown above the inputs, e.g. that only the first inputs are shown.
         title: The page title.
+        target_pictures: ``{(index, j): [(source, alt text), ...]}``: the pictures of the j-th
+            target of each input, for records with ``targets``.
 
     Returns:
         The page, a complete HTML5 document; every text is escaped.
@@ -156,10 +196,11 @@ def report_html(summary: Mapping[str, Any], records: Sequence[Mapping[str, Any]]
     facts = html_table(["run", ""], [(key, value) for key, value in _facts(summary)])
     settings_table = html_table(["setting", "value"], [(key, _setting(value)) for key, value in settings.items()])
     note_html = "".join(f'<p class="note">{html_text(note)}</p>' for note in notes)
-    sections = "".join(_section(record, summary.get("method"), pictures.get(record.get("index"), ()))
-                       for record in records)
+    style = _STYLE + (_TARGETS_STYLE if summary.get("target_count") is not None else "")
+    sections = "".join(_section(record, summary.get("method"), pictures.get(record.get("index"), ()),
+                                target_pictures) for record in records)
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{html_text(title)}</title><style>{_STYLE}</style></head><body>"
+            f"<title>{html_text(title)}</title><style>{style}</style></head><body>"
             f"<h1>{html_text(title)}</h1><h2>How to read this page</h2>{_reading_guide(summary)}"
             f"{facts}<h2>Settings</h2>{settings_table}"
             f"<h2>Inputs</h2>{note_html}{sections}</body></html>\n")

@@ -216,6 +216,11 @@ def test_image_folder_stops_and_continues(files, tmp_path, capsys, monkeypatch):
     assert index["count"] == 32 and not index["complete"]
     finished = shard_stats(streamed)
     monkeypatch.undo()
+    record_path = streamed / "shards" / "run.json"
+    record = json.loads(record_path.read_text())
+    for name in ("step_schedule", "shrink_factor"):  # as a run recorded before these options existed
+        record["settings"].pop(name)
+    record_path.write_text(json.dumps(record))
     # The same command continues without --overwrite, says so, and leaves the finished shards alone.
     status, out, err = run(arguments, capsys)
     assert status == 0, err

@@ -179,6 +179,8 @@ def run_explain_stream(args: argparse.Namespace, options: Dict[str, Any],
         if resuming:
             stored = {**SETTINGS_BEFORE_TOKENS, **record["settings"]} if "method" in record["settings"] else {
                 **SETTINGS_BEFORE_TOKENS, **SETTINGS_BEFORE_METHODS, **record["settings"]}
+            # options added since, as the runs that did not record them had them (option(older_records=...))
+            stored = results.with_older_records({"method": stored["method"], "options": stored})["options"]
             wanted["shard_size"] = args.shard_size or stored.get("shard_size")
             differences = results.settings_differences(stored, wanted)
             if differences and explained:

@@ -41,7 +41,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_ig2 import defaults, validation
-from tf_ig2.engine.compiled_model import CompiledModel, ModelCache
+from tf_ig2.engine.compiled_model import CompiledFunction, CompiledModel, ModelCache, compiled
 from tf_ig2.engine.model_view import Targets, target_scores
 from tf_ig2.explanation import Explanation
 
@@ -147,8 +147,8 @@ class _CurveScorer:
         spec = tf.TensorSpec([None, *sample_shape], tf.float32)
         index_spec = tf.TensorSpec([None], tf.int32)
 
-        @tf.function(input_signature=[spec, spec, tf.TensorSpec([None, units], tf.int32), index_spec,
-                                      index_spec, index_spec, index_spec])
+        @compiled([spec, spec, tf.TensorSpec([None, units], tf.int32), index_spec,
+                   index_spec, index_spec, index_spec])
         def perturbed_scores(inputs, fills, ranks, owners, sources, counts, targets):
             # One evaluation per entry: row ``owners[p]`` (a ranking and a target) of input
             # ``sources[p]``, with its ``counts[p]`` top features moved.
@@ -178,7 +178,7 @@ class _CurveScorer:
         spec = tf.TensorSpec([None, *inputs.shape[1:]], tf.float32)
         function = self.compiled.function(
             ("blur", tuple(inputs.shape[1:]), sigma),
-            lambda: tf.function(lambda images: gaussian_blur(images, sigma), input_signature=[spec]))
+            lambda: CompiledFunction(lambda images: gaussian_blur(images, sigma), [spec]))
         size = self.batch_size or len(inputs)
         return np.concatenate([function(tf.constant(inputs[start:start + size])).numpy()
                                for start in range(0, len(inputs), size)])

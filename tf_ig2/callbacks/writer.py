@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_ig2.callbacks.displays import describe
+from tf_ig2.engine.compiled_model import compiled
 from tf_ig2.visualize import encode_images
 
 __all__ = ["EventsWriter"]
@@ -52,7 +53,7 @@ class EventsWriter:
                          + [tf.TensorSpec([len(scalar_tags)], tf.float32)]
                          + [tf.TensorSpec([], tf.string)] * len(text_tags))
 
-            @tf.function(input_signature=signature)
+            @compiled(signature)
             def write(step, *values):
                 images, scalars, texts = values[:len(image_tags)], values[len(image_tags)], values[len(image_tags) + 1:]
                 for tag, encoded in zip(image_tags, images):

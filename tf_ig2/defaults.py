@@ -59,6 +59,10 @@ REFERENCES_PER_INPUT: int = 4
 #: How many models tf_ig2.references.relevant_class keeps compiled scoring functions for.
 REFERENCES_CACHE_SIZE: int = 4
 
+#: How many (model, method, settings) keep their compiled functions for every explainer of equal
+#: settings (tf_ig2.engine.compiled_model.shared_functions): a second IG2(model) traces nothing.
+SHARED_COMPILED_SETTINGS: int = 8
+
 #: Number of interpolation points for straight-line Integrated Gradients.
 IG_STEPS: int = 64
 

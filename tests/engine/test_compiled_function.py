@@ -50,3 +50,19 @@ def test_a_plain_model_stays_without_autograph():
     explanation = explainer.explain(inputs, baselines=0.0, targets=0)
     np.testing.assert_allclose(explanation.attributions, weights * inputs, rtol=1e-5, atol=1e-6)
     assert not any(function._converted for function in explainer._compiled._functions.values())
+
+
+def test_explainers_of_equal_settings_share_their_traced_functions():
+    weights = np.array([1.0, -2.0, 0.5], np.float32)
+    model = linear_model(weights)
+    inputs = np.array([[1.0, 2.0, 3.0], [0.5, 0.25, 4.0]], np.float32)
+    first = tf_ig2.IntegratedGradients(model, steps=4)
+    expected = first.explain(inputs, 0.0, targets=0).attributions
+    traced = first.tracing_count
+    again = tf_ig2.IntegratedGradients(model, steps=4)
+    np.testing.assert_array_equal(again.explain(inputs, 0.0, targets=0).attributions, expected)
+    assert again.tracing_count == traced == first.tracing_count  # nothing traced for the second explainer
+    other = tf_ig2.IntegratedGradients(model, steps=5)  # other settings: functions of their own
+    assert other.tracing_count == 0
+    other.explain(inputs, 0.0, targets=0)
+    assert other.tracing_count > 0 and first.tracing_count == traced

@@ -108,16 +108,19 @@ class CompiledModel:
         representation_layer, input_layer, output, need_representation: As for
             :class:`~tf_ig2.engine.model_view.ModelView`.
         padding_id: With an ``input_layer``, the id of padding positions (they never move).
+        functions: The cache of compiled functions to use, e.g. one shared by every explainer of
+            equal settings on this model (:func:`shared_functions`); ``None`` for a cache of its own.
     """
 
     def __init__(self, model: Any, *, batch_size: Optional[int] = None, representation_layer: Any = None,
                  need_representation: bool = False, input_layer: Any = None,
-                 padding_id: Optional[int] = defaults.PADDING_ID, output: Any = None):
+                 padding_id: Optional[int] = defaults.PADDING_ID, output: Any = None,
+                 functions: Optional[Dict[Tuple[Any, ...], Any]] = None):
         self.batch_size = batch_size
         self.padding_id = padding_id
         self.view = ModelView(model, representation_layer, input_layer=input_layer, output=output,
                               need_representation=need_representation)
-        self._functions: Dict[Tuple[Any, ...], Any] = {}
+        self._functions: Dict[Tuple[Any, ...], Any] = {} if functions is None else functions
         self._embeddings: Optional[List[Optional[str]]] = None
 
     @property
@@ -382,3 +385,18 @@ class ModelCache:
     def values(self) -> List[Any]:
         """The cached objects, least recently used first."""
         return [entry[1] for entry in self._entries.values()]
+
+
+#: The compiled functions of the most recent (model, method, settings), shared by their explainers.
+_SHARED_FUNCTIONS = ModelCache(defaults.SHARED_COMPILED_SETTINGS)
+
+
+def shared_functions(model: Any, method: str, settings: Dict[str, Any]) -> Dict[Tuple[Any, ...], Any]:
+    """The cache of compiled functions shared by every explainer of ``method`` with ``settings`` on ``model``.
+
+    A second explainer of equal settings (``IG2(model)`` built again in a loop, a callback and a
+    later ``explain``) runs the functions the first one traced instead of tracing them again. The
+    last :data:`tf_ig2.defaults.SHARED_COMPILED_SETTINGS` (model, method, settings) are kept, and
+    with them their models.
+    """
+    return _SHARED_FUNCTIONS.get(model, (method, value_key(settings)), dict)

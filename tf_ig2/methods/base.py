@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_ig2 import defaults, diagnostics
-from tf_ig2.engine.compiled_model import Batch, CompiledModel, as_list, compiled
+from tf_ig2.engine.compiled_model import Batch, CompiledModel, as_list, compiled, shared_functions
 from tf_ig2.engine.model_view import ModelView
 from tf_ig2.explanation import Explanation
 from tf_ig2.methods import registry as methods
@@ -45,10 +45,14 @@ class PairExplainer:
     def __init__(self, model: Any, *, batch_size: Optional[int], representation_layer: Any = None,
                  need_representation: bool = False, input_layer: Any = None,
                  padding_id: Optional[int] = defaults.PADDING_ID, output: Any = None):
-        # The values come checked by the subclass's settings.
+        # The values come checked by the subclass's settings; explainers of equal settings share their
+        # compiled functions (engine.compiled_model.shared_functions).
+        settings = getattr(self, "settings", None)
+        functions = None if settings is None else shared_functions(
+            model, f"{type(self).__module__}.{type(self).__qualname__}", settings.as_dict())
         self._compiled = CompiledModel(model, batch_size=batch_size, representation_layer=representation_layer,
                                        need_representation=need_representation, input_layer=input_layer,
-                                       padding_id=padding_id, output=output)
+                                       padding_id=padding_id, output=output, functions=functions)
         #: Optional ``wrapper(function) -> function`` applied to every compiled per-pair function
         #: before it runs, e.g. to spread it over a ``tf.distribute`` strategy's replicas.
         self.pair_wrapper: Optional[Callable[[PairFunction], PairFunction]] = None

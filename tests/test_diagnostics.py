@@ -16,9 +16,20 @@ from tf_ig2.visualize import markup, report
 STEPS = 8
 
 
+def build(name, model, **options):
+    """The registered method ``name``'s explainer, with ``STEPS`` steps if it has a path."""
+    method = methods.get_method(name)
+    steps = {"steps": STEPS} if "steps" in method.settings.names() else {}
+    return method.build(model, **steps, **options)
+
+
+#: Methods that take no path and claim no completeness: no score-gap or completeness warning.
+NO_COMPLETENESS = ("gradient",)
+
+
 def explain(name, model, inputs, references, **options):
     """Explains with the registered method ``name``; returns the explanation and the warnings given."""
-    explainer = methods.get_method(name).build(model, steps=STEPS, **options)
+    explainer = build(name, model, **options)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         explanation = explainer.explain(inputs, references, 0)
@@ -46,7 +57,7 @@ def test_negligible_gap_follows_its_definition():
     np.testing.assert_array_equal(negligible_gap(start, end), [True, False, True, False, True, False])
 
 
-@pytest.mark.parametrize("name", sorted(methods.METHODS))
+@pytest.mark.parametrize("name", sorted(set(methods.METHODS) - set(NO_COMPLETENESS)))
 def test_a_constant_model_warns_once_and_reports_nan(name, inputs):
     explainer, explanation, caught = explain(name, constant_model(), inputs, np.zeros((2, 4), np.float32))
     degenerate = of_kind(caught, tf_ig2.DegenerateWarning)
@@ -60,6 +71,22 @@ def test_a_constant_model_warns_once_and_reports_nan(name, inputs):
     with warnings.catch_warnings(record=True) as again:  # once per explainer
         warnings.simplefilter("always")
         explainer.explain(inputs, np.zeros((2, 4), np.float32), 0)
+    assert not again
+
+
+@pytest.mark.parametrize("name", NO_COMPLETENESS)
+def test_methods_without_completeness_report_nan_and_only_name_dead_inputs(name, inputs):
+    # A constant model has a zero gradient: no score-gap warning, which does not apply, but the
+    # input no gradient reaches is named, once per explainer.
+    explainer, explanation, caught = explain(name, constant_model(), inputs, np.zeros((2, 4), np.float32))
+    assert [warning.category for warning in caught] == [tf_ig2.DegenerateWarning]
+    assert "No gradient of the target score reaches model input(s)" in str(caught[0].message)
+    assert caught[0].filename == __file__
+    assert np.all(np.isnan(explanation.delta)) and np.all(np.isnan(explanation.relative_delta))
+    assert np.isnan(diagnostics.median_relative_delta(explanation))
+    with warnings.catch_warnings(record=True) as again:
+        warnings.simplefilter("always")
+        explainer.explain(inputs, None, 0)
     assert not again
 
 
@@ -155,7 +182,7 @@ def test_token_ids_out_of_range_are_refused(name, ids, message):
     tokens = keras.Input((3,), dtype="int32")
     embedded = keras.layers.Embedding(10, 4, name="embedding")(tokens)
     model = keras.Model(tokens, keras.layers.Dense(2)(keras.layers.Flatten()(embedded)))
-    explainer = methods.get_method(name).build(model, steps=STEPS, input_layer="embedding")
+    explainer = build(name, model, input_layer="embedding")
     good = np.array([[1, 2, 3]], ids.dtype)
     with pytest.raises(ValueError, match="`inputs`.* " + message):
         explainer.explain(ids, np.zeros((1, 3), ids.dtype), 0)
@@ -166,7 +193,7 @@ def test_token_ids_out_of_range_are_refused(name, ids, message):
 @pytest.mark.parametrize("name", sorted(methods.METHODS))
 def test_a_callable_target_of_the_wrong_shape_is_refused_clearly(name, inputs):
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
-    explainer = methods.get_method(name).build(model, steps=STEPS)
+    explainer = build(name, model)
     with pytest.raises(ValueError, match=r"one score per input, shape \(N,\). Received: scores of shape \(2, 3\)"):
         explainer.explain(inputs, np.zeros((2, 4), np.float32), lambda outputs: outputs)
     with pytest.raises(ValueError, match="callable `targets` failed on the model output: IndexError"):
@@ -198,4 +225,4 @@ def test_several_inputs_with_different_reference_counts_are_refused():
     references = {"image": np.zeros((2, 4, 4, 1), np.float32), "vector": np.zeros((3, 3), np.float32)}
     for name in sorted(methods.METHODS):
         with pytest.raises(ValueError, match=r"same number R of references.*'image': 2, 'vector': 3"):
-            methods.get_method(name).build(model, steps=STEPS).explain(inputs, references, 0)
+            build(name, model).explain(inputs, references, 0)

@@ -21,6 +21,7 @@ from tf_ig2.methods.settings import (
     IG_RULES,
     INTEGRATIONS,
     Settings,
+    _padding_id,
     batch_size_option,
     input_layer_option,
     option,
@@ -170,6 +171,21 @@ class GuidedIGSettings(Settings):
         object.__setattr__(self, "max_dist", validation.fraction("max_dist", self.max_dist))
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class GradientSettings(Settings):
+    """The plain gradient's settings (see :class:`tf_ig2.Gradient`): no path, so no steps."""
+
+    batch_size: Optional[int] = batch_size_option()
+    output: Union[None, str, int] = output_option()
+    input_layer: Any = input_layer_option()
+    padding_id: Optional[int] = padding_id_option()
+
+    def __post_init__(self) -> None:
+        # Settings.check_shared without `steps`, which a method without a path does not have.
+        object.__setattr__(self, "batch_size", validation.optional_positive_int("batch_size", self.batch_size))
+        object.__setattr__(self, "padding_id", _padding_id(self.padding_id))
+
+
 # -- the entries ---------------------------------------------------------------------------------
 METHODS: Dict[str, Method] = {
     "ig2": Method("ig2", "tf_ig2.methods.ig2:IG2", "references", True, False,
@@ -179,6 +195,8 @@ METHODS: Dict[str, Method] = {
                  IGSettings),
     "guided_ig": Method("guided_ig", "tf_ig2.methods.guided_ig:GuidedIG", "baselines", False, True, (),
                         GuidedIGSettings),
+    "gradient": Method("gradient", "tf_ig2.methods.gradient:Gradient", "baselines", False, True, (),
+                       GradientSettings, end_name="input"),
 }
 
 

@@ -23,8 +23,8 @@ def build(name, model, **options):
     return method.build(model, **steps, **options)
 
 
-#: Methods that take no path and claim no completeness: no score-gap or completeness warning.
-NO_COMPLETENESS = ("gradient",)
+#: Methods that claim no completeness: no score-gap or completeness warning.
+NO_COMPLETENESS = ("gradient", "gradient_input")
 
 
 def explain(name, model, inputs, references, **options):
@@ -82,11 +82,12 @@ def test_methods_without_completeness_report_nan_and_only_name_dead_inputs(name,
     assert [warning.category for warning in caught] == [tf_ig2.DegenerateWarning]
     assert "No gradient of the target score reaches model input(s)" in str(caught[0].message)
     assert caught[0].filename == __file__
-    assert np.all(np.isnan(explanation.delta)) and np.all(np.isnan(explanation.relative_delta))
-    assert np.isnan(diagnostics.median_relative_delta(explanation))
+    # The gradient's delta is NaN (no completeness); gradient x input's is the Taylor remainder (0 here).
+    assert np.all(np.isnan(explanation.delta) if name == "gradient" else explanation.delta == 0.0)
+    assert np.all(np.isnan(explanation.relative_delta)) and np.isnan(diagnostics.median_relative_delta(explanation))
     with warnings.catch_warnings(record=True) as again:
         warnings.simplefilter("always")
-        explainer.explain(inputs, None, 0)
+        explainer.explain(inputs, np.zeros((1, 4), np.float32), 0)
     assert not again
 
 

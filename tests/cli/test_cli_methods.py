@@ -72,6 +72,8 @@ CASES = {
                   lambda model: tf_ig2.GuidedIG(model, steps=STEPS, fraction=0.5, max_dist=0.1), 0.25),
     "gradient": (["--method", "gradient", "--batch-size", "2"], "references.npy",
                  lambda model: tf_ig2.Gradient(model, batch_size=2), None),
+    "gradient_input, baseline 0.5": (["--method", "gradient_input"], "0.5",
+                                     lambda model: tf_ig2.GradientInput(model), 0.5),
     "ig2, rescaled": (["--steps", STEPS, "--integration", "rescaled"], "references.npy",
                       lambda model: tf_ig2.IG2(model, steps=STEPS, integration="rescaled"), None),
     "ig2, midpoint": (["--method", "ig2", "--steps", STEPS, "--integration", "midpoint", "--segment-points", "2",

@@ -1,4 +1,5 @@
-"""The plain gradient: closed forms on toy models, several targets and inputs, token ids, options."""
+"""The plain gradient and gradient × input: closed forms on toy models, several targets and inputs,
+token ids, baselines, options."""
 
 import warnings
 
@@ -185,3 +186,109 @@ def test_registry_entry():
     assert entry.explainer is tf_ig2.Gradient and entry.reference_keyword == "baselines"
     assert not entry.references_required and entry.scalar_reference and entry.end_name == "input"
     assert "steps" not in entry.settings.names()
+
+
+# -- gradient x input ------------------------------------------------------------------------------
+def test_gradient_input_of_a_linear_model_is_weights_times_input_and_complete(toy):
+    model = linear_model(toy["weights"], toy["bias"])
+    context = no_warnings()
+    try:
+        explanation = tf_ig2.GradientInput(model).explain(toy["inputs"], targets=toy["targets"])
+    finally:
+        context.__exit__(None, None, None)
+    weights = toy["weights"][:, toy["targets"]].T
+    np.testing.assert_allclose(explanation.attributions, toy["inputs"] * weights, rtol=RTOL, atol=ATOL)
+    assert explanation.method == "gradient_input" and explanation.counterfactuals.shape == (4, 1, 5)
+    np.testing.assert_allclose(explanation.counterfactual_scores, toy["bias"][toy["targets"]], rtol=RTOL, atol=ATOL)
+    # f(x) - f(0) = w . x: an affine model's sum is exact.
+    np.testing.assert_allclose(explanation.delta, 0.0, atol=1e-5)
+
+
+def test_gradient_input_of_a_quadratic_model_and_its_taylor_remainder(toy, rng):
+    model = quadratic_model(toy["weights"])
+    baselines = rng.normal(size=(4, 1, 5)).astype(np.float32)
+    explanation = tf_ig2.GradientInput(model).explain(toy["inputs"], baselines, toy["targets"])
+    weights, x, b = toy["weights"][:, toy["targets"]].T, toy["inputs"], baselines[:, 0]
+    np.testing.assert_allclose(explanation.attributions, (x - b) * 2.0 * weights * x, rtol=RTOL, atol=1e-5)
+    # delta = f(b) - f(x) - grad f(x) . (b - x) = sum_i w_i (x_i - b_i)^2
+    np.testing.assert_allclose(explanation.delta, (weights * (x - b) ** 2).sum(axis=1), rtol=1e-4, atol=1e-5)
+
+
+def test_gradient_input_averages_over_baselines(toy, rng):
+    model = quadratic_model(toy["weights"])
+    baselines = rng.normal(size=(3, 5)).astype(np.float32)
+    explanation = tf_ig2.GradientInput(model, batch_size=5).explain(toy["inputs"], baselines, toy["targets"])
+    gradient = 2.0 * toy["weights"][:, toy["targets"]].T * toy["inputs"]
+    expected = (toy["inputs"] - baselines.mean(axis=0)) * gradient
+    np.testing.assert_allclose(explanation.attributions, expected, rtol=1e-4, atol=1e-5)
+    assert explanation.counterfactuals.shape == (4, 3, 5)
+
+
+def test_gradient_input_is_one_ig_step_with_the_gradient_at_the_input(rng):
+    # IG's "uniform" rule with one point takes the gradient at the path's start: explaining b against
+    # the baseline x gives (b - x) * grad f(x), the negative of gradient x input of x against b.
+    model = small_cnn(softmax=False)
+    inputs, baselines = rng.random((3, 8, 8, 1)).astype(np.float32), rng.random((3, 8, 8, 1)).astype(np.float32)
+    targets = np.array([0, 1, 2])
+    ours = tf_ig2.GradientInput(model).explain(inputs, baselines[:, None], targets)
+    with warnings.catch_warnings():  # one step of IG does not add up: expected
+        warnings.simplefilter("ignore", tf_ig2.CompletenessWarning)
+        one_step = tf_ig2.IntegratedGradients(model, steps=1, rule="uniform").explain(baselines, inputs[:, None],
+                                                                                      targets)
+    np.testing.assert_allclose(ours.attributions, -one_step.attributions, rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(ours.target_scores, one_step.counterfactual_scores, rtol=RTOL, atol=ATOL)
+
+
+def test_gradient_input_several_targets_equal_one_call_per_target(rng):
+    model = small_cnn()
+    inputs, baselines = rng.random((3, 8, 8, 1)).astype(np.float32), rng.random((2, 8, 8, 1)).astype(np.float32)
+    targets = np.array([[0, 2], [1, 0], [2, 1]])
+    explainer = tf_ig2.GradientInput(model, batch_size=4)
+    several = explainer.explain(inputs, baselines, targets)
+    assert several.attributions.shape == (3, 2, 8, 8, 1) and several.delta.shape == (3, 2)
+    for column in range(2):
+        single = explainer.explain(inputs, baselines, targets[:, column])
+        for field in ("target_scores", "counterfactual_scores", "delta"):
+            np.testing.assert_allclose(getattr(several, field)[:, column], getattr(single, field), rtol=RTOL,
+                                       atol=ATOL)
+        np.testing.assert_allclose(several.attributions[:, column], single.attributions, rtol=RTOL, atol=ATOL)
+
+
+def test_gradient_input_several_inputs(rng):
+    image_weights, vector_weights = rng.normal(size=(4, 2)), rng.normal(size=(3, 2))
+    model = two_input_model(image_weights, vector_weights)
+    inputs = {"image": rng.random((3, 2, 2, 1)).astype(np.float32), "vector": rng.random((3, 3)).astype(np.float32)}
+    baselines = {"image": np.full((2, 2, 1), 0.5, np.float32), "vector": np.zeros((1, 3), np.float32)}
+    explanation = tf_ig2.GradientInput(model).explain(inputs, baselines, np.array([0, 1, 1]))
+    np.testing.assert_allclose(explanation.attributions["image"].reshape(3, 4),
+                               (inputs["image"].reshape(3, 4) - 0.5) * image_weights[:, [0, 1, 1]].T, rtol=RTOL,
+                               atol=ATOL)
+    np.testing.assert_allclose(explanation.attributions["vector"], inputs["vector"] * vector_weights[:, [0, 1, 1]].T,
+                               rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(explanation.delta, 0.0, atol=1e-5)  # a linear model
+
+
+def test_gradient_input_of_token_ids(rng):
+    model, weights = token_model(rng)
+    embedding = model.get_layer("embedding").get_weights()[0]
+    ids, baseline = np.array([[3, 1, 0, 0], [2, 6, 5, 4]]), np.zeros((1, 4), np.int64)
+    explanation = tf_ig2.GradientInput(model, input_layer="embedding").explain(ids, baseline, np.array([1, 0]))
+    differences = embedding[ids] - embedding[0]  # (N, T, D); padding never moves
+    expected = (differences * np.moveaxis(weights[..., [1, 0]], -1, 0)).sum(axis=-1)
+    assert explanation.attributions.shape == (2, 4)
+    np.testing.assert_allclose(explanation.attributions, expected, rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(explanation.delta, 0.0, atol=1e-5)  # linear in the embeddings
+    several = tf_ig2.GradientInput(model, input_layer="embedding").explain(ids, baseline, np.array([[1, 0], [0, 1]]))
+    np.testing.assert_allclose(several.attributions[:, 0], expected, rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("options, error, message", [
+    ({"steps": 3}, TypeError, r"Unknown option\(s\) \['steps'\] for method 'gradient_input'"),
+    ({"batch_size": -1}, ValueError, "`batch_size` must be"),
+    ({"rule": "midpoint"}, TypeError, r"Unknown option\(s\) \['rule'\]"),
+])
+def test_gradient_input_bad_options_are_refused(options, error, message):
+    with pytest.raises(error, match=message):
+        methods.get_method("gradient_input").check_options(options)
+    with pytest.raises((TypeError, ValueError)):
+        tf_ig2.GradientInput(linear_model(np.ones((2, 2), np.float32), np.zeros(2, np.float32)), **options)

@@ -186,6 +186,11 @@ class GradientSettings(Settings):
         object.__setattr__(self, "padding_id", _padding_id(self.padding_id))
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class GradientInputSettings(GradientSettings):
+    """Gradient × input's settings (see :class:`tf_ig2.GradientInput`): the plain gradient's."""
+
+
 # -- the entries ---------------------------------------------------------------------------------
 METHODS: Dict[str, Method] = {
     "ig2": Method("ig2", "tf_ig2.methods.ig2:IG2", "references", True, False,
@@ -197,6 +202,8 @@ METHODS: Dict[str, Method] = {
                         GuidedIGSettings),
     "gradient": Method("gradient", "tf_ig2.methods.gradient:Gradient", "baselines", False, True, (),
                        GradientSettings, end_name="input"),
+    "gradient_input": Method("gradient_input", "tf_ig2.methods.gradient_input:GradientInput", "baselines", False,
+                             True, (), GradientInputSettings),
 }
 
 

@@ -74,6 +74,8 @@ CASES = {
                  lambda model: tf_ig2.Gradient(model, batch_size=2), None),
     "gradient_input, baseline 0.5": (["--method", "gradient_input"], "0.5",
                                      lambda model: tf_ig2.GradientInput(model), 0.5),
+    "blur_ig": (["--method", "blur_ig", "--steps", STEPS, "--max-sigma", "3", "--grad-step", "0.02"], "references.npy",
+                lambda model: tf_ig2.BlurIG(model, steps=STEPS, max_sigma=3.0, grad_step=0.02), None),
     "ig2, rescaled": (["--steps", STEPS, "--integration", "rescaled"], "references.npy",
                       lambda model: tf_ig2.IG2(model, steps=STEPS, integration="rescaled"), None),
     "ig2, midpoint": (["--method", "ig2", "--steps", STEPS, "--integration", "midpoint", "--segment-points", "2",

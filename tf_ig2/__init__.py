@@ -1,8 +1,8 @@
 """tf_ig2: IG² (Integrated Gradient on Iterative Gradient Path) attributions for Keras models.
 
 Zhuo & Ge, "IG2: Integrated Gradient on Iterative Gradient Path for Feature Attribution",
-IEEE TPAMI 2024 (arXiv:2406.10852). Straight-line Integrated Gradients and Guided IG come with it
-for comparison, all returning the same :class:`Explanation`.
+IEEE TPAMI 2024 (arXiv:2406.10852). Straight-line Integrated Gradients, Guided IG, Blur IG, the
+plain gradient and gradient × input come with it for comparison, all returning the same :class:`Explanation`.
 
 The public names are imported on first use, so ``import tf_ig2`` (and the ``tf-ig2`` command,
 which quiets TensorFlow's start-up lines before importing it) does not import TensorFlow.
@@ -15,11 +15,14 @@ __version__ = "0.2.0"
 #: Public name -> the submodule defining it.
 _PUBLIC = {
     "AttributionCallback": "callbacks.callback",
+    "BlurIG": "methods.blur_ig",
     "IG2Callback": "callbacks.callback",
     "TfExplainIG2": "callbacks.tf_explain",
     "CompletenessWarning": "diagnostics",
     "DegenerateWarning": "diagnostics",
     "Explanation": "explanation",
+    "Gradient": "methods.gradient",
+    "GradientInput": "methods.gradient_input",
     "GuidedIG": "methods.guided_ig",
     "IG2": "methods.ig2",
     "IntegratedGradients": "methods.integrated_gradients",

@@ -74,6 +74,17 @@ GUIDED_IG_STEPS: int = 200
 GUIDED_IG_FRACTION: float = 0.25
 GUIDED_IG_MAX_DIST: float = 0.02
 
+#: Blur IG settings (Xu et al., CVPR 2020): PAIR saliency's defaults (saliency.core.blur_ig.BlurIG.GetMask):
+#: the most blurred image's sigma in pixels, the number of blur levels, the sigma step of the forward
+#: difference d(blur)/d(sigma), and whether the levels are spaced as sqrt(k * max_sigma / steps).
+BLUR_IG_MAX_SIGMA: float = 50.0
+BLUR_IG_STEPS: int = 100
+BLUR_IG_GRAD_STEP: float = 0.01
+BLUR_IG_SQRT: bool = False
+#: Blur IG's Gaussian kernel reaches int(BLUR_IG_TRUNCATE * sigma + 0.5) pixels either side, as
+#: scipy.ndimage.gaussian_filter's default, which PAIR saliency's BlurIG calls (not an option).
+BLUR_IG_TRUNCATE: float = 4.0
+
 #: Representation layer selector meaning "the model output itself".
 OUTPUT_REPRESENTATION: str = "output"
 

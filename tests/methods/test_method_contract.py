@@ -17,7 +17,13 @@ from tf_ig2.methods import registry as methods
 
 from conftest import small_cnn
 
-TINY = {"ig2": {"steps": 3}, "ig": {"steps": 3}, "guided_ig": {"steps": 3}}
+TINY = {"ig2": {"steps": 3}, "ig": {"steps": 3}, "guided_ig": {"steps": 3}, "gradient": {"batch_size": 3},
+        "gradient_input": {"batch_size": 3}, "blur_ig": {"steps": 3, "max_sigma": 2.0}}
+
+
+def flags(options):
+    """``tf-ig2 explain`` flags giving ``options`` (``{"batch_size": 3}`` -> ``--batch-size 3``)."""
+    return [text for name, value in options.items() for text in ("--" + name.replace("_", "-"), str(value))]
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +91,7 @@ def test_command_line(name, setup, tmp_path, capsys):
     np.save(tmp_path / "inputs.npy", inputs)
     np.save(tmp_path / "references.npy", references)
     status = cli.main(["explain", str(path), "--method", name, "--inputs", str(tmp_path / "inputs.npy"),
-                       "--references", str(tmp_path / "references.npy"), "--steps", "3", "--output",
+                       "--references", str(tmp_path / "references.npy"), *flags(TINY[name]), "--output",
                        str(tmp_path / "out"), "--quiet"])
     assert status == 0, capsys.readouterr().err
     written = np.load(tmp_path / "out" / "attributions.npy")

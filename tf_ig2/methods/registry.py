@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import math
 import numbers
 from typing import Any, Dict, Optional, Tuple, Union
 
@@ -21,6 +22,7 @@ from tf_ig2.methods.settings import (
     IG_RULES,
     INTEGRATIONS,
     Settings,
+    _padding_id,
     batch_size_option,
     input_layer_option,
     option,
@@ -186,6 +188,59 @@ class GuidedIGSettings(Settings):
         object.__setattr__(self, "max_dist", validation.fraction("max_dist", self.max_dist))
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class GradientSettings(Settings):
+    """The plain gradient's settings (see :class:`tf_ig2.Gradient`): no path, so no steps."""
+
+    batch_size: Optional[int] = batch_size_option()
+    output: Union[None, str, int] = output_option()
+    input_layer: Any = input_layer_option()
+    padding_id: Optional[int] = padding_id_option()
+
+    def __post_init__(self) -> None:
+        # Settings.check_shared without `steps`, which a method without a path does not have.
+        object.__setattr__(self, "batch_size", validation.optional_positive_int("batch_size", self.batch_size))
+        object.__setattr__(self, "padding_id", _padding_id(self.padding_id))
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class GradientInputSettings(GradientSettings):
+    """Gradient × input's settings (see :class:`tf_ig2.GradientInput`): the plain gradient's."""
+
+
+def _positive_number(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"`{name}` must be a positive number. Received: {name}={value!r}")
+    if not (math.isfinite(float(value)) and float(value) > 0.0):
+        raise ValueError(f"`{name}` must be a finite number > 0. Received: {name}={value!r}")
+    return float(value)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class BlurIGSettings(Settings):
+    """Blur IG's settings (see :class:`tf_ig2.BlurIG`): PAIR saliency's, images only (no ``input_layer``)."""
+
+    max_sigma: float = option(defaults.BLUR_IG_MAX_SIGMA, "standard deviation, in pixels, of the Gaussian blur of the "
+                                                          "path's start (the counterfactual)", kind="number",
+                              metavar="SIGMA")
+    steps: int = steps_option(defaults.BLUR_IG_STEPS)
+    grad_step: float = option(defaults.BLUR_IG_GRAD_STEP, "sigma step of the forward difference giving the path's "
+                                                          "direction d(blur)/d(sigma)", kind="number", metavar="H")
+    sqrt: bool = option(defaults.BLUR_IG_SQRT, "space the blur levels as sqrt(k max_sigma / steps) (the last is then "
+                                               "sqrt(max_sigma)) instead of k max_sigma / steps", command_line=False)
+    batch_size: Optional[int] = batch_size_option()
+    output: Union[None, str, int] = output_option()
+
+    def __post_init__(self) -> None:
+        # Settings.check_shared without `padding_id`: Blur IG explains no token ids.
+        object.__setattr__(self, "steps", validation.positive_int("steps", self.steps))
+        object.__setattr__(self, "batch_size", validation.optional_positive_int("batch_size", self.batch_size))
+        object.__setattr__(self, "max_sigma", _positive_number("max_sigma", self.max_sigma))
+        object.__setattr__(self, "grad_step", _positive_number("grad_step", self.grad_step))
+        if not isinstance(self.sqrt, bool):
+            raise TypeError(f"`sqrt` must be True or False. Received: sqrt={self.sqrt!r}")
+
+
 # -- the entries ---------------------------------------------------------------------------------
 METHODS: Dict[str, Method] = {
     "ig2": Method("ig2", "tf_ig2.methods.ig2:IG2", "references", True, False,
@@ -195,6 +250,12 @@ METHODS: Dict[str, Method] = {
                  IGSettings),
     "guided_ig": Method("guided_ig", "tf_ig2.methods.guided_ig:GuidedIG", "baselines", False, True, (),
                         GuidedIGSettings),
+    "gradient": Method("gradient", "tf_ig2.methods.gradient:Gradient", "baselines", False, True, (),
+                       GradientSettings, end_name="input"),
+    "gradient_input": Method("gradient_input", "tf_ig2.methods.gradient_input:GradientInput", "baselines", False,
+                             True, (), GradientInputSettings),
+    "blur_ig": Method("blur_ig", "tf_ig2.methods.blur_ig:BlurIG", "baselines", False, True, (), BlurIGSettings,
+                      end_name="blurred input"),
 }
 
 

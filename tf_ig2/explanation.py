@@ -42,8 +42,8 @@ class Explanation:
             between the path and its reference at the path's start and end (IG² only, else
             ``None``).
         path: ``(N, R, steps + 1, *S)`` float32, the whole path, only when asked for.
-        method: Name of the method that produced the explanation (``"ig2"``, ``"ig"``,
-            ``"guided_ig"``).
+        method: Name of the method that produced the explanation (``"ig2"``, ``"ig"``, ... a name
+            of :data:`tf_ig2.methods.METHODS`).
         representation: Which representation the IG² path was searched in (a layer description),
             or ``None``.
     """

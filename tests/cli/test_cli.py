@@ -680,3 +680,12 @@ def test_input_names_that_would_share_a_file_are_refused():
     assert output.output_names(inputs=["image", "vector"])[:2] == ("attributions.image.npy", "attributions.vector.npy")
     with pytest.raises(ValueError, match=r"inputs 'a b' and 'a_b' would both be written to 'attributions.a_b.npy'"):
         output.output_names(inputs=["a b", "a_b"])
+
+
+def test_messages_name_every_methods_flags():
+    from tf_ig2.cli.wording import command_line_wording
+
+    text = command_line_wording("try more steps, a smaller grad_step or a smaller max_sigma; Received: momentum=1.5, "
+                                "batch_size=2, integration='midpoint'")
+    assert text == ("try more --steps, a smaller --grad-step or a smaller --max-sigma; Received: --momentum 1.5, "
+                    "--batch-size 2, --integration midpoint")

@@ -120,7 +120,7 @@ class AttributionCallback(keras.callbacks.Callback):
     becomes a warning and training goes on.
 
     Args:
-        method: ``"ig2"``, ``"ig"`` or ``"guided_ig"``; an explainer class taking
+        method: A name of :data:`tf_ig2.methods.METHODS` (``"ig2"``, ``"ig"``, ...); an explainer class taking
             ``(model, **explainer_options)``; or a factory ``factory(model, **explainer_options)``
             returning an object with an ``explain(inputs, references or baselines, targets)``
             method returning an :class:`~tf_ig2.Explanation`.

@@ -1,6 +1,6 @@
-"""The ``tf-ig2`` command line: explain a saved model with IG², IG or Guided IG, or run the demo.
+"""The ``tf-ig2`` command line: explain a saved model with IG² or another registered method, or run the demo.
 
-``tf-ig2 explain MODEL --inputs PATH --references PATH --output DIR [--method ig2|ig|guided_ig]``
+``tf-ig2 explain MODEL --inputs PATH --references PATH --output DIR [--method NAME]``
 loads a ``.keras``, ``.h5`` or SavedModel model (:func:`tf_ig2.saved_model.load_model`), reads
 inputs and references (:mod:`tf_ig2.cli.files`), explains them with the chosen method, IG² (Zhuo &
 Ge, TPAMI 2024, Eqs. 7-10) by default, and writes the results; :mod:`tf_ig2.cli.explain` runs
@@ -221,11 +221,11 @@ def _module_name(text: str) -> str:
 
 # -- parser --------------------------------------------------------------------------------------
 _EXPLAIN_DESCRIPTION = """\
-Explain a saved model's predictions with IG2 (or --method ig, guided_ig) and write the
+Explain a saved model's predictions with IG2 (or another --method) and write the
 results to DIR:
   attributions.npy     (N, *S) float32, exactly what tf_ig2.saved_model.explain_saved_model returns
   counterfactuals.npy  (N, R, *S) float32, the end point of every path (GradCF for IG2,
-                       the baselines for ig and guided_ig)
+                       the baselines for the other methods)
   summary.json         per input: target, score, counterfactual score, completeness delta and
                        relative delta, for IG2 the representation distance at the start and end
                        per reference; plus the settings used and the tf_ig2 version
@@ -366,16 +366,16 @@ def _add_inputs(explain: argparse.ArgumentParser) -> None:
                               "for a model with several inputs, one --inputs NAME=PATH per input, NAME being the "
                               "model's input name")
     explain.add_argument("--method", choices=sorted(methods.METHODS), default="ig2",
-                         help="attribution method: ig2 (IG2, the default), ig (straight-line Integrated "
-                              "Gradients) or guided_ig (Guided IG)")
+                         help="attribution method: " + ", ".join(entry.description
+                                                                 for entry in methods.METHODS.values()))
     references = explain.add_mutually_exclusive_group()
     references.add_argument("--references", action="append", type=cli_inputs.file_argument,
                             metavar="PATH|NUMBER|NAME=PATH",
-                            help="references (ig2) or baselines (ig, guided_ig): (R, *S) shared by all inputs or "
-                                 "(N, R, *S) per input, as a .npy/.npz array (a .npz may hold both, named 'inputs' "
-                                 "and 'references'), or images (R images); for ig and guided_ig also a number such "
-                                 "as 0, one baseline value for every float feature (default for them: 0; required "
-                                 "for ig2 unless --reference-pool); for a model with several inputs, one "
+                            help="references (ig2) or baselines (the other methods): (R, *S) shared by all inputs "
+                                 "or (N, R, *S) per input, as a .npy/.npz array (a .npz may hold both, named "
+                                 "'inputs' and 'references'), or images (R images); for baselines also a number "
+                                 "such as 0, one baseline value for every float feature (their default: 0; "
+                                 "required for ig2 unless --reference-pool); for a model with several inputs, one "
                                  "--references NAME=PATH per input (or a number)")
     cli_pool.add_arguments(explain, references, count=_positive_int, seed=_seed)
     cli_targets.add_arguments(explain, target=_target, targets=_targets, count=_positive_int)

@@ -493,8 +493,10 @@ def finish_stream(output: PathLike, *, settings: Dict[str, Any], names: Optional
             "settings": settings,
             "counts": {"inputs": count, "shards": folder.shards, "shard_size": folder.shard_size,
                        "explained_earlier": int(resumed), "explained_now": count - int(resumed)},
+            # None for methods without completeness (a NaN delta, e.g. the plain gradient)
             "completeness_delta": {"mean_abs": float(magnitudes.mean()) if count else 0.0,
-                                   "max_abs": float(magnitudes.max(initial=0.0))},
+                                   "max_abs": float(magnitudes.max(initial=0.0))}
+            if np.all(np.isfinite(magnitudes)) else None,
             "files": {"attributions": cli_output.ATTRIBUTIONS_FILE, "counterfactuals": None,
                       **cli_output.picture_files(pictures), "shards": STREAM_FOLDER},
             "inputs": records,

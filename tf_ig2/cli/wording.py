@@ -9,6 +9,15 @@ from __future__ import annotations
 
 import re
 
+from tf_ig2.methods.registry import METHODS
+
+
+def _flag_names() -> str:
+    """A regex alternation of every setting with a command-line flag, longest first."""
+    names = {field.name for entry in METHODS.values() for field in entry.settings.fields()
+             if field.metadata.get("command_line", False)}
+    return "|".join(sorted(names | {"batch_size", "top_k"}, key=len, reverse=True))
+
 
 def _option(name: str) -> str:
     return "--" + name.replace("_", "-")
@@ -45,9 +54,10 @@ def command_line_wording(text: str) -> str:
     text += _scale_hint(text)
     text = re.sub(r"\boverwrite=True\b", "--overwrite", text)
     text = re.sub(r"\b([a-z_]+)='([^']*)'", lambda match: f"{_option(match.group(1))} {match.group(2)}", text)
-    text = re.sub(r"\b(batch_size|steps|top_k)=(\d+)\b", lambda match: f"{_option(match.group(1))} {match.group(2)}",
-                  text)
-    text = re.sub(r"\b(more|a larger) (steps|segment_points)\b",
+    flags = _flag_names()
+    text = re.sub(rf"\b({flags})=(-?\d+(?:\.\d+)?)\b",
+                  lambda match: f"{_option(match.group(1))} {match.group(2)}", text)
+    text = re.sub(rf"\b(more|a larger|a smaller) ({flags})\b",
                   lambda match: f"{match.group(1)} {_option(match.group(2))}", text)
     text = text.replace("input_layer=", "--input-layer").replace("`value_range`", "--value-range")
     text = text.replace("`top_k`", "--top-k")

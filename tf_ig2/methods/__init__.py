@@ -7,8 +7,9 @@
   the shared fields and checks);
 - :mod:`~tf_ig2.methods.base`: what every explainer shares (pairs of inputs and references,
   chunking, averaging, the diagnostics of the result);
-- :mod:`~tf_ig2.methods.ig2` (IG², with :mod:`~tf_ig2.methods.integration_rules`),
-  :mod:`~tf_ig2.methods.integrated_gradients`, :mod:`~tf_ig2.methods.guided_ig`: the methods.
+- one module per method: :mod:`~tf_ig2.methods.ig2` (IG², with
+  :mod:`~tf_ig2.methods.integration_rules`), :mod:`~tf_ig2.methods.integrated_gradients`,
+  :mod:`~tf_ig2.methods.guided_ig`, ... (every ``explainer_path`` of :data:`METHODS`).
 
 A new method is one module here plus one entry of :data:`METHODS`. May import the engine
 (:mod:`tf_ig2.engine`), :mod:`tf_ig2.defaults`, :mod:`tf_ig2.validation`,

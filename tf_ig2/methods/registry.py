@@ -48,6 +48,7 @@ class Method:
             ``"baseline"``).
         callback_steps: The steps the training callbacks use when none are given (``None``: the
             method's own default), so that logging stays cheap beside training.
+        title: What the method is called in help texts (``"Guided IG"``).
     """
 
     name: str
@@ -59,6 +60,12 @@ class Method:
     settings: type
     end_name: str = "baseline"
     callback_steps: Optional[int] = None
+    title: str = ""
+
+    @property
+    def description(self) -> str:
+        """``"name (title)"`` for help texts, e.g. ``"ig (straight-line Integrated Gradients)"``."""
+        return f"{self.name} ({self.title})" if self.title else self.name
 
     @property
     def explainer(self) -> type:
@@ -245,17 +252,17 @@ class BlurIGSettings(Settings):
 METHODS: Dict[str, Method] = {
     "ig2": Method("ig2", "tf_ig2.methods.ig2:IG2", "references", True, False,
                   ("representation_distance", "path", "representation"), IG2Settings,
-                  end_name="GradCF", callback_steps=defaults.CALLBACK_STEPS),
+                  end_name="GradCF", callback_steps=defaults.CALLBACK_STEPS, title="IG2, the default"),
     "ig": Method("ig", "tf_ig2.methods.integrated_gradients:IntegratedGradients", "baselines", False, True, (),
-                 IGSettings),
+                 IGSettings, title="straight-line Integrated Gradients"),
     "guided_ig": Method("guided_ig", "tf_ig2.methods.guided_ig:GuidedIG", "baselines", False, True, (),
-                        GuidedIGSettings),
+                        GuidedIGSettings, title="Guided IG"),
     "gradient": Method("gradient", "tf_ig2.methods.gradient:Gradient", "baselines", False, True, (),
-                       GradientSettings, end_name="input"),
+                       GradientSettings, end_name="input", title="plain gradient"),
     "gradient_input": Method("gradient_input", "tf_ig2.methods.gradient_input:GradientInput", "baselines", False,
-                             True, (), GradientInputSettings),
+                             True, (), GradientInputSettings, title="gradient x input"),
     "blur_ig": Method("blur_ig", "tf_ig2.methods.blur_ig:BlurIG", "baselines", False, True, (), BlurIGSettings,
-                      end_name="blurred input"),
+                      end_name="blurred input", title="Blur IG"),
 }
 
 

@@ -144,7 +144,7 @@ def build_explainer(model: Any, options: Dict[str, Any], method: str = "ig2") ->
     Args:
         model: A Keras (or tf_keras) model or a :class:`SavedModelFunction`.
         options: The method's settings (:attr:`tf_ig2.methods.Method.settings`).
-        method: ``"ig2"``, ``"ig"`` or ``"guided_ig"``.
+        method: A name of :data:`tf_ig2.methods.METHODS` (``"ig2"``, ``"ig"``, ...).
 
     Returns:
         ``(explainer, description of the representation GradPath moves in)``; the description
@@ -199,8 +199,8 @@ def explain_model(model: Any, inputs: Any, references: Any, targets: Targets = N
             scores; for T targets per input, as in :meth:`tf_ig2.IG2.explain`, ``(N, T)`` ints,
             ``"top-K"`` (the K highest logits of each input, highest first) or a callable returning
             ``(N, T)`` scores.
-        method: The registered method (:data:`tf_ig2.methods.METHODS`): ``"ig2"`` (default),
-            ``"ig"`` or ``"guided_ig"``.
+        method: The registered method (a name of :data:`tf_ig2.methods.METHODS`): ``"ig2"``
+            (default), ``"ig"``, ...
         return_path: Also return the ``(N, R, steps + 1, *S)`` path (IG² only).
         progress: Called as ``progress(done, total)`` with counts of explained inputs.
         **options: The method's settings, e.g. for IG² ``representation_layer``, ``steps``,
@@ -317,8 +317,8 @@ def explain_saved_model(path: PathLike, inputs: Any, references: Any, targets: T
         targets: ``None`` (the predicted class), an int, ``(N,)`` ints or a callable mapping the
             model output to ``(N,)`` scores; for T targets per input ``(N, T)`` ints, ``"top-K"`` or
             a callable returning ``(N, T)`` scores (see :func:`explain_model`).
-        method: The registered method (:data:`tf_ig2.methods.METHODS`): ``"ig2"`` (default),
-            ``"ig"`` or ``"guided_ig"``.
+        method: The registered method (a name of :data:`tf_ig2.methods.METHODS`): ``"ig2"``
+            (default), ``"ig"``, ...
         safe_mode: Keras' safe mode when loading a Keras file (see :func:`load_model`; turning
             it off lets ``Lambda`` layers run arbitrary code).
         signature: SavedModel signature (default ``serving_default``).

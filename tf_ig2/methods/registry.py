@@ -22,8 +22,8 @@ from tf_ig2.methods.settings import (
     IG_RULES,
     INTEGRATIONS,
     Settings,
-    _padding_id,
     batch_size_option,
+    checked_padding_id,
     input_layer_option,
     option,
     output_option,
@@ -207,7 +207,7 @@ class GradientSettings(Settings):
     def __post_init__(self) -> None:
         # Settings.check_shared without `steps`, which a method without a path does not have.
         object.__setattr__(self, "batch_size", validation.optional_positive_int("batch_size", self.batch_size))
-        object.__setattr__(self, "padding_id", _padding_id(self.padding_id))
+        object.__setattr__(self, "padding_id", checked_padding_id(self.padding_id))
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -86,7 +86,7 @@ def padding_id_option() -> Any:
                   metavar="ID|none")
 
 
-def _padding_id(value: Any) -> Optional[int]:
+def checked_padding_id(value: Any) -> Optional[int]:
     if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
         raise TypeError(f"`padding_id` must be None or an int. Received: padding_id={value!r}")
     return None if value is None else int(value)
@@ -144,7 +144,7 @@ class Settings:
         """Checks (and normalises) the settings every method has: steps, batch size, padding id."""
         object.__setattr__(self, "steps", validation.positive_int("steps", self.steps))
         object.__setattr__(self, "batch_size", validation.optional_positive_int("batch_size", self.batch_size))
-        object.__setattr__(self, "padding_id", _padding_id(self.padding_id))
+        object.__setattr__(self, "padding_id", checked_padding_id(self.padding_id))
 
     def as_dict(self) -> Dict[str, Any]:
         """The settings as keyword options (``Explainer(model, **settings.as_dict())``)."""

@@ -87,6 +87,7 @@ def padding_id_option() -> Any:
 
 
 def checked_padding_id(value: Any) -> Optional[int]:
+    """``padding_id`` as an int (or ``None``); a ``TypeError`` naming it otherwise."""
     if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
         raise TypeError(f"`padding_id` must be None or an int. Received: padding_id={value!r}")
     return None if value is None else int(value)

@@ -16,9 +16,15 @@ from tf_ig2.visualize import markup, report
 STEPS = 8
 
 
+def few(name):
+    """Method ``name``'s cost setting, small: ``STEPS`` path steps, or ``STEPS`` Monte Carlo samples."""
+    names = methods.get_method(name).settings.names()
+    return {key: STEPS for key in ("steps", "samples") if key in names}
+
+
 def explain(name, model, inputs, references, **options):
     """Explains with the registered method ``name``; returns the explanation and the warnings given."""
-    explainer = methods.get_method(name).build(model, steps=STEPS, **options)
+    explainer = methods.get_method(name).build(model, **few(name), **options)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         explanation = explainer.explain(inputs, references, 0)
@@ -155,7 +161,7 @@ def test_token_ids_out_of_range_are_refused(name, ids, message):
     tokens = keras.Input((3,), dtype="int32")
     embedded = keras.layers.Embedding(10, 4, name="embedding")(tokens)
     model = keras.Model(tokens, keras.layers.Dense(2)(keras.layers.Flatten()(embedded)))
-    explainer = methods.get_method(name).build(model, steps=STEPS, input_layer="embedding")
+    explainer = methods.get_method(name).build(model, **few(name), input_layer="embedding")
     good = np.array([[1, 2, 3]], ids.dtype)
     with pytest.raises(ValueError, match="`inputs`.* " + message):
         explainer.explain(ids, np.zeros((1, 3), ids.dtype), 0)
@@ -166,7 +172,7 @@ def test_token_ids_out_of_range_are_refused(name, ids, message):
 @pytest.mark.parametrize("name", sorted(methods.METHODS))
 def test_a_callable_target_of_the_wrong_shape_is_refused_clearly(name, inputs):
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
-    explainer = methods.get_method(name).build(model, steps=STEPS)
+    explainer = methods.get_method(name).build(model, **few(name))
     with pytest.raises(ValueError, match=r"one score per input, shape \(N,\). Received: scores of shape \(2, 3\)"):
         explainer.explain(inputs, np.zeros((2, 4), np.float32), lambda outputs: outputs)
     with pytest.raises(ValueError, match="callable `targets` failed on the model output: IndexError"):
@@ -198,4 +204,4 @@ def test_several_inputs_with_different_reference_counts_are_refused():
     references = {"image": np.zeros((2, 4, 4, 1), np.float32), "vector": np.zeros((3, 3), np.float32)}
     for name in sorted(methods.METHODS):
         with pytest.raises(ValueError, match=r"same number R of references.*'image': 2, 'vector': 3"):
-            methods.get_method(name).build(model, steps=STEPS).explain(inputs, references, 0)
+            methods.get_method(name).build(model, **few(name)).explain(inputs, references, 0)

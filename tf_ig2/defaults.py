@@ -61,6 +61,12 @@ GUIDED_IG_STEPS: int = 200
 GUIDED_IG_FRACTION: float = 0.25
 GUIDED_IG_MAX_DIST: float = 0.02
 
+#: Expected Gradients (Erion et al., Nature Machine Intelligence 2021): Monte Carlo draws of a
+#: (reference, alpha) pair per input, one gradient each (SHAP GradientExplainer's nsamples default),
+#: and the seed of the numpy generator making the draws (tf_ig2.methods.expected_gradients.draws).
+EXPECTED_GRADIENTS_SAMPLES: int = 200
+EXPECTED_GRADIENTS_SEED: int = 0
+
 #: Representation layer selector meaning "the model output itself".
 OUTPUT_REPRESENTATION: str = "output"
 

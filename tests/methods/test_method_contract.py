@@ -17,7 +17,7 @@ from tf_ig2.methods import registry as methods
 
 from conftest import small_cnn
 
-TINY = {"ig2": {"steps": 3}, "ig": {"steps": 3}, "guided_ig": {"steps": 3}}
+TINY = {"ig2": {"steps": 3}, "ig": {"steps": 3}, "guided_ig": {"steps": 3}, "eg": {"samples": 3}}
 
 
 @pytest.fixture(scope="module")
@@ -84,8 +84,9 @@ def test_command_line(name, setup, tmp_path, capsys):
     model.save(path)
     np.save(tmp_path / "inputs.npy", inputs)
     np.save(tmp_path / "references.npy", references)
+    flags = [text for option, value in TINY[name].items() for text in ("--" + option.replace("_", "-"), str(value))]
     status = cli.main(["explain", str(path), "--method", name, "--inputs", str(tmp_path / "inputs.npy"),
-                       "--references", str(tmp_path / "references.npy"), "--steps", "3", "--output",
+                       "--references", str(tmp_path / "references.npy"), *flags, "--output",
                        str(tmp_path / "out"), "--quiet"])
     assert status == 0, capsys.readouterr().err
     written = np.load(tmp_path / "out" / "attributions.npy")

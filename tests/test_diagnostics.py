@@ -17,10 +17,10 @@ STEPS = 8
 
 
 def build(name, model, **options):
-    """The registered method ``name``'s explainer, with ``STEPS`` steps if it has a path."""
+    """The registered method ``name``'s explainer, with ``STEPS`` path steps or Monte Carlo samples if it has them."""
     method = methods.get_method(name)
-    steps = {"steps": STEPS} if "steps" in method.settings.names() else {}
-    return method.build(model, **steps, **options)
+    few = {key: STEPS for key in ("steps", "samples") if key in method.settings.names()}
+    return method.build(model, **few, **options)
 
 
 #: Methods that claim no completeness: no score-gap or completeness warning.

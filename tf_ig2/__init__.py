@@ -9,23 +9,18 @@ which quiets TensorFlow's start-up lines before importing it) does not import Te
 """
 
 from tf_ig2._lazy import lazy_names
+from tf_ig2.methods.registry import METHODS as _METHODS
 
 __version__ = "0.2.0"
 
 #: Public name -> the submodule defining it.
 _PUBLIC = {
     "AttributionCallback": "callbacks.callback",
-    "BlurIG": "methods.blur_ig",
     "IG2Callback": "callbacks.callback",
     "TfExplainIG2": "callbacks.tf_explain",
     "CompletenessWarning": "diagnostics",
     "DegenerateWarning": "diagnostics",
     "Explanation": "explanation",
-    "Gradient": "methods.gradient",
-    "GradientInput": "methods.gradient_input",
-    "GuidedIG": "methods.guided_ig",
-    "IG2": "methods.ig2",
-    "IntegratedGradients": "methods.integrated_gradients",
     "ig2": "methods.ig2",
     "integrate_gradpath": "methods.ig2",
     "integrate_guided": "methods.guided_ig",
@@ -38,6 +33,9 @@ _PUBLIC = {
     "METHODS": "methods.registry",
     "plot": "visualize",
     "plot_path": "visualize",
+    # every registered method's explainer class (tf_ig2.IG2, tf_ig2.BlurIG, ...), from its registry entry
+    **{entry.explainer_path.split(":")[1]: entry.explainer_path.split(":")[0][len("tf_ig2."):]
+       for entry in _METHODS.values()},
 }
 
 #: The documented subpackages and modules, reachable as attributes (``tf_ig2.metrics``) without

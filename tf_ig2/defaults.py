@@ -84,6 +84,11 @@ BLUR_IG_SQRT: bool = False
 #: Blur IG's Gaussian kernel reaches int(BLUR_IG_TRUNCATE * sigma + 0.5) pixels either side, as
 #: scipy.ndimage.gaussian_filter's default, which PAIR saliency's BlurIG calls (not an option).
 BLUR_IG_TRUNCATE: float = 4.0
+#: Expected Gradients (Erion et al., Nature Machine Intelligence 2021): Monte Carlo draws of a
+#: (reference, alpha) pair per input, one gradient each (SHAP GradientExplainer's nsamples default),
+#: and the seed of the numpy generator making the draws (tf_ig2.methods.expected_gradients.draws).
+EXPECTED_GRADIENTS_SAMPLES: int = 200
+EXPECTED_GRADIENTS_SEED: int = 0
 
 #: Representation layer selector meaning "the model output itself".
 OUTPUT_REPRESENTATION: str = "output"

@@ -18,7 +18,7 @@ from tf_ig2.methods import registry as methods
 from conftest import small_cnn
 
 TINY = {"ig2": {"steps": 3}, "ig": {"steps": 3}, "guided_ig": {"steps": 3}, "gradient": {"batch_size": 3},
-        "gradient_input": {"batch_size": 3}, "blur_ig": {"steps": 3, "max_sigma": 2.0}}
+        "gradient_input": {"batch_size": 3}, "blur_ig": {"steps": 3, "max_sigma": 2.0}, "eg": {"samples": 3}}
 
 
 def flags(options):

@@ -325,7 +325,7 @@ def _explain_description() -> str:
 def _kind_arguments(name: str, metadata: Any) -> Dict[str, Any]:
     """``add_argument`` keywords of a settings field, by its kind (:data:`tf_ig2.methods.settings.OPTION_KINDS`)."""
     kind, metavar = metadata["kind"], metadata["metavar"]
-    parsers = {"positive_int": _positive_int, "number": _finite_float, "step_size": _step_size,
+    parsers = {"positive_int": _positive_int, "seed": _seed, "number": _finite_float, "step_size": _step_size,
                "number_pair": _finite_float, "token_id": cli_inputs.padding_id_argument}
     arguments: Dict[str, Any] = {}
     if kind in parsers:

@@ -248,6 +248,33 @@ class BlurIGSettings(Settings):
             raise TypeError(f"`sqrt` must be True or False. Received: sqrt={self.sqrt!r}")
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class ExpectedGradientsSettings(Settings):
+    """Expected Gradients' settings (see :class:`tf_ig2.methods.expected_gradients.ExpectedGradients`)."""
+
+    samples: int = option(defaults.EXPECTED_GRADIENTS_SAMPLES, "Monte Carlo draws of a (reference, alpha) pair per "
+                          "input, one gradient each", kind="positive_int", metavar="K")
+    seed: int = option(defaults.EXPECTED_GRADIENTS_SEED, "seed of the numpy generator drawing the references and "
+                       "alphas", kind="seed", metavar="SEED")
+    batch_size: Optional[int] = option(None, "the most (input, draw) points computed at once", kind="positive_int",
+                                       metavar="B", default_text="all")
+    output: Union[None, str, int] = output_option()
+    input_layer: Any = input_layer_option()
+    padding_id: Optional[int] = padding_id_option()
+
+    def __post_init__(self) -> None:
+        # Monte Carlo draws instead of steps: its own checks rather than check_shared().
+        object.__setattr__(self, "samples", validation.positive_int("samples", self.samples))
+        wrong = f"`seed` must be an int >= 0 (the seed of numpy.random.default_rng). Received: seed={self.seed!r}"
+        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral):
+            raise TypeError(wrong)
+        if self.seed < 0:
+            raise ValueError(wrong)
+        object.__setattr__(self, "seed", int(self.seed))
+        object.__setattr__(self, "batch_size", validation.optional_positive_int("batch_size", self.batch_size))
+        object.__setattr__(self, "padding_id", checked_padding_id(self.padding_id))
+
+
 # -- the entries ---------------------------------------------------------------------------------
 METHODS: Dict[str, Method] = {
     "ig2": Method("ig2", "tf_ig2.methods.ig2:IG2", "references", True, False,
@@ -263,6 +290,8 @@ METHODS: Dict[str, Method] = {
                              True, (), GradientInputSettings, title="gradient x input"),
     "blur_ig": Method("blur_ig", "tf_ig2.methods.blur_ig:BlurIG", "baselines", False, True, (), BlurIGSettings,
                       end_name="blurred input", title="Blur IG"),
+    "eg": Method("eg", "tf_ig2.methods.expected_gradients:ExpectedGradients", "references", True, False, (),
+                 ExpectedGradientsSettings, end_name="reference", title="Expected Gradients"),
 }
 
 

@@ -31,7 +31,7 @@ IG_RULES = ("trapezoid", "midpoint", "uniform")
 NOT_RECORDED = object()
 
 #: How the command line reads each kind of option (:mod:`tf_ig2.cli.command` maps them to parsers).
-OPTION_KINDS = ("text", "positive_int", "number", "step_size", "number_pair", "token_id", "choice")
+OPTION_KINDS = ("text", "positive_int", "seed", "number", "step_size", "number_pair", "token_id", "choice")
 
 
 def option(default: Any, help: str, *, kind: str = "text", metavar: Optional[str] = None,

@@ -2,7 +2,8 @@
 
 Zhuo & Ge, "IG2: Integrated Gradient on Iterative Gradient Path for Feature Attribution",
 IEEE TPAMI 2024 (arXiv:2406.10852). Straight-line Integrated Gradients and Guided IG come with it
-for comparison, all returning the same :class:`Explanation`.
+for comparison, all returning the same :class:`Explanation`; :func:`smooth` puts any of them behind a
+noise tunnel (SmoothGrad, its square, VarGrad).
 
 The public names are imported on first use, so ``import tf_ig2`` (and the ``tf-ig2`` command,
 which quiets TensorFlow's start-up lines before importing it) does not import TensorFlow.
@@ -35,6 +36,7 @@ _PUBLIC = {
     "METHODS": "methods.registry",
     "plot": "visualize",
     "plot_path": "visualize",
+    "smooth": "methods.noise_tunnel",
 }
 
 #: The documented subpackages and modules, reachable as attributes (``tf_ig2.metrics``) without

@@ -131,7 +131,8 @@ def _scores(target: Any, score: Any, gradcf_score: Any, delta: Any, relative: An
     if class_names is not None:
         entry["class_name"] = (class_names[int(target)] if target is not None and 0 <= int(target) < len(class_names)
                                else None)
-    entry.update(score=float(score), gradcf_score=float(gradcf_score), completeness_delta=float(delta),
+    entry.update(score=float(score), gradcf_score=float(gradcf_score),
+                 completeness_delta=float(delta) if np.isfinite(delta) else None,  # NaN: a smoothed square
                  relative_delta=float(relative) if np.isfinite(relative) else None)
     return entry
 

@@ -234,9 +234,11 @@ def _references(explainer: Any, entry: registry.Method, references: Any, baselin
     keyword = entry.reference_keyword
     if baselines is not UNSET:
         if keyword != "baselines":
-            raise TypeError(f"Method {entry.name!r} takes `{keyword}`, not `baselines`. Received: baselines given")
+            raise TypeError(f"Method {entry.name!r} takes `{keyword}`, not `baselines`. "
+                            f"Received: baselines={validation.describe(baselines)}")
         if references is not UNSET:
-            raise TypeError("The baselines were given twice, by position and as `baselines`. Received: both")
+            raise TypeError(f"The baselines were given twice, by position and as `baselines`. Received: "
+                            f"{validation.describe(references)} and baselines={validation.describe(baselines)}")
         return baselines
     if references is not UNSET:
         return references

@@ -1,8 +1,9 @@
 """tf_ig2: IG² (Integrated Gradient on Iterative Gradient Path) attributions for Keras models.
 
 Zhuo & Ge, "IG2: Integrated Gradient on Iterative Gradient Path for Feature Attribution",
-IEEE TPAMI 2024 (arXiv:2406.10852). Straight-line Integrated Gradients, Guided IG, Blur IG, the
-plain gradient and gradient × input come with it for comparison, all returning the same :class:`Explanation`.
+IEEE TPAMI 2024 (arXiv:2406.10852). Straight-line Integrated Gradients, Guided IG, Blur IG, Expected
+Gradients, the plain gradient and gradient × input come with it for comparison, all returning the same
+:class:`Explanation`; :func:`smooth` puts any of them behind a noise tunnel (SmoothGrad, its square, VarGrad).
 
 The public names are imported on first use, so ``import tf_ig2`` (and the ``tf-ig2`` command,
 which quiets TensorFlow's start-up lines before importing it) does not import TensorFlow.
@@ -33,6 +34,7 @@ _PUBLIC = {
     "METHODS": "methods.registry",
     "plot": "visualize",
     "plot_path": "visualize",
+    "smooth": "methods.noise_tunnel",
     # every registered method's explainer class (tf_ig2.IG2, tf_ig2.BlurIG, ...), from its registry entry
     **{entry.explainer_path.split(":")[1]: entry.explainer_path.split(":")[0][len("tf_ig2."):]
        for entry in _METHODS.values()},

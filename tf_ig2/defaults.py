@@ -190,3 +190,17 @@ PATH_FRACTIONS: tuple = (0.0, 0.25, 0.5, 0.75, 1.0)
 #: GradPath film strips of at most this many inputs, in any run (each is explained again, alone, with
 #: its whole path).
 CLI_REPORT_MAX_INPUTS: int = 50
+
+#: The noise tunnel (tf_ig2.smooth; Smilkov et al. 2017, "SmoothGrad: removing noise by adding noise"): what the
+#: attributions of an input's noisy copies are reduced to ("smoothgrad": their mean; "smoothgrad_sq": the mean of
+#: their squares; "vargrad": their variance, Adebayo et al. 2018), how many noisy copies each input gets (the paper
+#: sees little change in the maps beyond about 50, Sec. 3.2), the noise's standard deviation as a fraction of each
+#: input's range max(x) - min(x) (the paper's noise level of 10-20%; PAIR saliency's stdev_spread default 0.15), and
+#: the seed of the draws (numpy.random.default_rng).
+SMOOTH_KIND: str = "smoothgrad"
+SMOOTH_SAMPLES: int = 50
+SMOOTH_NOISE: float = 0.15
+SMOOTH_SEED: int = 0
+#: The callbacks' noisy copies per input when their ``smooth`` setting does not say: each copy costs one explanation,
+#: so that logging stays cheap beside training (like CALLBACK_STEPS).
+CALLBACK_SMOOTH_SAMPLES: int = 8

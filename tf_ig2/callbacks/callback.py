@@ -28,7 +28,9 @@ tag but ``<name>/path`` and ``<name>/representation_distance`` (shared by the ta
 per target, its tag ending in the target: ``<name>/panels/class_3``, ``<name>/panels/top_1``, ...
 
 ``references="other_class"`` or ``"relevant_class"`` picks the references from a labelled pool (see
-:mod:`tf_ig2.callbacks.pickers`).
+:mod:`tf_ig2.callbacks.pickers`). ``smooth="vargrad"`` (or a dict of noise tunnel settings) logs the
+attributions smoothed by :func:`tf_ig2.smooth`; squares and variances have no completeness delta, so their
+two completeness tags are not logged.
 
 The pictures come from the displays of :mod:`tf_ig2.callbacks.displays`, the checks of
 ``validation_data`` from :mod:`tf_ig2.callbacks.inputs`. The arguments follow tf-explain's
@@ -58,6 +60,7 @@ from tf_ig2.callbacks.targets import TargetChoice, choose
 from tf_ig2.callbacks.writer import EventsWriter
 from tf_ig2.explanation import Explanation
 from tf_ig2.methods import registry as methods
+from tf_ig2.methods.noise_tunnel import smooth as noise_tunnel
 from tf_ig2.visualize import encode_images, encode_png, token_markdown
 
 #: Public names; the input checks and picture helpers are defined elsewhere and kept importable from here.
@@ -178,6 +181,10 @@ class AttributionCallback(keras.callbacks.Callback):
             ``defaults.REFERENCES_PER_INPUT``). ``max_references`` does not apply to them.
         references_seed: With a picker: the seed of every pick (``None``:
             ``defaults.REFERENCES_SEED``), so that the logs are reproducible.
+        smooth: ``None``, or the logged attributions smoothed by a noise tunnel (:func:`tf_ig2.smooth`):
+            its kind (``"smoothgrad"``, ``"smoothgrad_sq"``, ``"vargrad"``) or a dict of some of ``kind``,
+            ``samples`` (default ``defaults.CALLBACK_SMOOTH_SAMPLES``), ``noise`` and ``seed``. Logging then
+            costs ``samples`` explanations per input. Not for token inputs.
         **explainer_options: Settings of the explainer, e.g. IG²'s ``steps``, ``step_size``,
             ``value_range``, ``representation_layer``, ``batch_size``, ``input_layer``,
             ``padding_id``, ``output``.
@@ -211,7 +218,7 @@ class AttributionCallback(keras.callbacks.Callback):
                  feature_names: Optional[Sequence[str]] = None, top: Optional[int] = None,
                  vocabulary: Union[None, Sequence[str], Mapping[int, str]] = None, path_strip: bool = False,
                  reference_pool: Optional[Tuple[Any, Any]] = None, references_per_input: Optional[int] = None,
-                 references_seed: Optional[int] = None, **explainer_options: Any):
+                 references_seed: Optional[int] = None, smooth: Any = None, **explainer_options: Any):
         super().__init__()
         self._factory, default_name, self._method = resolve_method(method, explainer_options)
         self.name = check_name(name if name is not None else default_name)
@@ -235,6 +242,8 @@ class AttributionCallback(keras.callbacks.Callback):
             feature_names=feature_names, top=top, vocabulary=vocabulary,
             padding_id=callback_inputs.padding_id(explainer_options.get("padding_id", defaults.PADDING_ID)))
         self.path_strip = callback_inputs.check_path_strip(path_strip, self.input_kind, self._method, self.name)
+        #: The noise tunnel's settings (:class:`tf_ig2.methods.noise_tunnel.SmoothSettings`), or ``None``.
+        self.smooth = callback_inputs.check_smooth(smooth, self.input_kind)
         self.class_index = class_index
         self.target_choice: TargetChoice = choose(class_index, labels, len(inputs)).head(len(self.inputs))
         self._reference_keyword = None if self._method is None else self._method.reference_keyword
@@ -261,7 +270,7 @@ class AttributionCallback(keras.callbacks.Callback):
                 self.picker.pick(self.targets))
         if self._method is not None and self._method.callback_steps is not None and "steps" not in explainer_options:
             self.explainer_options["steps"] = self._method.callback_steps
-        self._explainer = None
+        self._explainer = self._tunnel = None
         self._writer: Optional[EventsWriter] = None
         self._lock: Optional[folders.FolderLock] = None
         self._training = False
@@ -324,6 +333,7 @@ class AttributionCallback(keras.callbacks.Callback):
         if self._explainer is None or getattr(self._explainer, "model", model) is not model:
             self._explainer, self._reference_keyword = callback_inputs.build_explainer(
                 self._factory, model, self.explainer_options, self._reference_keyword, self.references)
+            self._tunnel = None if self.smooth is None else noise_tunnel(self._explainer, **self.smooth.as_dict())
         return self._explainer
 
     def explain(self) -> Explanation:
@@ -331,7 +341,7 @@ class AttributionCallback(keras.callbacks.Callback):
 
         With a picker that needs the model (``"relevant_class"``, or ``"other_class"`` for classes
         the model chooses), the classes are first scored and the references picked anew (they
-        are then :attr:`references`).
+        are then :attr:`references`). With ``smooth``, through the noise tunnel over the explainer.
 
         Returns:
             The :class:`~tf_ig2.Explanation` of the first ``max_outputs`` validation inputs:
@@ -346,6 +356,7 @@ class AttributionCallback(keras.callbacks.Callback):
             self.references = self._checked_picks(self.picker.pick(
                 targets, model=self.model, inputs=self.inputs, options=self.explainer_options))
         arguments: Dict[str, Any] = {"targets": targets}
+        explainer = explainer if self._tunnel is None else self._tunnel
         if self.references is not None:
             if self._reference_keyword is not None:
                 arguments[self._reference_keyword] = self.references
@@ -397,11 +408,12 @@ class AttributionCallback(keras.callbacks.Callback):
         images: Dict[str, np.ndarray] = {}
         scalars: Dict[str, float] = {}
         for suffix, one in callback_targets.per_target(explanation, self.target_choice):
-            scalars.update({
-                f"{self.name}/completeness_delta{suffix}": float(np.mean(np.abs(one.delta))),
-                f"{self.name}/relative_completeness_delta{suffix}": diagnostics.median_relative_delta(one),
-                f"{self.name}/target_score{suffix}": float(np.mean(one.target_scores)),
-            })
+            if not np.all(np.isnan(one.delta)):  # smoothed squares and variances add up to no score gap
+                scalars.update({
+                    f"{self.name}/completeness_delta{suffix}": float(np.mean(np.abs(one.delta))),
+                    f"{self.name}/relative_completeness_delta{suffix}": diagnostics.median_relative_delta(one),
+                })
+            scalars[f"{self.name}/target_score{suffix}"] = float(np.mean(one.target_scores))
             images.update({f"{tag}{suffix}": value for tag, value in self.display.images(one).items()})
         if explanation.representation_distance is not None:  # the path's, shared by the targets
             scalars[f"{self.name}/representation_distance"] = float(

@@ -12,9 +12,10 @@ from typing import Any, Callable, Dict, Optional, Tuple
 
 import numpy as np
 
-from tf_ig2 import validation
+from tf_ig2 import defaults, validation
 from tf_ig2.callbacks.targets import choose
 from tf_ig2.methods import registry as methods
+from tf_ig2.methods.noise_tunnel import SmoothSettings
 
 
 def _split_pair(validation_data: Any) -> Tuple[Any, Any]:
@@ -270,6 +271,26 @@ def check_path_strip(path_strip: Any, input_kind: str, method: Any, name: str) -
         takers = ", ".join(repr(key) for key, entry in methods.METHODS.items() if "path" in entry.extra_outputs)
         raise ValueError(f"`path_strip` needs a method that returns its path ({takers}). Received: method {name!r}")
     return path_strip
+
+
+def check_smooth(smooth: Any, input_kind: str) -> Optional[SmoothSettings]:
+    """``smooth`` checked: ``None``, a kind (``"smoothgrad"``, ``"smoothgrad_sq"``, ``"vargrad"``) or a dict of
+    some of ``kind``, ``samples``, ``noise`` and ``seed`` (:func:`tf_ig2.smooth`); ``samples`` defaults to
+    :data:`tf_ig2.defaults.CALLBACK_SMOOTH_SAMPLES`, the others to the noise tunnel's defaults.
+
+    Raises:
+        TypeError, ValueError: On a malformed setting, or token inputs (noise cannot move token ids).
+    """
+    if smooth is None:
+        return None
+    options = {"kind": smooth} if isinstance(smooth, str) else smooth
+    if isinstance(options, dict):
+        options = {"samples": defaults.CALLBACK_SMOOTH_SAMPLES, **options}
+    settings = SmoothSettings.from_options(options, "smooth")
+    if input_kind == "tokens":
+        raise ValueError(f"`smooth` adds Gaussian noise to float inputs, which token ids are not; log token "
+                         f"attributions without it. Received: smooth={smooth!r} for token inputs")
+    return settings
 
 
 def build_explainer(factory: Any, model: Any, options: Dict[str, Any], reference_keyword: Optional[str],

@@ -35,6 +35,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 from tf_ig2 import defaults
 from tf_ig2.cli import inputs as cli_inputs
 from tf_ig2.cli import pool as cli_pool
+from tf_ig2.cli import smoothing as cli_smoothing
 from tf_ig2.cli import targets as cli_targets
 from tf_ig2.cli.explain import (
     PROGRAM,
@@ -262,6 +263,9 @@ References from a labelled pool instead of --references: --reference-pool X.npy
 paper's references) or relevant-class (one item of each class the model ranks next), with
 --reference-seed (default {seed}); summary.json lists the pool rows drawn. Not with --stream.
 
+Smoothed attributions: --smooth smoothgrad|smoothgrad_sq|vargrad reduces the attributions of
+noisy copies of each input (--smooth-samples, --smooth-noise, --smooth-seed). Not with --stream.
+
 Each method takes its own options (tf_ig2.methods):
 {method_options}
 An option of another method is a usage error.
@@ -398,6 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="a .keras file, a legacy .h5 file or a SavedModel folder (e.g. from model.export())")
     _add_inputs(explain)
     _add_method_options(explain)
+    cli_smoothing.add_arguments(explain, count=_positive_int, seed=_seed)
     explain.add_argument("--image-size", type=_positive_int, nargs=2, metavar=("H", "W"),
                          help="resize image inputs and references to H x W (default: the model's input size if "
                               "it declares one, else the images' own size)")

@@ -12,7 +12,8 @@ has its field, and is a usage error for the others. The model's inputs (one, sev
 continues where it stopped; :func:`tf_ig2.cli.stream.finish_stream` then writes
 ``DIR/attributions.npy``, ``DIR/summary.json`` and ``DIR/index.html``. Either way the pictures
 and the report come from :mod:`tf_ig2.cli.report`; ``--path-strip`` (IG² only) adds the GradPath
-film strips of the first inputs. Problems are raised as :class:`UsageError`, reported by
+film strips of the first inputs; ``--smooth`` (in memory only) the noise tunnel of
+:mod:`tf_ig2.cli.smoothing`. Problems are raised as :class:`UsageError`, reported by
 :func:`tf_ig2.cli.main` in one line.
 """
 
@@ -29,6 +30,7 @@ from typing import Any, Dict, Iterator, Optional, Sequence, Tuple, Union
 from tf_ig2 import defaults, validation
 from tf_ig2.cli import inputs as cli_inputs
 from tf_ig2.cli import pool as cli_pool
+from tf_ig2.cli import smoothing as cli_smoothing
 from tf_ig2.cli import targets as cli_targets
 from tf_ig2.cli.inputs import UsageError, read_options_for, value_range_option
 from tf_ig2.cli.targets import read_targets
@@ -240,6 +242,7 @@ def settings_record(args: argparse.Namespace, image_size: Optional[Sequence[int]
         "target": args.target,
         **cli_targets.settings(args),
         "method": args.method,
+        **cli_smoothing.settings(args),
     }
     for name in method_flags():
         if name in resolved:
@@ -303,6 +306,7 @@ def check_explain(args: argparse.Namespace) -> Union[str, float, Dict[str, str]]
 
     method_options(args)
     check_path_strip(args)
+    cli_smoothing.smooth_argument(args)
     pool = cli_pool.pool_argument(args)
     reference = _references_argument(args) if pool is None else pool.files
     inputs = inputs_argument(args)
@@ -405,9 +409,13 @@ def _explain_in_memory(args: argparse.Namespace, options: Dict[str, Any],
         report = report_options(args, explainer, references, None if plan.several else inputs.shape[1:],
                                 class_names)
         progress = ProgressBar("Explaining", enabled=not args.quiet)
+        smoothing = cli_smoothing.smooth_argument(args)
         try:
-            explanation = saved_model.explain_model(model, inputs, references, targets, method=args.method,
-                                                    progress=progress, **explained_options)
+            explanation = (saved_model.explain_model(model, inputs, references, targets, method=args.method,
+                                                     progress=progress, **explained_options) if smoothing is None
+                           else cli_smoothing.explain_smoothed(model, inputs, references, targets, method=args.method,
+                                                               options=explained_options, smoothing=smoothing,
+                                                               progress=progress))
         finally:
             progress.close()
         explanation = cli_inputs.by_name(explanation, plan)

@@ -3,25 +3,29 @@
 Three studies, all seeded and self-contained (no downloads):
 
 1. **Digits.** A small CNN trained here on scikit-learn's 8x8 digits (values in [0, 1]) is
-   explained on held-out inputs by IG² (references drawn from other classes, as in Zhuo & Ge,
-   TPAMI 2024), straight-line IG with zero, blurred and reference baselines (the last averaged
-   over the same references as IG²), Guided IG (zero baseline), gradient x input, SmoothGrad,
-   tf-explain's shipped ``IntegratedGradients`` (zero baseline; its output lacks the
+   explained on held-out inputs by every method of the registry (``tf_ig2.methods.METHODS``), each
+   built and called through its entry: IG² (references drawn from other classes, as in Zhuo & Ge,
+   TPAMI 2024), straight-line IG with zero, blurred and reference baselines (the last averaged over
+   the same references as IG²), Expected Gradients with those references as its pool, Guided IG
+   (zero baseline), Blur IG, gradient x input (zero baseline) and the plain gradient; beside them
+   SmoothGrad, tf-explain's shipped ``IntegratedGradients`` (zero baseline; its output lacks the
    ``x - x'`` factor and explains the softmax probability) and a random ranking. Deletion,
    insertion and DiffID (``tf_ig2.metrics``, logit scores, one pixel per curve step) are reported
    for four fills (zero, training mean, Gaussian blur, an other-class reference), as mean and
-   standard deviation over seeds; a seed fixes the CNN's training and the reference draw.
+   standard deviation over seeds; a seed fixes the CNN's training and the reference draw. Each
+   method's time per input is measured after one warm-up call (tracing excluded).
 2. **Tabular ground truth** in the manner of XAI-Bench (Liu et al., 2021): Gaussian features with
    pairwise correlation rho, ``y = sin x0 + |x1| + x2^2 + exp(-x3) + 0 x4 + noise``, an MLP
    regressor trained here. Each method is scored by the Pearson correlation, per input over the
    five features, between its attributions and the true contributions relative to the references,
    ``mean_r [g_i(x_i) - g_i(x_r,i)]``, and to the zero baseline, ``g_i(x_i) - g_i(0)``; and by
-   DiffID with the training-mean fill.
+   DiffID with the training-mean fill. The registered methods run here too, but Blur IG (images only).
 3. **Ablations of IG²** on the digits (first seed): steps, step size, the number and choice of
    references, and the representation layer.
 
 Run: ``PYTHONPATH=. python benchmarks/quality.py`` (a few minutes on 2 CPU cores) or ``--quick``.
-The tables are printed as Markdown; images go to ``--image-dir`` (``docs/images`` for a full run).
+The tables are printed as Markdown and the images go to ``--image-dir`` (``docs/images`` for a full run),
+both made by ``quality_report.py``.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -42,13 +47,21 @@ import tensorflow as tf  # noqa: E402
 
 import tf_ig2  # noqa: E402
 from tf_ig2 import metrics  # noqa: E402
+from tf_ig2.methods import METHODS, get_method  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from quality_report import (  # noqa: E402
+    ablation_table,
+    diffid_table,
+    digits_tables,
+    paired_table,
+    tabular_table,
+    write_images,
+)
 
 tf.get_logger().setLevel("ERROR")  # new models per seed retrace by design; keep the output readable
 
-#: Fill labels of the tables: the four metric fills, and "GradCF" (the reference fill set to the mean of
-#: IG²'s own counterfactuals), which shows how much a fill favours the method whose baseline it is.
-FILLS = ("zero", "mean", "blur", "reference")
-DIGIT_FILLS = FILLS + ("GradCF",)
 Attributions = Dict[str, np.ndarray]
 IG2_DIGITS = "IG² (other-class refs)"
 
@@ -113,7 +126,7 @@ def draw_references(rng: np.random.Generator, train_x: np.ndarray, train_y: np.n
     return references
 
 
-# -- simple methods written here ------------------------------------------------------------------
+# -- methods outside the registry -----------------------------------------------------------------
 
 def make_gradient_fn(model: keras.Model) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """Compiled ``(x (P, *S), targets (P,)) -> grad_x f_target(x)`` of the model's logits."""
@@ -134,10 +147,6 @@ def make_gradient_fn(model: keras.Model) -> Callable[[np.ndarray, np.ndarray], n
         return np.concatenate(parts)
 
     return run
-
-
-def gradient_times_input(gradient_fn, inputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    return gradient_fn(inputs, targets) * inputs
 
 
 def smoothgrad(gradient_fn, inputs: np.ndarray, targets: np.ndarray, rng: np.random.Generator,
@@ -168,8 +177,84 @@ def timed(function: Callable[[], Any]) -> Tuple[Any, float]:
     return result, time.perf_counter() - start
 
 
-def attributions_of(result: Any) -> np.ndarray:
-    return result.attributions if isinstance(result, tf_ig2.Explanation) else np.asarray(result, np.float32)
+# -- the registered methods ------------------------------------------------------------------------
+
+#: The reference set of a run that passes none: the method's own default (the zero baseline of
+#: gradient × input; none for the gradient and Blur IG, whose results depend on the input alone).
+DEFAULT = "default"
+#: Registered methods that explain images only, left out of the tabular study.
+IMAGE_ONLY = ("blur_ig",)
+#: One registered run: (row label, registry name, options of ``build``, name of its reference set).
+Run = Tuple[str, str, Dict[str, Any], str]
+
+
+def registered_runs(configured: List[Run], skip: Sequence[str] = ()) -> List[Run]:
+    """``configured``, then every other registered method (but ``skip``) at its defaults.
+
+    A method not configured here gets the study's references if it needs references, else its own
+    default, so that a newly registered method shows up in the tables without a change here.
+    """
+    named = {name for _, name, _, _ in configured}
+    others = [(entry.title or name, name, {}, "references" if entry.references_required else DEFAULT)
+              for name, entry in METHODS.items() if name not in named and name not in skip]
+    return configured + others
+
+
+def eg_options(args) -> Dict[str, Any]:
+    """Expected Gradients' options: its own number of samples unless ``--eg-samples`` is given."""
+    options: Dict[str, Any] = {"batch_size": args.batch_size}
+    if args.eg_samples is not None:
+        options["samples"] = args.eg_samples
+    return options
+
+
+def timed_explain(name: str, explainer: Any, inputs: np.ndarray, references: Any,
+                  targets: np.ndarray) -> Tuple[tf_ig2.Explanation, float]:
+    """Explains the first input once (tracing), then all inputs: the explanation and the seconds per input.
+
+    ``references`` go by the method's registered keyword (``references`` or ``baselines``); ``None``
+    passes none (the method's default). Per-input references ``(N, R, *S)`` are cut to the first input
+    for the warm-up.
+    """
+    keyword = get_method(name).reference_keyword
+
+    def given(count: int) -> Dict[str, Any]:
+        if references is None:
+            return {}
+        per_input = isinstance(references, np.ndarray) and references.ndim == inputs.ndim + 1
+        return {keyword: references[:count] if per_input else references}
+
+    with warnings.catch_warnings():  # a diagnostic of one input says little; the timed call gives them
+        warnings.simplefilter("ignore")
+        explainer.explain(inputs[:1], targets=targets[:1], **given(1))
+    start = time.perf_counter()
+    explanation = explainer.explain(inputs, targets=targets, **given(len(inputs)))
+    return explanation, (time.perf_counter() - start) / len(inputs)
+
+
+def median_relative_delta(explanation: tf_ig2.Explanation) -> float:
+    """Median relative completeness error over the inputs; NaN where completeness does not apply (all NaN)."""
+    values = metrics.completeness_error(explanation, relative=True)
+    return float(np.nanmedian(values)) if np.isfinite(values).any() else math.nan
+
+
+def run_registered(runs: List[Run], model: keras.Model, inputs: np.ndarray, targets: np.ndarray,
+                   reference_sets: Dict[str, Any]) -> Tuple[Attributions, Dict[str, Any], Dict[str, Any]]:
+    """Every run built and explained through its registry entry.
+
+    Returns:
+        The attributions and the diagnostics (``seconds_per_input``, ``relative_delta``) per label,
+        and the explanations per label.
+    """
+    attributions: Attributions = {}
+    diagnostics: Dict[str, Any] = {}
+    explanations: Dict[str, Any] = {}
+    for label, name, options, reference_set in runs:
+        explainer = get_method(name).build(model, **options)
+        explanation, seconds = timed_explain(name, explainer, inputs, reference_sets[reference_set], targets)
+        attributions[label], explanations[label] = explanation.attributions, explanation
+        diagnostics[label] = {"seconds_per_input": seconds, "relative_delta": median_relative_delta(explanation)}
+    return attributions, diagnostics, explanations
 
 
 # -- faithfulness -----------------------------------------------------------------------------------
@@ -192,50 +277,49 @@ def faithfulness(model, inputs, attributions, targets, fills: Dict[str, Tuple[st
 
 # -- study 1: digits --------------------------------------------------------------------------------
 
-def digits_methods(args, model, inputs, targets, references, rng) -> Tuple[Attributions, Dict]:
-    """Every method's (N, 8, 8, 1) attributions, and diagnostics (time, completeness)."""
-    gradient_fn = make_gradient_fn(logits_model(model))
+def digits_runs(args) -> List[Run]:
+    """The registered methods of the digits study, with their options and reference sets."""
+    ig = dict(steps=args.ig_steps)
+    return registered_runs([
+        (IG2_DIGITS, "ig2", dict(steps=args.ig2_steps, value_range=(0.0, 1.0), batch_size=args.batch_size),
+         "references"),
+        ("IG, zero baseline", "ig", ig, "zero"),
+        ("IG, blurred baseline", "ig", ig, "blurred"),
+        ("IG, reference baselines", "ig", ig, "references"),
+        ("EG (other-class refs)", "eg", eg_options(args), "references"),
+        ("Guided IG, zero baseline", "guided_ig", dict(steps=args.guided_steps), "zero"),
+        (f"Blur IG (max σ = {args.blur_ig_max_sigma:g})", "blur_ig", dict(max_sigma=args.blur_ig_max_sigma),
+         DEFAULT),
+        ("gradient × input", "gradient_input", {}, DEFAULT),
+        ("gradient", "gradient", {}, DEFAULT),
+    ])
+
+
+def digits_methods(args, model, inputs, targets, references, rng) -> Tuple[Attributions, Dict, np.ndarray]:
+    """Every method's (N, 8, 8, 1) attributions, diagnostics (seconds per input, completeness) and IG²'s GradCF."""
     blurred = np.asarray(metrics.gaussian_blur(inputs, args.blur_sigma))
-    runs: Dict[str, Callable[[], Any]] = {
-        IG2_DIGITS: lambda: tf_ig2.IG2(model, steps=args.ig2_steps, value_range=(0.0, 1.0),
-                                                    batch_size=args.batch_size).explain(inputs, references, targets),
-        "IG, zero baseline": lambda: tf_ig2.IntegratedGradients(model, args.ig_steps).explain(inputs, 0.0, targets),
-        "IG, blurred baseline": lambda: tf_ig2.IntegratedGradients(model, args.ig_steps).explain(
-            inputs, blurred[:, None], targets),
-        "IG, reference baselines": lambda: tf_ig2.IntegratedGradients(model, args.ig_steps).explain(
-            inputs, references, targets),
-    }
-    guided = guided_ig_class()
-    if guided is not None:
-        runs["Guided IG, zero baseline"] = lambda: guided(model, args.guided_steps).explain(inputs, 0.0, targets)
-    runs.update({
-        "gradient × input": lambda: gradient_times_input(gradient_fn, inputs, targets),
-        "SmoothGrad": lambda: smoothgrad(gradient_fn, inputs, targets, rng, args.smoothgrad_samples,
-                                         args.smoothgrad_noise),
-        "tf-explain IG (as shipped)": lambda: tf_explain_ig(model, inputs, targets, args.ig_steps),
-        "random ranking": lambda: rng.normal(size=inputs.shape).astype(np.float32),
-    })
-    attributions: Attributions = {}
-    diagnostics: Dict[str, Any] = {}
-    gradcf = None
-    for name, run in runs.items():
-        result, seconds = timed(run)
-        attributions[name] = attributions_of(result)
-        if isinstance(result, tf_ig2.Explanation) and result.method == "ig2":
-            gradcf = result.counterfactuals.mean(axis=1)
-        diagnostics[name] = {"seconds": seconds}
-        if isinstance(result, tf_ig2.Explanation):
-            diagnostics[name]["relative_delta"] = float(np.median(metrics.completeness_error(result, relative=True)))
-        log(f"    {name}: {seconds:.1f} s")
+    reference_sets = {"references": references, "zero": 0.0, "blurred": blurred[:, None], DEFAULT: None}
+    attributions, diagnostics, explanations = run_registered(digits_runs(args), model, inputs, targets,
+                                                             reference_sets)
+    gradcf = explanations[IG2_DIGITS].counterfactuals.mean(axis=1)
+    gradient_fn = make_gradient_fn(logits_model(model))
+    gradient_fn(inputs[:1], targets[:1])  # traced once: its input signature takes any batch
+    # (label, run, warm-up): tf-explain's tf.function retraces per class and shape, so its warm-up is the full call.
+    unregistered = [
+        ("SmoothGrad", lambda: smoothgrad(gradient_fn, inputs, targets, rng, args.smoothgrad_samples,
+                                          args.smoothgrad_noise), False),
+        ("tf-explain IG (as shipped)", lambda: tf_explain_ig(model, inputs, targets, args.ig_steps), True),
+        ("random ranking", lambda: rng.normal(size=inputs.shape).astype(np.float32), False),
+    ]
+    for label, run, warm_up in unregistered:
+        if warm_up:
+            run()
+        values, seconds = timed(run)
+        attributions[label] = np.asarray(values, np.float32)
+        diagnostics[label] = {"seconds_per_input": seconds / len(inputs), "relative_delta": math.nan}
+    for label, entry in diagnostics.items():
+        log(f"    {label}: {1000 * entry['seconds_per_input']:.2f} ms per input")
     return attributions, diagnostics, gradcf
-
-
-def guided_ig_class():
-    try:
-        from tf_ig2.methods.guided_ig import GuidedIG
-    except ImportError:
-        return None
-    return GuidedIG
 
 
 def digits_study(args, data) -> Dict[str, Any]:
@@ -266,64 +350,6 @@ def digits_study(args, data) -> Dict[str, Any]:
     return {"per_seed": per_seed, "seed0": keep}
 
 
-def digits_tables(result: Dict[str, Any]) -> str:
-    """One table per fill: deletion, insertion and DiffID, mean ± std over seeds."""
-    per_seed = result["per_seed"]
-    methods = list(per_seed[0]["scores"])
-    blocks = []
-    for fill in DIGIT_FILLS:
-        lines = [f"**{fill} fill**", "", "| method | Deletion ↓ | Insertion ↑ | DiffID ↑ |", "|---|---|---|---|"]
-        for method in methods:
-            cells = []
-            for key in ("deletion", "insertion", "diffid"):
-                values = np.array([seed["scores"][method][fill][key] for seed in per_seed])
-                cells.append(f"{values.mean():.2f} ± {values.std():.2f}")
-            lines.append(f"| {method} | " + " | ".join(cells) + " |")
-        blocks.append("\n".join(lines))
-    return "\n\n".join(blocks)
-
-
-def diffid_table(result: Dict[str, Any]) -> str:
-    """DiffID per fill with each method's rank, and the diagnostics of the first seed."""
-    per_seed = result["per_seed"]
-    methods = list(per_seed[0]["scores"])
-    means = {method: {fill: np.mean([s["scores"][method][fill]["diffid"] for s in per_seed]) for fill in DIGIT_FILLS}
-             for method in methods}
-    stds = {method: {fill: np.std([s["scores"][method][fill]["diffid"] for s in per_seed]) for fill in DIGIT_FILLS}
-            for method in methods}
-    ranks = {fill: {method: 1 + sorted(methods, key=lambda m: -means[m][fill]).index(method) for method in methods}
-             for fill in DIGIT_FILLS}
-    lines = ["| method | " + " | ".join(f"{fill} fill" for fill in DIGIT_FILLS) + " | time, seed 0 (s) | "
-             "median relative completeness error, seed 0 |",
-             "|" + "---|" * (3 + len(DIGIT_FILLS))]
-    for method in methods:
-        cells = [f"{means[method][fill]:.2f} ± {stds[method][fill]:.2f} (#{ranks[fill][method]})"
-                 for fill in DIGIT_FILLS]
-        diagnostics = per_seed[0]["diagnostics"][method]
-        delta = diagnostics.get("relative_delta")
-        cells.append(f"{diagnostics['seconds']:.1f}")
-        cells.append("–" if delta is None else f"{delta:.3f}")
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def paired_table(result: Dict[str, Any], reference_method: str) -> str:
-    """DiffID of ``reference_method`` minus each other method's, per seed (paired), mean ± std."""
-    per_seed = result["per_seed"]
-    methods = [method for method in per_seed[0]["scores"] if method != reference_method]
-    lines = ["| IG² minus … | " + " | ".join(f"{fill} fill" for fill in DIGIT_FILLS) + " |",
-             "|" + "---|" * (1 + len(DIGIT_FILLS))]
-    for method in methods:
-        cells = []
-        for fill in DIGIT_FILLS:
-            differences = np.array([seed["scores"][reference_method][fill]["diffid"]
-                                    - seed["scores"][method][fill]["diffid"] for seed in per_seed])
-            wins = int(np.sum(differences > 0))
-            cells.append(f"{differences.mean():+.2f} ± {differences.std():.2f} ({wins}/{len(differences)})")
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
 # -- study 2: tabular ground truth --------------------------------------------------------------------
 
 COMPONENTS = (np.sin, np.abs, np.square, lambda values: np.exp(-values), np.zeros_like)
@@ -352,18 +378,36 @@ def pearson_rows(first: np.ndarray, second: np.ndarray) -> np.ndarray:
         return np.where(denominator > 0, (a * b).sum(axis=1) / denominator, np.nan)
 
 
+def tabular_runs(args) -> List[Run]:
+    """The registered methods of the tabular study (not Blur IG: images only)."""
+    return registered_runs([
+        ("IG² (random refs)", "ig2", dict(steps=args.ig2_steps), "references"),
+        ("IG, reference baselines", "ig", dict(steps=args.ig_steps), "references"),
+        ("EG (random refs)", "eg", eg_options(args), "references"),
+        ("IG, zero baseline", "ig", dict(steps=args.ig_steps), "zero"),
+        ("Guided IG, zero baseline", "guided_ig", dict(steps=args.guided_steps), "zero"),
+        ("gradient × input", "gradient_input", {}, DEFAULT),
+        ("gradient", "gradient", {}, DEFAULT),
+    ], skip=IMAGE_ONLY)
+
+
+def tabular_data(args, rho: float, rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Correlated Gaussian features: (training inputs, training targets, explained inputs)."""
+    covariance = (1.0 - rho) * np.eye(5) + rho * np.ones((5, 5))
+    x = rng.multivariate_normal(np.zeros(5), covariance, size=args.tabular_train + args.inputs)
+    x = x.astype(np.float32)
+    y = additive_parts(x).sum(axis=1) + rng.normal(0.0, 0.05, size=len(x))
+    return x[:args.tabular_train], y[:args.tabular_train].astype(np.float32), x[args.tabular_train:]
+
+
 def tabular_study(args) -> Dict[str, Any]:
+    """Per correlation and seed: the MLP's R² and every method's correlations with the truth and DiffID."""
     results: Dict[str, Any] = {}
     for rho in args.correlations:
-        covariance = (1.0 - rho) * np.eye(5) + rho * np.ones((5, 5))
         per_seed = []
         for seed in range(args.seeds):
             rng = np.random.default_rng(2000 + seed)
-            x = rng.multivariate_normal(np.zeros(5), covariance, size=args.tabular_train + args.inputs)
-            x = x.astype(np.float32)
-            y = additive_parts(x).sum(axis=1) + rng.normal(0.0, 0.05, size=len(x))
-            train_x, train_y = x[:args.tabular_train], y[:args.tabular_train].astype(np.float32)
-            inputs = x[args.tabular_train:]
+            train_x, train_y, inputs = tabular_data(args, rho, rng)
             model = tabular_mlp(seed)
             model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="mse")
             model.fit(train_x, train_y, epochs=args.tabular_epochs, batch_size=64, verbose=0)
@@ -375,52 +419,22 @@ def tabular_study(args) -> Dict[str, Any]:
             truth_reference = (additive_parts(inputs)[:, None] - additive_parts(references.reshape(-1, 5)).reshape(
                 references.shape)).mean(axis=1)
             truth_zero = additive_parts(inputs) - additive_parts(np.zeros_like(inputs))
-            gradient_fn = make_gradient_fn(model)
             targets = np.zeros(len(inputs), np.int64)
-            runs = {
-                "IG² (random refs)": lambda: tf_ig2.IG2(model, steps=args.ig2_steps).explain(inputs, references, 0),
-                "IG, reference baselines": lambda: tf_ig2.IntegratedGradients(model, args.ig_steps).explain(
-                    inputs, references, 0),
-                "IG, zero baseline": lambda: tf_ig2.IntegratedGradients(model, args.ig_steps).explain(inputs, 0.0, 0),
-            }
-            guided = guided_ig_class()
-            if guided is not None:
-                runs["Guided IG, zero baseline"] = lambda: guided(model, args.guided_steps).explain(inputs, 0.0, 0)
-            runs.update({
-                "gradient × input": lambda: gradient_times_input(gradient_fn, inputs, targets),
-                "SmoothGrad": lambda: smoothgrad(gradient_fn, inputs, targets, rng, args.smoothgrad_samples, 0.15),
-                "random ranking": lambda: rng.normal(size=inputs.shape).astype(np.float32),
-            })
+            attributions, _, _ = run_registered(tabular_runs(args), model, inputs, targets,
+                                                {"references": references, "zero": 0.0, DEFAULT: None})
+            attributions["SmoothGrad"] = smoothgrad(make_gradient_fn(model), inputs, targets, rng,
+                                                    args.smoothgrad_samples, 0.15)
+            attributions["random ranking"] = rng.normal(size=inputs.shape).astype(np.float32)
             scores = {}
-            for name, run in runs.items():
-                attributions = attributions_of(run())
-                curves = faithfulness(model, inputs, attributions, 0, {"mean": ("mean", train_x.mean(axis=0))},
-                                      5, 1.0)
-                scores[name] = {"pearson_reference": float(np.nanmean(pearson_rows(attributions, truth_reference))),
-                                "pearson_zero": float(np.nanmean(pearson_rows(attributions, truth_zero))),
+            for name, values in attributions.items():
+                curves = faithfulness(model, inputs, values, 0, {"mean": ("mean", train_x.mean(axis=0))}, 5, 1.0)
+                scores[name] = {"pearson_reference": float(np.nanmean(pearson_rows(values, truth_reference))),
+                                "pearson_zero": float(np.nanmean(pearson_rows(values, truth_zero))),
                                 "diffid": curves["mean"]["diffid"]}
             per_seed.append({"r2": float(r2), "scores": scores})
             log(f"tabular rho={rho}, seed {seed}: R² {r2:.3f}")
         results[rho] = per_seed
     return results
-
-
-def tabular_table(results: Dict[float, Any]) -> str:
-    rhos = list(results)
-    methods = list(results[rhos[0]][0]["scores"])
-    lines = ["| method | " + " | ".join(f"ρ={rho}: r(ref) ↑ | ρ={rho}: r(zero) ↑ | ρ={rho}: DiffID ↑" for rho in rhos)
-             + " |", "|" + "---|" * (1 + 3 * len(rhos))]
-    for method in methods:
-        cells = []
-        for rho in rhos:
-            for key in ("pearson_reference", "pearson_zero", "diffid"):
-                values = np.array([seed["scores"][method][key] for seed in results[rho]])
-                cells.append(f"{values.mean():.2f} ± {values.std():.2f}")
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
-    r2 = ", ".join(f"ρ={rho}: " + "/".join(f"{seed['r2']:.3f}" for seed in results[rho]) for rho in rhos)
-    lines.append("")
-    lines.append(f"MLP test R² against the noise-free target, per seed: {r2}.")
-    return "\n".join(lines)
 
 
 # -- study 3: ablations --------------------------------------------------------------------------------
@@ -460,116 +474,6 @@ def ablation_study(args, data, seed0: Dict[str, Any]) -> List[Tuple[str, str, Di
     return rows
 
 
-def ablation_table(rows) -> str:
-    lines = ["| ablation | setting | " + " | ".join(f"DiffID, {fill}" for fill in DIGIT_FILLS)
-             + " | median relative completeness error | time (s) |",
-             "|" + "---|" * (4 + len(DIGIT_FILLS))]
-    for group, label, scores, delta, seconds in rows:
-        cells = [f"{scores[fill]['diffid']:.2f}" for fill in DIGIT_FILLS]
-        lines.append(f"| {group} | {label} | " + " | ".join(cells) + f" | {delta:.3f} | {seconds:.1f} |")
-    return "\n".join(lines)
-
-
-# -- images (PIL only) ------------------------------------------------------------------------------
-
-def _font(size: int):
-    """DejaVu Sans where installed (it has ² and ×), else PIL's own font with ASCII labels."""
-    from PIL import ImageFont
-
-    try:
-        return ImageFont.truetype("DejaVuSans.ttf", size), False
-    except OSError:
-        return ImageFont.load_default(size=size), True
-
-
-def _text(draw, position, text: str, font_and_ascii, fill="black") -> None:
-    font, ascii_only = font_and_ascii
-    if ascii_only:
-        text = text.replace("²", "2").replace("×", "x").replace("ρ", "rho")
-    draw.text(position, text, font=font, fill=fill)
-
-
-PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
-           (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
-
-
-def line_chart(panels: Sequence[Tuple[str, Dict[str, np.ndarray]]], path: str, y_label: str) -> None:
-    """Side-by-side line charts of curves over [0, 1], with a shared legend, drawn with PIL."""
-    from PIL import Image, ImageDraw
-
-    width, height, margin_left, margin_bottom, margin_top = 460, 340, 60, 40, 30
-    legend_height = 18 * math.ceil(len(panels[0][1]) / 2) + 10
-    image = Image.new("RGB", (width * len(panels), height + legend_height), "white")
-    draw = ImageDraw.Draw(image)
-    font = _font(11)
-    for index, (title, curves) in enumerate(panels):
-        left = index * width + margin_left
-        right = (index + 1) * width - 15
-        top, bottom = margin_top, height - margin_bottom
-        values = np.concatenate(list(curves.values()))
-        low, high = float(values.min()), float(values.max())
-        span = high - low or 1.0
-        low, high = low - 0.05 * span, high + 0.05 * span
-        draw.rectangle([left, top, right, bottom], outline="black")
-        _text(draw, (left, 2), title, font)
-        for tick in range(5):
-            fraction = tick / 4
-            y = bottom - fraction * (bottom - top)
-            draw.line([left - 4, y, left, y], fill="black")
-            _text(draw, (left - 40, y - 7), f"{low + fraction * (high - low):.1f}", font)
-            x = left + fraction * (right - left)
-            draw.line([x, bottom, x, bottom + 4], fill="black")
-            _text(draw, (x - 10, bottom + 6), f"{fraction:.2f}", font)
-        _text(draw, (left + (right - left) // 2 - 60, bottom + 22), "fraction of pixels moved", font)
-        _text(draw, (index * width + 4, top - 16), y_label, font)
-        for color, curve in zip(PALETTE, curves.values()):
-            xs = left + np.linspace(0.0, 1.0, len(curve)) * (right - left)
-            ys = bottom - (curve - low) / (high - low) * (bottom - top)
-            draw.line(list(zip(xs.tolist(), ys.tolist())), fill=color, width=2)
-    for position, (color, name) in enumerate(zip(PALETTE, panels[0][1])):
-        x = 20 + (position % 2) * (width * len(panels) // 2)
-        y = height + 5 + 18 * (position // 2)
-        draw.line([x, y + 7, x + 25, y + 7], fill=color, width=3)
-        _text(draw, (x + 32, y), name, font)
-    image.save(path)
-
-
-def gallery(inputs: np.ndarray, attributions: Attributions, targets: np.ndarray, path: str, rows: int,
-            scale: int = 12) -> None:
-    """One row per input: the digit, then each method's signed map (red +, blue -)."""
-    from PIL import Image, ImageDraw
-
-    from tf_ig2 import visualize
-
-    cell = 8 * scale
-    label_height, gap = 40, 6
-    names = list(attributions)
-    image = Image.new("RGB", (gap + (cell + gap) * (len(names) + 1), label_height + (cell + gap) * rows), "white")
-    draw = ImageDraw.Draw(image)
-    font = _font(10)
-    columns = [("input", np.asarray(visualize.rescale_images(inputs[:rows])))]
-    columns += [(name, np.asarray(visualize.diverging_map(attributions[name][:rows]))) for name in names]
-    for column, (name, maps) in enumerate(columns):
-        x = gap + column * (cell + gap)
-        words, line, text_lines = name.split(), "", []
-        for word in words:
-            if len(line) + len(word) > 13 and line:
-                text_lines.append(line)
-                line = word
-            else:
-                line = (line + " " + word).strip()
-        text_lines.append(line)
-        for number, text in enumerate(text_lines[:3]):
-            _text(draw, (x, 1 + 10 * number), text, font)
-        for row in range(rows):
-            tile = (np.clip(maps[row], 0.0, 1.0) * 255).astype(np.uint8)
-            tile = Image.fromarray(tile).resize((cell, cell), Image.NEAREST)
-            image.paste(tile, (x, label_height + row * (cell + gap)))
-    for row in range(rows):
-        _text(draw, (2, label_height + row * (cell + gap) + 2), str(int(targets[row])), font, fill=(0, 200, 0))
-    image.save(path)
-
-
 # -- main -----------------------------------------------------------------------------------------------
 
 def parse_arguments(argv=None) -> argparse.Namespace:
@@ -584,6 +488,10 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     parser.add_argument("--guided-steps", type=int, default=64, help="Guided IG steps, default 64")
     parser.add_argument("--curve-steps", type=int, default=64, help="deletion/insertion steps, default 64 (1 pixel)")
     parser.add_argument("--blur-sigma", type=float, default=1.0, help="blur baseline and fill sigma (pixels)")
+    parser.add_argument("--blur-ig-max-sigma", type=float, default=8.0,
+                        help="Blur IG's largest blur, in pixels (default 8, the width of a digit)")
+    parser.add_argument("--eg-samples", type=int, default=None,
+                        help="Expected Gradients' draws per input (default: the method's own)")
     parser.add_argument("--smoothgrad-samples", type=int, default=25)
     parser.add_argument("--smoothgrad-noise", type=float, default=0.15, help="SmoothGrad noise std (inputs in [0, 1])")
     parser.add_argument("--batch-size", type=int, default=2000, help="pairs per IG² batch")
@@ -617,8 +525,6 @@ def main(argv=None) -> None:
     report: Dict[str, Any] = {"arguments": vars(args)}
     digits = digits_study(args, data)
     accuracies = ", ".join(f"{seed['accuracy']:.3f}" for seed in digits["per_seed"])
-    if guided_ig_class() is None:
-        print("Guided IG: tf_ig2.methods.guided_ig is not available; skipped.\n")
     print(f"## Digits: {args.inputs} held-out inputs, {args.seeds} seeds (CNN test accuracy {accuracies})\n")
     print(digits_tables(digits) + "\n")
     print("### DiffID per fill (rank among the methods)\n")
@@ -631,17 +537,7 @@ def main(argv=None) -> None:
                                     for method, scores in seed["scores"].items()}}
                         for seed in digits["per_seed"]]
     if args.image_dir:
-        os.makedirs(args.image_dir, exist_ok=True)
-        seed0_scores = digits["per_seed"][0]["scores"]
-        for fill in ("zero", "reference"):
-            line_chart([(f"Deletion curve, {fill} fill (lower is better)",
-                         {name: scores[fill]["curves"][0] for name, scores in seed0_scores.items()}),
-                        (f"Insertion curve, {fill} fill (higher is better)",
-                         {name: scores[fill]["curves"][1] for name, scores in seed0_scores.items()})],
-                       os.path.join(args.image_dir, f"quality_curves_{fill}.png"), "mean target logit")
-        seed0 = digits["seed0"]
-        gallery(seed0["inputs"], seed0["attributions"], seed0["targets"],
-                os.path.join(args.image_dir, "quality_gallery.png"), rows=6)
+        write_images(digits, args.image_dir)
         log(f"images written to {args.image_dir}")
     if not args.skip_tabular:
         tabular = tabular_study(args)

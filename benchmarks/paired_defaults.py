@@ -10,8 +10,9 @@ numbers can be compared input by input:
    ``"constant"`` (the published path), under each of the two rules.
 3. **Reference pickers**: IG² (trapezoid) with ``tf_ig2.references.other_class`` and
    ``relevant_class`` (R references each), and straight-line IG (``tf_ig2.IntegratedGradients`` at
-   its default rule and points) with those two and the usual baselines ``constant`` (black),
-   ``blurred`` (``--baseline-sigma`` px) and ``pool_mean`` of the training images, each paired
+   its default rule and points) with those two and the usual baselines ``constant`` (at its
+   default value, black), ``blurred`` (``--baseline-sigma`` px, by default the blur fill's sigma)
+   and ``pool_mean`` of the training images, each paired
    against the same method with ``other_class``.
 
 IG² runs at ``--steps`` (default k = 201), ``step_size="auto"``, ``value_range=(0, 1)``. Per
@@ -63,9 +64,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"one per network in the order {', '.join(MODELS)} (default {PAIRED_INPUTS})")
     parser.add_argument("--paired-models", nargs="+", default=None, choices=list(MODELS),
                         help="networks the paired study runs on (default all; the ResNet-style with --quick)")
-    parser.add_argument("--baseline-sigma", type=float, default=defaults.METRIC_BLUR_SIGMA,
-                        help="sigma in pixels of IG's blurred baseline (references.blurred), default "
-                             f"{defaults.METRIC_BLUR_SIGMA:g}")
+    parser.add_argument("--baseline-sigma", type=float, default=None,
+                        help="sigma in pixels of IG's blurred baseline (references.blurred); default the blur "
+                             "fill's (--blur-sigma), so that the blur fill equals this baseline")
 
 
 def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -77,6 +78,8 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         parser.error("--paired and --skip-paired exclude each other")
     if args.quick:  # tracing dominates a quick run: two inputs, and the cheapest network to trace
         args.paired_inputs = [2]
+    if args.baseline_sigma is None:
+        args.baseline_sigma = args.blur_sigma
     if args.paired_models is None:
         args.paired_models = ["ResNet-style"] if args.quick else list(MODELS)
 
@@ -95,7 +98,7 @@ def picked_references(model, args, data, inputs: np.ndarray, targets: np.ndarray
     count = args.references
     return {"other_class": references.other_class(train_x, train_y, targets, count, seed=args.seed),
             "relevant_class": references.relevant_class(model, train_x, train_y, inputs, count, seed=args.seed),
-            "constant": references.constant(inputs, 0.0),
+            "constant": references.constant(inputs, defaults.REFERENCE_CONSTANT),
             "blurred": references.blurred(inputs, args.baseline_sigma),
             "pool_mean": references.pool_mean(train_x)}
 
@@ -206,7 +209,8 @@ def picker_label(picker: str, args) -> str:
     ranks = "2nd" if count == 1 else f"2nd {'and' if count == 2 else 'to'} {ordinal(count + 1)}"
     return {"other_class": f"`other_class`, R = {count} (random other-class)",
             "relevant_class": f"`relevant_class`, R = {count} (the classes ranked {ranks})",
-            "constant": "`constant(inputs, 0.0)` (black)",
+            "constant": f"`constant(inputs, {defaults.REFERENCE_CONSTANT!r})`"
+                        + (" (black)" if defaults.REFERENCE_CONSTANT == 0 else ""),
             "blurred": f"`blurred(inputs, {args.baseline_sigma:g})`",
             "pool_mean": "`pool_mean(train_x)` (training mean)"}[picker]
 

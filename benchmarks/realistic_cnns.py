@@ -22,14 +22,14 @@ steps; then a step-by-step diagnosis of the published GradPath. Last, the paired
 reference pickers of ``tf_ig2.references`` for IG² and IG, on more inputs, with paired 95 % intervals.
 
 Run (one core; about 18 minutes for the main study with cached models, plus about 3.5 minutes of
-training on a first run, plus the paired study)::
+training on a first run, plus about 19 minutes for the paired study on a busy machine)::
 
     TF_IG2_BENCH_THREADS=1 PYTHONPATH=. python benchmarks/realistic_cnns.py
 
 ``--paired`` runs the paired study alone, ``--skip-paired`` leaves it out. ``--quick`` is a smoke
 run of every part (2 inputs, 16 steps, cached models or a one-epoch training on a subset, cached
-separately; the paired study on the ResNet-style only). Tables go to stdout as Markdown, progress
-to stderr.
+separately; the paired study on the ResNet-style only, about 20 seconds with ``--paired``). Tables
+go to stdout as Markdown, progress to stderr.
 """
 
 from __future__ import annotations

@@ -143,7 +143,9 @@ def main(argv=None) -> int:
     inputs, references = make_data(sample_shape, n, r)
     targets = np.argmax(function(inputs)[1].numpy(), axis=1)
 
-    explainer = tf_ig2.IG2(model, representation_layer=REPRESENTATION, steps=steps, value_range=VALUE_RANGE)
+    # The published path: the same loop as the floor's and the authors' port.
+    explainer = tf_ig2.IG2(model, representation_layer=REPRESENTATION, steps=steps, value_range=VALUE_RANGE,
+                           step_schedule="constant")
     floor = compiled_floor(function, sample_shape, steps)
     pair_inputs = tf.constant(np.repeat(inputs, r, axis=0))
     pair_references = tf.constant(np.tile(references, (n,) + (1,) * len(sample_shape)))

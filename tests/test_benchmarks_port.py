@@ -51,7 +51,7 @@ def setting():
 def test_port_agrees_with_ig2(setting, step_size, batch_references):
     model, function, inputs, references, targets = setting
     explanation = tf_ig2.IG2(model, representation_layer="representation", steps=STEPS, step_size=step_size,
-                             value_range=(0.0, 1.0)).explain(inputs, references, targets)
+                             value_range=(0.0, 1.0), step_schedule="constant").explain(inputs, references, targets)
     attributions, counterfactuals = authors_loop.authors_ig2(
         function, inputs, references, targets, steps=STEPS, step_size=step_size, value_range=(0.0, 1.0),
         batch_references=batch_references)

@@ -194,7 +194,8 @@ def test_npy_stream_matches_the_in_memory_command(files, tmp_path, capsys, model
 
 def test_image_folder_stops_and_continues(files, tmp_path, capsys, monkeypatch):
     in_memory, streamed = tmp_path / "in_memory", tmp_path / "streamed"
-    status, _, err = run(image_arguments(files, in_memory), capsys)
+    # The published path: the one runs recorded before step_schedule existed had (checked below).
+    status, _, err = run(image_arguments(files, in_memory, "--step-schedule", "constant"), capsys)
     assert status == 0, err
     # Ctrl-C while reading the 36th image: the first batch of 32 inputs (4 shards) is kept.
     read_image, calls = cli_files.read_image, []
@@ -206,7 +207,8 @@ def test_image_folder_stops_and_continues(files, tmp_path, capsys, monkeypatch):
         return read_image(*args, **kwargs)
 
     monkeypatch.setattr(cli_files, "read_image", interrupted_read)
-    arguments = image_arguments(files, streamed, "--stream", "--shard-size", SHARD, "--quiet")
+    arguments = image_arguments(files, streamed, "--stream", "--shard-size", SHARD, "--quiet", "--step-schedule",
+                                "constant")
     status, out, err = run(arguments, capsys)
     err = without_completeness_notice(err)
     assert status == 130 and out == ""

@@ -69,7 +69,9 @@ def data():
 @pytest.mark.parametrize("value_range", [None, (0.0, 1.0)])
 def test_matches_independent_reference_loop(model, data, target, value_range):
     inputs, references = data
-    explanation = tf_ig2.IG2(model, steps=12, value_range=value_range).explain(inputs, references, target)
+    # The published path (constant steps) and rule (left) are what the reference loop computes.
+    explanation = tf_ig2.IG2(model, steps=12, value_range=value_range, step_schedule="constant").explain(
+        inputs, references, target)
     for n in range(len(inputs)):
         attributions, ends, delta = reference_ig2(model, inputs[n], references, target, 12, value_range=value_range)
         np.testing.assert_allclose(explanation.counterfactuals[n], ends, atol=2e-5)
@@ -79,12 +81,14 @@ def test_matches_independent_reference_loop(model, data, target, value_range):
 
 def test_fixed_step_size_matches_reference(model, data):
     inputs, references = data
-    explanation = tf_ig2.IG2(model, steps=8, step_size=0.05).explain(inputs[:1], references[:2], 1)
+    explanation = tf_ig2.IG2(model, steps=8, step_size=0.05, step_schedule="constant").explain(
+        inputs[:1], references[:2], 1)
     attributions, ends, _ = reference_ig2(model, inputs[0], references[:2], 1, 8, step_size=0.05)
     np.testing.assert_allclose(explanation.counterfactuals[0], ends, atol=2e-5)
     np.testing.assert_allclose(explanation.attributions[0], attributions, atol=2e-5, rtol=1e-4)
     # Every step has length eta unless the gradient vanished: the path is 8 * 0.05 long at most.
-    path = tf_ig2.IG2(model, steps=8, step_size=0.05).explain(inputs[:1], references[:2], 1, return_path=True).path
+    path = tf_ig2.IG2(model, steps=8, step_size=0.05, step_schedule="constant").explain(
+        inputs[:1], references[:2], 1, return_path=True).path
     lengths = np.sqrt(((np.diff(path, axis=2)) ** 2).reshape(1, 2, 8, -1).sum(-1))
     np.testing.assert_allclose(lengths, 0.05, rtol=1e-4)
 

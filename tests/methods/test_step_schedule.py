@@ -70,12 +70,14 @@ BIT_FOR_BIT = {
 
 @pytest.mark.filterwarnings("ignore::tf_ig2.CompletenessWarning")
 @pytest.mark.parametrize("case", list(BIT_FOR_BIT))
-def test_constant_is_bit_for_bit_the_default(images, case):
+def test_constant_is_bit_for_bit_the_published_path(images, case):
+    # The constant schedule runs the published loop's code, whatever the shrink factor; the loop itself is
+    # checked against an independent left-rule loop in test_ig2.py and the authors' port.
     integration, extra = BIT_FOR_BIT[case]
     inputs, references = images
     model = small_cnn(softmax=False)
-    omitted = tf_ig2.IG2(model, steps=6, integration=integration, **extra).explain(inputs, references,
-                                                                                   return_path=True)
+    omitted = tf_ig2.IG2(model, steps=6, integration=integration, step_schedule="constant", **extra).explain(
+        inputs, references, return_path=True)
     constant = tf_ig2.IG2(model, steps=6, integration=integration, step_schedule="constant", shrink_factor=0.25,
                           **extra).explain(inputs, references, return_path=True)
     for name in ("attributions", "counterfactuals", "path", "target_scores", "counterfactual_scores", "delta",
@@ -85,7 +87,7 @@ def test_constant_is_bit_for_bit_the_default(images, case):
 
 def test_defaults_are_declared_once():
     settings = registry.IG2Settings()
-    assert settings.step_schedule == defaults.IG2_STEP_SCHEDULE == "constant"
+    assert settings.step_schedule == defaults.IG2_STEP_SCHEDULE == "shrink"
     assert settings.shrink_factor == defaults.IG2_SHRINK_FACTOR == 0.5
     assert gradpath.STEP_SCHEDULES == ("constant", "shrink")
     assert {"step_schedule", "shrink_factor"} <= set(gradpath.IG2_OPTIONS)
@@ -285,7 +287,8 @@ def test_token_ids_through_an_input_layer():
     ids, reference = rng.integers(1, 20, (2, 6)), np.zeros((1, 6), np.int64)
     ids[:, -1] = 0  # padding never moves
     settings = dict(steps=12, input_layer="embedding", step_size=0.4)
-    constant = tf_ig2.IG2(model, **settings).explain(ids, reference, targets=1, return_path=True)
+    constant = tf_ig2.IG2(model, step_schedule="constant", **settings).explain(ids, reference, targets=1,
+                                                                          return_path=True)
     shrink = tf_ig2.IG2(model, step_schedule="shrink", **settings).explain(ids, reference, targets=1,
                                                                            return_path=True)
     assert shrink.attributions.shape == (2, 6) and np.isfinite(shrink.attributions).all()

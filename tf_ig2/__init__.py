@@ -12,7 +12,7 @@ which quiets TensorFlow's start-up lines before importing it) does not import Te
 from tf_ig2._lazy import lazy_names
 from tf_ig2.methods.registry import METHODS as _METHODS
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 #: Public name -> the submodule defining it.
 _PUBLIC = {

@@ -116,12 +116,12 @@ def test_image_sizes(trained):
     accumulator = read_run(os.path.join(trained["log_dir"], "ig2"))
     factor = -(-defaults.CALLBACK_MIN_DISPLAY_SIZE // 8)  # 8x8 digits enlarged to >= the display size
     side = 8 * factor
-    for event in accumulator.Tensors("ig2/overlay"):
-        sizes = png_sizes(event)  # the picture, its index above and its colour bar beside it
+    for overlays, grid in zip(accumulator.Tensors("ig2/overlay"), accumulator.Tensors("ig2/grid")):
+        sizes = png_sizes(overlays)  # the picture, its index above and its colour bar (with its labels) beside it
         assert len(sizes) == SHOWN and all(height == LINE + side and width > side for height, width in sizes)
-    height, width = sizes[0]
-    for event in accumulator.Tensors("ig2/grid"):
-        assert png_sizes(event) == [(2 * height + 4, 3 * width + 2 * 4)]  # 6 images: 3 columns, 2 rows
+        # 6 images: 3 columns, 2 rows, each cell as wide as the widest (colour bar labels differ in width)
+        height, width = sizes[0][0], max(width for _, width in sizes)
+        assert png_sizes(grid) == [(2 * height + 4, 3 * width + 2 * 4)]
 
 
 def test_overlay_pixels_are_the_visualized_attributions(trained):

@@ -280,10 +280,10 @@ def test_no_retracing_across_calls():
     inputs = rng.random((4, 8, 8, 1)).astype(np.float32)
     attributions = rng.normal(size=inputs.shape).astype(np.float32)
     metrics.diffid(model, inputs, attributions, fill="blur", sigma=1.0, steps=5)
-    count = metrics._scorer(model, None).tracing_count
+    count = metrics.curves._scorer(model, None).tracing_count
     for size in (2, 3):  # other batch sizes and another number of inputs: same shapes per feature
         metrics.diffid(model, inputs[:size], attributions[:size] * size, fill="blur", sigma=1.0, steps=5)
-    assert metrics._scorer(model, None).tracing_count == count
+    assert metrics.curves._scorer(model, None).tracing_count == count
 
 
 # -- completeness and stability --------------------------------------------------------------------

@@ -114,11 +114,11 @@ def test_a_callable_returning_several_scores(cnn):
 def test_one_compiled_scorer_for_one_and_several_targets(cnn):
     model, inputs, targets, attributions = cnn
     metrics.deletion_curve(model, inputs, attributions[:, 0], targets[:, 0], steps=4)
-    traced = metrics._scorer(model, None).tracing_count
+    traced = metrics.curves._scorer(model, None).tracing_count
     metrics.deletion_curve(model, inputs, attributions, targets, steps=4)
     metrics.deletion_curve(model, inputs[:2], np.concatenate([attributions] * 2, axis=1)[:2],
                            np.tile(targets, 2)[:2], steps=4)  # other N and T: the same function
-    assert metrics._scorer(model, None).tracing_count == traced
+    assert metrics.curves._scorer(model, None).tracing_count == traced
 
 
 def test_one_target_is_unchanged(linear):

@@ -1,41 +1,12 @@
-"""Faithfulness metrics for attributions: deletion, insertion, DiffID, completeness and stability.
+"""Deletion and insertion curves, their areas and DiffID (Petsiuk et al., RISE, BMVC 2018).
 
-- Deletion and insertion curves (Petsiuk et al., "RISE", BMVC 2018): features are ranked by
-  decreasing attribution; the deletion curve scores the target as the top-ranked features of the
-  input are replaced by a fill, the insertion curve as they are put back into the fill. With
-  ``U`` features and ``K = steps`` the curve is sampled at ``k = 0 .. K``, after moving
-  ``round(k U / K)`` features::
-
-      deletion_k  = f_c(where(rank < n_k, fill, x))
-      insertion_k = f_c(where(rank < n_k, x, fill))
-
-  For images ``(N, H, W, C)`` a pixel is one feature, ranked by its attribution summed over the
-  channels, so its channels move together.
-- The area under a curve is the trapezoid rule over ``[0, 1]``; a faithful attribution has a
-  small deletion area and a large insertion area, and ``DiffID = insertion - deletion``
-  (the difference of the two areas, as reported in the IG² paper, Zhuo & Ge 2024).
-- Completeness error: ``|sum A(x) - (f_c(x) - f_c(x'))|`` (Sundararajan et al., 2017).
-- Stability: the relative L2 change of the attributions under small Gaussian input noise,
-  ``||A(x + e) - A(x)||_2 / ||A(x)||_2``, reduced over noisy copies by max (max-sensitivity,
-  Yeh et al., NeurIPS 2019) or mean.
-
-Scores are the explainers' target scores: the logit of the class when the model ends in a
-softmax (:class:`~tf_ig2.engine.model_view.ModelView`), or a callable's output. Every perturbed input is
-scored in compiled, batched forward passes; the compiled functions are cached per model, so
-repeated calls with inputs of the same shape do not retrace.
-
-Several targets per input: attributions ``(N, T, *S)`` (as ``explain(..., targets=(N, T))`` or
-``top_k`` returns them) with ``(N, T)`` targets are scored per target, each with its own ranking:
-curves become ``(N, T, steps + 1)``, areas and DiffID ``(N, T)``, equal to scoring each target's
-``(N, *S)`` attributions separately. The T targets of an input are extra rows of the same compiled
-batches (the input and its fill are stored once).
+See :mod:`tf_ig2.metrics` for the definitions; every perturbed input is scored in compiled, batched
+forward passes cached per model.
 """
 
 from __future__ import annotations
 
-import math
-import numbers
-from typing import Any, Callable, Optional, Tuple
+from typing import Any, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -44,75 +15,12 @@ from tf_ig2 import defaults, validation
 from tf_ig2.engine.compiled_model import CompiledFunction, CompiledModel, ModelCache, compiled
 from tf_ig2.engine.model_view import Targets, target_scores
 from tf_ig2.explanation import Explanation
+from tf_ig2.metrics.blur import checked_sigma, gaussian_blur
 
 #: The fills a removed feature can be replaced by.
 FILLS = ("zero", "mean", "blur", "reference")
 
-#: The reductions :func:`stability` accepts over the noisy copies.
-STABILITY_REDUCTIONS = ("max", "mean")
-
 _MODES = ("deletion", "insertion")
-
-
-# -- Gaussian blur -------------------------------------------------------------------------------
-
-def _check_sigma(sigma: Any) -> float:
-    if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real):
-        raise TypeError(f"`sigma` must be a positive number. Received: sigma={sigma!r}")
-    if not math.isfinite(sigma) or sigma <= 0:
-        raise ValueError(f"`sigma` must be a positive number. Received: sigma={sigma!r}")
-    return float(sigma)
-
-
-def _gaussian_kernel(sigma: float) -> np.ndarray:
-    radius = max(1, int(math.ceil(defaults.METRIC_BLUR_TRUNCATE * sigma)))
-    offsets = np.arange(-radius, radius + 1, dtype=np.float64)
-    kernel = np.exp(-0.5 * (offsets / sigma) ** 2)
-    return (kernel / kernel.sum()).astype(np.float32)
-
-
-def _blur(images: tf.Tensor, sigma: float) -> tf.Tensor:
-    """Separable, edge-normalised Gaussian blur of ``(P, H, W, C)`` float32 images."""
-    kernel = tf.constant(_gaussian_kernel(sigma))
-    channels = images.shape[-1]
-    vertical = tf.tile(tf.reshape(kernel, [-1, 1, 1, 1]), [1, 1, channels, 1])
-    horizontal = tf.tile(tf.reshape(kernel, [1, -1, 1, 1]), [1, 1, channels, 1])
-
-    def smooth(values: tf.Tensor) -> tf.Tensor:
-        values = tf.nn.depthwise_conv2d(values, vertical, [1, 1, 1, 1], "SAME")
-        return tf.nn.depthwise_conv2d(values, horizontal, [1, 1, 1, 1], "SAME")
-
-    # Zero padding, then division by the blurred all-ones image: near the border the kernel is
-    # renormalised over the pixels inside the image, so a constant image stays constant.
-    weights = smooth(tf.ones_like(images[:1]))
-    return smooth(images) / weights
-
-
-def gaussian_blur(images: Any, sigma: float = defaults.METRIC_BLUR_SIGMA) -> tf.Tensor:
-    """Blurs a batch of images with a Gaussian kernel (TensorFlow ops; usable in ``tf.function``).
-
-    The kernel reaches ``ceil(METRIC_BLUR_TRUNCATE * sigma)`` pixels either side and is
-    renormalised at the borders over the pixels inside the image.
-
-    Args:
-        images: ``(N, H, W)`` or ``(N, H, W, C)`` float tensor or array.
-        sigma: Standard deviation of the kernel in pixels, > 0.
-
-    Returns:
-        ``images``' shape, float32.
-
-    Raises:
-        TypeError, ValueError: On a non-positive ``sigma`` or images of another rank.
-    """
-    sigma = _check_sigma(sigma)
-    images = tf.cast(tf.convert_to_tensor(images), tf.float32)
-    if len(images.shape) not in (3, 4):
-        raise ValueError(
-            f"`images` must have shape (N, H, W) or (N, H, W, C). Received: shape {tuple(images.shape)}"
-        )
-    if len(images.shape) == 3:
-        return _blur(images[..., None], sigma)[..., 0]
-    return _blur(images, sigma)
 
 
 # -- compiled scoring, cached per model ----------------------------------------------------------
@@ -365,7 +273,7 @@ def _curve(mode: str, model: Any, inputs: Any, attributions: Any, targets: Targe
     attributions = validation.float_array("attributions", attributions)
     width = _target_axis(attributions, inputs)
     steps = validation.positive_int("steps", steps)
-    sigma = _check_sigma(sigma)
+    sigma = checked_sigma(sigma)
     grouped = _grouping(group_channels, tuple(inputs.shape[1:]))
     fills = _fills(scorer, fill, fill_values, inputs, sigma)
     if width is None:
@@ -509,121 +417,3 @@ def diffid(model: Any, inputs: Any, attributions: Any, targets: Targets = None, 
         targets, _ = scorer.compiled.resolve_targets(None, inputs)
     return (insertion_score(model, inputs, attributions, targets, **options)
             - deletion_score(model, inputs, attributions, targets, **options))
-
-
-# -- completeness and stability ------------------------------------------------------------------
-
-def completeness_error(explanation: Explanation, *, relative: bool = False) -> np.ndarray:
-    """How far the attributions are from summing to the score difference.
-
-    Args:
-        explanation: An :class:`~tf_ig2.Explanation` of N inputs (one or T targets each).
-        relative: Return ``|delta| / |f_c(x) - f_c(x')|`` instead of ``|delta|``.
-
-    Returns:
-        ``(N,)`` float32: ``|sum A(x) - (f_c(x) - mean_r f_c(x'_r))|``, or its relative version;
-        ``(N, T)``, per input and target, for T targets per input.
-    """
-    if not isinstance(explanation, Explanation):
-        raise TypeError(f"`explanation` must be a tf_ig2.Explanation. Received: {type(explanation).__name__}")
-    if not isinstance(relative, bool):
-        raise TypeError(f"`relative` must be a bool. Received: relative={relative!r}")
-    values = explanation.relative_delta if relative else np.abs(explanation.delta)
-    return np.asarray(values, dtype=np.float32)
-
-
-def _explained(name: str, result: Any, shape: Tuple[int, ...]) -> Tuple[np.ndarray, Optional[int]]:
-    """``explainer_fn``'s attributions as ``(N, T, F)`` float64 (``T = 1`` for one target) and T (``None``)."""
-    if isinstance(result, Explanation):
-        result = result.attributions
-    values = validation.float_array(name, result)
-    several = values.ndim == len(shape) + 1 and values.shape[:1] + values.shape[2:] == shape
-    if values.shape != shape and not several:
-        raise ValueError(f"`explainer_fn` must return attributions of the inputs' shape {shape}, or (N, T, *S) for "
-                         f"T targets per input. Received: shape {values.shape}")
-    width = int(values.shape[1]) if several else None
-    return values.reshape(shape[0], width or 1, -1).astype(np.float64), width
-
-
-def stability(
-    explainer_fn: Callable[[np.ndarray], Any],
-    inputs: Any,
-    *,
-    noise_scale: float = defaults.METRIC_STABILITY_NOISE_SCALE,
-    samples: int = defaults.METRIC_STABILITY_SAMPLES,
-    seed: Optional[int] = 0,
-    reduction: str = defaults.METRIC_STABILITY_REDUCTION,
-    value_range: Any = None,
-) -> np.ndarray:
-    """Relative change of the attributions under small Gaussian input noise (lower is better).
-
-    For every input x and noisy copy ``x + e``, ``e ~ N(0, noise_scale^2)`` per feature, the change
-    is ``||A(x + e) - A(x)||_2 / ||A(x)||_2``; ``reduction="max"`` keeps the largest change over
-    the ``samples`` copies (max-sensitivity), ``"mean"`` their average. ``explainer_fn`` is called
-    once on the inputs and once per copy, each time on the whole ``(N, *S)`` batch; fix the
-    explained class inside it (e.g. ``targets=labels``) so noise cannot change what is explained.
-    When it returns ``(N, T, *S)`` attributions (T targets per input, e.g. ``targets`` of shape
-    ``(N, T)``), the change is measured per target, as if each target's attributions were returned alone.
-
-    Args:
-        explainer_fn: Maps ``(N, *S)`` float32 inputs to ``(N, *S)`` (or ``(N, T, *S)``)
-            attributions or an :class:`~tf_ig2.Explanation`.
-        inputs: ``(N, *S)`` float array or tensor.
-        noise_scale: Noise standard deviation, in input units, > 0.
-        samples: Number of noisy copies per input.
-        seed: Seed of the noise (``None`` for fresh noise each call).
-        reduction: ``"max"`` or ``"mean"``.
-        value_range: ``None``, or ``(low, high)`` bounds the noisy inputs are clipped to (e.g.
-            the explainer's own ``value_range``).
-
-    Returns:
-        ``(N,)`` float32 changes (an all-zero ``A(x)`` counts as norm ``float32`` tiny); ``(N, T)``
-        for T targets per input.
-
-    Raises:
-        TypeError, ValueError: On malformed arguments or attributions of the wrong shape.
-    """
-    if not callable(explainer_fn):
-        raise TypeError(f"`explainer_fn` must be callable. Received: {type(explainer_fn).__name__}")
-    inputs = validation.float_array("inputs", inputs)
-    if isinstance(noise_scale, bool) or not isinstance(noise_scale, numbers.Real):
-        raise TypeError(f"`noise_scale` must be a positive number. Received: noise_scale={noise_scale!r}")
-    if not math.isfinite(noise_scale) or noise_scale <= 0:
-        raise ValueError(f"`noise_scale` must be a positive number. Received: noise_scale={noise_scale!r}")
-    samples = validation.positive_int("samples", samples)
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
-        raise TypeError(f"`seed` must be None or an int. Received: seed={seed!r}")
-    if reduction not in STABILITY_REDUCTIONS:
-        raise ValueError(f"`reduction` must be one of {STABILITY_REDUCTIONS}. Received: reduction={reduction!r}")
-    bounds = validation.value_range(value_range)
-    validation.fits_value_range("inputs", inputs, bounds, inputs.shape[1:])
-    generator = np.random.default_rng(seed)
-    original, width = _explained("explainer_fn(inputs)", explainer_fn(inputs), inputs.shape)
-    norms = np.maximum(np.linalg.norm(original, axis=-1), np.finfo(np.float32).tiny)
-    changes = np.empty((samples,) + norms.shape, np.float64)
-    for sample in range(samples):
-        noisy = inputs + generator.normal(0.0, noise_scale, size=inputs.shape).astype(np.float32)
-        if bounds is not None:
-            noisy = np.clip(noisy, bounds[0], bounds[1]).astype(np.float32)
-        moved, moved_width = _explained("explainer_fn(noisy inputs)", explainer_fn(noisy), inputs.shape)
-        if moved_width != width:
-            raise ValueError(f"`explainer_fn` must return attributions of one shape for the inputs and their noisy "
-                             f"copies. Received: {width or 'one'} target(s) per input, then {moved_width or 'one'}")
-        changes[sample] = np.linalg.norm(moved - original, axis=-1) / norms
-    reduced = changes.max(axis=0) if reduction == "max" else changes.mean(axis=0)
-    return reduced.astype(np.float32) if width is not None else reduced[:, 0].astype(np.float32)
-
-
-__all__ = [
-    "FILLS",
-    "area_under_curve",
-    "completeness_error",
-    "deletion_curve",
-    "deletion_score",
-    "diffid",
-    "feature_counts",
-    "gaussian_blur",
-    "insertion_curve",
-    "insertion_score",
-    "stability",
-]

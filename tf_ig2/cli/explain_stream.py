@@ -139,6 +139,35 @@ def _open_stream_inputs(args: argparse.Namespace, model: Any,
     return inputs, references, image_size
 
 
+def _can_resume(output: str, record: Dict[str, Any], wanted: Dict[str, Any], shard_size: Optional[int],
+                explained: int, count: int) -> bool:
+    """Whether the unfinished streamed run recorded in ``output`` continues with the ``wanted`` settings.
+
+    Sets ``wanted["shard_size"]`` to the recorded one unless ``--shard-size`` is given. Raises a
+    ``ValueError`` when the run explained inputs with other settings, or more inputs than given.
+    """
+    from tf_ig2.dataset import results
+
+    stored = {**SETTINGS_BEFORE_TOKENS, **record["settings"]} if "method" in record["settings"] else {
+        **SETTINGS_BEFORE_TOKENS, **SETTINGS_BEFORE_METHODS, **record["settings"]}
+    # options added since, as the runs that did not record them had them (option(older_records=...))
+    stored = results.with_older_records({"method": stored["method"], "options": stored})["options"]
+    wanted["shard_size"] = shard_size or stored.get("shard_size")
+    differences = results.settings_differences(stored, wanted)
+    if differences and explained:
+        raise ValueError(
+            f"Output folder {output!r} holds an unfinished streamed run of other settings "
+            f"({results.describe_differences(differences)}); run the command with its settings to continue "
+            "it, pass --overwrite to start over, or choose another folder."
+        )
+    if not differences and explained > count:
+        raise ValueError(
+            f"Output folder {output!r} holds an unfinished streamed run that explained {explained} inputs, "
+            f"more than the {count} inputs given; pass --overwrite to start over, or choose another folder."
+        )
+    return not differences
+
+
 def run_explain_stream(args: argparse.Namespace, options: Dict[str, Any],
                        reference: Union[str, float]) -> Dict[str, Any]:
     """Runs ``tf-ig2 explain --stream``; returns what was written. Raises ``UsageError`` on bad input.
@@ -157,7 +186,6 @@ def run_explain_stream(args: argparse.Namespace, options: Dict[str, Any],
     from tf_ig2 import dataset
     from tf_ig2.cli import report as cli_report
     from tf_ig2.cli import stream as cli_stream
-    from tf_ig2.dataset import results
     from tf_ig2.saved_model import explain as saved_model
 
     output = args.output
@@ -177,25 +205,7 @@ def run_explain_stream(args: argparse.Namespace, options: Dict[str, Any],
         resuming = record is not None and not args.overwrite
         explained = cli_stream.stream_explained(output) if resuming else 0
         if resuming:
-            stored = {**SETTINGS_BEFORE_TOKENS, **record["settings"]} if "method" in record["settings"] else {
-                **SETTINGS_BEFORE_TOKENS, **SETTINGS_BEFORE_METHODS, **record["settings"]}
-            # options added since, as the runs that did not record them had them (option(older_records=...))
-            stored = results.with_older_records({"method": stored["method"], "options": stored})["options"]
-            wanted["shard_size"] = args.shard_size or stored.get("shard_size")
-            differences = results.settings_differences(stored, wanted)
-            if differences and explained:
-                raise ValueError(
-                    f"Output folder {output!r} holds an unfinished streamed run of other settings "
-                    f"({results.describe_differences(differences)}); run the command with its settings to continue "
-                    "it, pass --overwrite to start over, or choose another folder."
-                )
-            resuming = not differences
-            if resuming and explained > inputs.count:
-                raise ValueError(
-                    f"Output folder {output!r} holds an unfinished streamed run that explained {explained} inputs, "
-                    f"more than the {inputs.count} inputs given; pass --overwrite to start over, or choose another "
-                    "folder."
-                )
+            resuming = _can_resume(output, record, wanted, args.shard_size, explained, inputs.count)
         if not resuming:
             wanted["shard_size"] = args.shard_size or defaults.DATASET_SHARD_SIZE
             explained = 0

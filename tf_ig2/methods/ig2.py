@@ -87,6 +87,40 @@ class TargetLayout:
         return [tf.reshape(value, [-1, self.width, *x.shape[1:]]) for value, x in zip(values, like)]
 
 
+def _schedule_state(inputs: List[tf.Tensor], eta: tf.Tensor, *, momentum: float, shrink: bool) -> Dict[str, Any]:
+    """The loop state of the momentum and the step schedule at the path's start."""
+    state: Dict[str, Any] = {}
+    if momentum > 0.0:
+        state["velocity"] = [tf.zeros_like(x) for x in inputs]
+    if shrink:  # (P,) each pair's step length, and its distance before the last step (none at the start)
+        pairs = tf.shape(inputs[0])[0]
+        state["length"] = eta * tf.ones([pairs], tf.float32)
+        state["last_distance"] = tf.fill([pairs], tf.constant(np.inf, tf.float32))
+    return state
+
+
+def _next_point(state: Dict[str, Any], distance: tf.Tensor, distance_gradient: List[tf.Tensor], bounds: Any, *,
+                eta: tf.Tensor, momentum: float, shrink_factor: Optional[float],
+                per_pair_eta: bool) -> Tuple[Dict[str, Any], List[tf.Tensor]]:
+    """``(state, next point)``: one GradPath step from ``state["point"]`` down the distance gradient.
+
+    With momentum the step follows the heavy-ball unit velocity; with a ``shrink_factor`` (step
+    schedule ``"shrink"``) a pair whose distance rose with the last step takes shorter steps from here
+    on; otherwise every step is ``eta`` long.
+    """
+    norm = _pair_norm(distance_gradient)
+    if momentum > 0.0:  # heavy ball on the unit directions; the step follows the unit velocity
+        velocity = [momentum * value + tf.math.divide_no_nan(part, per_pair(norm, part))
+                    for value, part in zip(state["velocity"], distance_gradient)]
+        state = dict(state, velocity=velocity)
+        distance_gradient, norm = velocity, _pair_norm(velocity)
+    if shrink_factor is not None:
+        length = tf.where(distance > state["last_distance"], shrink_factor * state["length"], state["length"])
+        state = dict(state, length=length, last_distance=distance)
+        return state, _move(state["point"], distance_gradient, norm, length, bounds, per_pair_eta=True)
+    return state, _move(state["point"], distance_gradient, norm, eta, bounds, per_pair_eta=per_pair_eta)
+
+
 def integrate_gradpath(
     view: ModelView,
     inputs: Any,
@@ -197,18 +231,9 @@ def integrate_gradpath(
         gradient = layout.merge(score_gradients(tape, score, point)) if score_needed else None
         del tape
         distance_gradient = [value if mask is None else value * mask for value, mask in zip(distance_gradient, masks)]
-        norm = _pair_norm(distance_gradient)
-        if momentum > 0.0:  # heavy ball on the unit directions; the step follows the unit velocity
-            velocity = [momentum * value + tf.math.divide_no_nan(part, per_pair(norm, part))
-                        for value, part in zip(state["velocity"], distance_gradient)]
-            state = dict(state, velocity=velocity)
-            distance_gradient, norm = velocity, _pair_norm(velocity)
-        if shrink:  # a pair whose distance rose with the last step takes shorter steps from here on
-            length = tf.where(distance > state["last_distance"], shrink_factor * state["length"], state["length"])
-            state = dict(state, length=length, last_distance=distance)
-            following = _move(point, distance_gradient, norm, length, bounds, per_pair_eta=True)
-        else:
-            following = _move(point, distance_gradient, norm, eta, bounds, per_pair_eta=step_size == defaults.AUTO)
+        state, following = _next_point(state, distance, distance_gradient, bounds, eta=eta, momentum=momentum,
+                                       shrink_factor=shrink_factor if shrink else None,
+                                       per_pair_eta=step_size == defaults.AUTO)
         moved = [start - end for start, end in zip(point, following)]
         state = rule.accumulate(
             dict(state, j=j + 1, point=following), layout.spread(moved), gradient, layout.rows(score), j,
@@ -225,11 +250,7 @@ def integrate_gradpath(
     score_zeros = zeros if layout.width is None else tf.zeros([pairs, layout.width], tf.float32)
     state = {"j": tf.constant(0), "point": inputs, "total": [tf.zeros_like(x) for x in layout.spread(inputs)],
              "first_score": score_zeros, "first_distance": zeros}
-    if momentum > 0.0:
-        state["velocity"] = [tf.zeros_like(x) for x in inputs]
-    if shrink:  # (P,) each pair's step length, and its distance before the last step (none at the start)
-        state["length"] = eta * tf.ones([pairs], tf.float32)
-        state["last_distance"] = tf.fill([pairs], tf.constant(np.inf, tf.float32))
+    state.update(_schedule_state(inputs, eta, momentum=momentum, shrink=shrink))
     state.update(rule.start(layout.spread(inputs), layout.rows(score_zeros)))
     if return_path:
         state["path"] = [tf.TensorArray(tf.float32, size=steps + 1, element_shape=x.shape).write(0, x)

@@ -545,7 +545,7 @@ def _print_explained(result: Dict[str, Any]) -> None:
     if result["representation"] is not None:
         print(f"Representation: {result['representation']}")
     else:
-        print(f"Method: {result['method']} (a path from the baselines; no representation)")
+        print(f"Method: {methods.get_method(result['method']).description}")
 
 
 def _print_demo(result: Dict[str, Any]) -> None:

@@ -219,20 +219,31 @@ def cached_or_quick(name: str, args, data) -> Tuple[keras.Model, Dict[str, Any]]
 # -- running and scoring -----------------------------------------------------------------------------
 
 def timed_explain(make: Callable[[], Any], inputs: np.ndarray, references: Any, targets: np.ndarray,
-                  warm_up: bool = True, repeats: int = 1) -> Tuple[tf_ig2.Explanation, float]:
+                  warm_up: bool = True, repeats: int = 1,
+                  keyword: Optional[str] = None) -> Tuple[tf_ig2.Explanation, float]:
     """Builds the explainer, warms it up on the first input (tracing), then times all inputs.
 
     With ``repeats`` > 1 the call is repeated and the fastest time kept (the machine is shared).
+    The references go second, by position, or with ``keyword`` (a method's registered
+    ``reference_keyword``) by that keyword, ``explain(inputs, **{keyword: references}, targets=...)``;
+    with a keyword, ``references=None`` passes none (the method's default).
     """
     explainer = make()
-    first = references[:1] if isinstance(references, np.ndarray) and references.ndim == inputs.ndim + 1 \
-        else references
+    per_input = isinstance(references, np.ndarray) and references.ndim == inputs.ndim + 1
+
+    def call(count: int) -> tf_ig2.Explanation:
+        given = references[:count] if per_input else references
+        if keyword is None:
+            return explainer.explain(inputs[:count], given, targets[:count])
+        return explainer.explain(inputs[:count], **({} if given is None else {keyword: given}),
+                                 targets=targets[:count])
+
     if warm_up:
-        explainer.explain(inputs[:1], first, targets[:1])
+        call(1)
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
-        explanation = explainer.explain(inputs, references, targets)
+        explanation = call(len(inputs))
         best = min(best, time.perf_counter() - start)
     return explanation, best / len(inputs)
 

@@ -10,9 +10,15 @@ training.
 For each network, N held-out inputs are explained against R references (random other-class
 training inputs) by IG² with every integration rule ("left" as published, "trapezoid", "midpoint"
 with m = 4 gradients per segment, "rescaled"), by straight-line IG (same references as baselines)
-and by Guided IG (zero baseline as published, and the same references), and by IG² with the
-GradPath variant ``momentum=0.9``. For each: the relative completeness error
-``|delta| / |f(x) - mean_r f(x'_r)|`` (median and 90th percentile over the inputs), deletion,
+and by Guided IG (zero baseline as published, and the same references); then by every other method
+of the registry (``tf_ig2.methods.METHODS``), built with ``get_method(name).build(model)`` and
+called with its registered reference keyword, at its defaults: the plain gradient, gradient × input
+(zero baseline), Blur IG (``max_sigma`` 50 px, 100 steps), Expected Gradients (the same R
+references per input as its pool, 200 samples unless ``--eg-samples``), and SmoothGrad, the noise
+tunnel ``tf_ig2.smooth(..., kind="smoothgrad")`` over the gradient (50 noisy copies, noise 0.15 of
+each input's range); last by IG² with the GradPath variant ``momentum=0.9``. For each: the relative
+completeness error ``|delta| / |f(x) - mean_r f(x'_r)|`` (median and 90th percentile over the
+inputs; n/a where completeness does not apply: the gradient and SmoothGrad), deletion,
 insertion and DiffID with the training-mean and Gaussian-blur fills (``tf_ig2.metrics``, logit of
 the predicted class, 16 curve steps), and seconds per input (every explainer warmed up once on one
 input, so tracing is not timed, then timed over two calls, the faster kept). Ablations of IG²
@@ -21,15 +27,19 @@ steps; then a step-by-step diagnosis of the published GradPath. Last, the paired
 ``paired_defaults.py``: trapezoid against left, a shrinking step against the constant one, and the
 reference pickers of ``tf_ig2.references`` for IG² and IG, on more inputs, with paired 95 % intervals.
 
-Run (one core; about 18 minutes for the main study with cached models, plus about 3.5 minutes of
-training on a first run, plus about 19 minutes for the paired study on a busy machine)::
+Run (one core of a busy machine, cached models: about 13 minutes for the methods tables alone,
+``--main-only``; the ablations, momentum rows and diagnostics add several more (the whole main study
+took about 18 minutes before the other registered methods were added); training takes 3.5 to 12
+minutes on a first run; the paired study about 19 minutes)::
 
     TF_IG2_BENCH_THREADS=1 PYTHONPATH=. python benchmarks/realistic_cnns.py
 
-``--paired`` runs the paired study alone, ``--skip-paired`` leaves it out. ``--quick`` is a smoke
-run of every part (2 inputs, 16 steps, cached models or a one-epoch training on a subset, cached
-separately; the paired study on the ResNet-style only, about 20 seconds with ``--paired``). Tables
-go to stdout as Markdown, progress to stderr.
+``--paired`` runs the paired study alone, ``--skip-paired`` leaves it out; ``--main-only`` runs the
+methods tables alone (``--skip-ablations --skip-momentum --skip-diagnostics --skip-paired``).
+``--quick`` is a smoke run of every part (2 inputs, 16 steps, 16 EG samples, 4 SmoothGrad copies,
+no warm-up, cached models or a one-epoch training on a subset, cached separately; the paired study
+on the ResNet-style only, about 20 seconds with ``--paired``; about 2 minutes with
+``--main-only``). Tables go to stdout as Markdown, progress to stderr.
 """
 
 from __future__ import annotations
@@ -39,7 +49,7 @@ import json
 import os
 import sys
 import time
-from typing import Any, Callable, Dict, List, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -63,6 +73,7 @@ from digits_cnns import (  # noqa: E402
 
 import tf_ig2  # noqa: E402
 from tf_ig2.engine.model_view import target_scores  # noqa: E402
+from tf_ig2.methods import METHODS, get_method  # noqa: E402
 
 # -- references -------------------------------------------------------------------------------------
 
@@ -110,15 +121,30 @@ def rescale_globally(explanation: tf_ig2.Explanation) -> np.ndarray:
 
 # -- tables ------------------------------------------------------------------------------------------
 
+def completeness_cells(relative: np.ndarray) -> List[str]:
+    """The median and 90th percentile of the relative completeness errors over the inputs where it is
+    defined; "n/a" where it is defined for none (a method without completeness: delta is NaN)."""
+    finite = np.asarray(relative, np.float64)
+    finite = finite[np.isfinite(finite)]
+    if not len(finite):
+        return ["n/a", "n/a"]
+    return [f"{np.median(finite):.3g}", f"{np.percentile(finite, 90):.3g}"]
+
+
+def seconds_cell(seconds: float) -> str:
+    """Seconds per input: two decimals, or two significant digits below 0.1 s (the gradient's 0.003)."""
+    return f"{seconds:.2f}" if seconds >= 0.1 else f"{seconds:.2g}"
+
+
 def method_table(rows: Dict[str, Dict[str, Any]]) -> str:
     lines = ["| method | rel. completeness error, median | 90th pct | Deletion ↓ (mean) | Insertion ↑ (mean) | "
              "DiffID ↑ (mean) | Deletion ↓ (blur) | Insertion ↑ (blur) | DiffID ↑ (blur) | s / input |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for name, row in rows.items():
-        cells = [f"{np.median(row['relative']):.3g}", f"{np.percentile(row['relative'], 90):.3g}"]
+        cells = completeness_cells(row["relative"])
         for fill in FILL_LABELS:
             cells += [f"{row['scores'][fill][key].mean():.2f}" for key in ("deletion", "insertion", "diffid")]
-        cells.append(f"{row['seconds']:.2f}" if row["seconds"] is not None else "(as left)")
+        cells.append(seconds_cell(row["seconds"]) if row["seconds"] is not None else "(as left)")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -145,7 +171,7 @@ def ablation_table(rows: List[Tuple[str, str, str, Dict[str, Any]]]) -> str:
     for group, setting, rule, row in rows:
         lines.append(f"| {group} | {setting} | {rule} | {np.median(row['relative']):.3g} | "
                      f"{np.percentile(row['relative'], 90):.3g} | {row['scores']['mean']['diffid'].mean():.2f} | "
-                     f"{row['scores']['blur']['diffid'].mean():.2f} | {row['seconds']:.2f} |")
+                     f"{row['scores']['blur']['diffid'].mean():.2f} | {seconds_cell(row['seconds'])} |")
     return "\n".join(lines)
 
 
@@ -248,6 +274,65 @@ RULES = (("left", "IG² left (published)"), ("trapezoid", "IG² trapezoid"), ("m
          ("rescaled", "IG² rescaled"))
 
 
+def other_methods(model, args, references: np.ndarray) -> List[Tuple[str, str, Callable[[], Any], Any]]:
+    """The other registered methods and SmoothGrad: (label, registry name, make, references to pass).
+
+    Each is built through its registry entry at its defaults, but Expected Gradients' samples with
+    ``--eg-samples``. Expected Gradients gets the R references per input as its pool; the methods
+    whose result depends on the input alone get none (``None``: their own default), but SmoothGrad
+    gets ``baselines=0.0``, which the gradient checks and does not use: the noise tunnel passes the
+    gradient's default of ``None`` on as baselines, which the preparation of the copies refuses.
+    """
+    eg = {} if args.eg_samples is None else {"samples": args.eg_samples}
+    smooth = {} if args.smooth_samples is None else {"samples": args.smooth_samples}
+    blur = METHODS["blur_ig"].settings()
+    samples = eg.get("samples", tf_ig2.defaults.EXPECTED_GRADIENTS_SAMPLES)
+    smooth_samples = smooth.get("samples", tf_ig2.defaults.SMOOTH_SAMPLES)
+    return [
+        ("gradient", "gradient", lambda: get_method("gradient").build(model), None),
+        ("gradient × input, zero baseline", "gradient_input", lambda: get_method("gradient_input").build(model),
+         None),
+        (f"Blur IG (max σ = {blur.max_sigma:g}, {blur.steps} steps)", "blur_ig",
+         lambda: get_method("blur_ig").build(model), None),
+        (f"EG, the R references as pool ({samples} samples)", "eg", lambda: get_method("eg").build(model, **eg),
+         references),
+        (f"SmoothGrad of the gradient ({smooth_samples} samples, noise {tf_ig2.defaults.SMOOTH_NOISE:g})",
+         "gradient", lambda: tf_ig2.smooth(get_method("gradient").build(model), kind="smoothgrad", **smooth), 0.0),
+    ]
+
+
+def ablations(name: str, model: keras.Model, args, data, rng: np.random.Generator, run: Callable,
+              probabilities: np.ndarray, references: np.ndarray,
+              result: Dict[str, Any]) -> List[Tuple[str, str, str, Dict[str, Any]]]:
+    """IG² ("left" and "rescaled") with another representation layer, references, step size or steps."""
+    train_x, train_y, test_x = data[0], data[1], data[2]
+    inputs, targets = test_x[:args.inputs], result["targets"]
+    base = dict(steps=args.steps, value_range=(0.0, 1.0))
+    rows = result["rows"]
+    ranked = ranked_class_references(rng, train_x, train_y, probabilities)
+    nearest = nearest_other_class_references(train_x, train_y, inputs, targets, args.references)
+    variants: List[Tuple[str, str, Dict[str, Any], np.ndarray]] = []
+    for layer in MODELS[name][3]:
+        variants.append(("representation", f"`{layer}` output", dict(representation_layer=layer), references))
+    variants.append(("references", "classes ranked 2nd-4th by the model, one each (R = 3)", {}, ranked))
+    variants.append(("references", f"nearest other-class in pixel L2 (R = {args.references})", {}, nearest))
+    for size in args.step_sizes:
+        variants.append(("step size", f"η = {size} (fixed)", dict(step_size=size), references))
+    for count in args.ablation_steps:
+        if count != args.steps:
+            variants.append(("steps", f"k = {count}", dict(steps=count), references))
+    table: List[Tuple[str, str, str, Dict[str, Any]]] = []
+    for rule, label in (("left", "IG² left (published)"), ("rescaled", "IG² rescaled")):
+        table.append(("default", f"penultimate, R = {args.references} random other-class, auto η "
+                      f"(median {result['auto_eta']:.3g}), k = {args.steps}", rule, rows[label]))
+    for group, setting, options, refs in variants:
+        for rule in ("left", "rescaled"):
+            row = run(f"ablation {group} {setting} {rule}",
+                      lambda: tf_ig2.IG2(model, integration=rule, **dict(base, **options)), refs=refs)
+            table.append((group, setting, rule, row))
+    return table
+
+
 def study(name: str, model: keras.Model, args, data) -> Dict[str, Any]:
     train_x, train_y, test_x, test_y = data
     rng = np.random.default_rng(args.seed)
@@ -260,13 +345,16 @@ def study(name: str, model: keras.Model, args, data) -> Dict[str, Any]:
     rows: Dict[str, Dict[str, Any]] = {}
     explanations: Dict[str, tf_ig2.Explanation] = {}
 
-    def run(label: str, make: Callable[[], Any], refs: Any = references) -> Dict[str, Any]:
+    def run(label: str, make: Callable[[], Any], refs: Any = references,
+            method: Optional[str] = None) -> Dict[str, Any]:
+        keyword = None if method is None else get_method(method).reference_keyword
         explanation, seconds = timed_explain(make, inputs, refs, targets, warm_up=not args.no_warm_up,
-                                             repeats=args.timing_repeats)
+                                             repeats=args.timing_repeats, keyword=keyword)
         explanations[label] = explanation
         row = summarise(model, inputs, targets, fills, args, explanation, seconds)
-        log(f"  {name} / {label}: {seconds:.2f} s per input, median relative completeness error "
-            f"{np.median(row['relative']):.3g}, DiffID mean {row['scores']['mean']['diffid'].mean():.2f}, "
+        relative = completeness_cells(row["relative"])[0]
+        log(f"  {name} / {label}: {seconds_cell(seconds)} s per input, median relative completeness error "
+            f"{relative}, DiffID mean {row['scores']['mean']['diffid'].mean():.2f}, "
             f"blur {row['scores']['blur']['diffid'].mean():.2f}")
         return row
 
@@ -284,6 +372,8 @@ def study(name: str, model: keras.Model, args, data) -> Dict[str, Any]:
                                            lambda: tf_ig2.GuidedIG(model, args.guided_steps), refs=0.0)
     rows["Guided IG, reference baselines"] = run("Guided IG, reference baselines",
                                                  lambda: tf_ig2.GuidedIG(model, args.guided_steps))
+    for label, method, make, refs in other_methods(model, args, references):
+        rows[label] = run(label, make, refs=refs, method=method)
     if not args.skip_momentum:
         for rule in ("left", "rescaled"):
             label = f"IG² momentum={args.momentum:g} GradPath, {rule}"
@@ -295,30 +385,8 @@ def study(name: str, model: keras.Model, args, data) -> Dict[str, Any]:
               "gap": float(np.median(np.abs(left.target_scores - left.counterfactual_scores))),
               "distance_ratio": float(np.median(left.representation_distance[..., 1]
                                                 / left.representation_distance[..., 0]))}
-
     if name in args.ablation_models and not args.skip_ablations:
-        ablations: List[Tuple[str, str, str, Dict[str, Any]]] = []
-        ranked = ranked_class_references(rng, train_x, train_y, probabilities)
-        nearest = nearest_other_class_references(train_x, train_y, inputs, targets, args.references)
-        variants: List[Tuple[str, str, Dict[str, Any], np.ndarray]] = []
-        for layer in MODELS[name][3]:
-            variants.append(("representation", f"`{layer}` output", dict(representation_layer=layer), references))
-        variants.append(("references", "classes ranked 2nd-4th by the model, one each (R = 3)", {}, ranked))
-        variants.append(("references", f"nearest other-class in pixel L2 (R = {args.references})", {}, nearest))
-        for size in args.step_sizes:
-            variants.append(("step size", f"η = {size} (fixed)", dict(step_size=size), references))
-        for count in args.ablation_steps:
-            if count != args.steps:
-                variants.append(("steps", f"k = {count}", dict(steps=count), references))
-        for rule, label in (("left", "IG² left (published)"), ("rescaled", "IG² rescaled")):
-            ablations.append(("default", f"penultimate, R = {args.references} random other-class, auto η "
-                              f"(median {result['auto_eta']:.3g}), k = {args.steps}", rule, rows[label]))
-        for group, setting, options, refs in variants:
-            for rule in ("left", "rescaled"):
-                row = run(f"ablation {group} {setting} {rule}",
-                          lambda: tf_ig2.IG2(model, integration=rule, **dict(base, **options)), refs=refs)
-                ablations.append((group, setting, rule, row))
-        result["ablations"] = ablations
+        result["ablations"] = ablations(name, model, args, data, rng, run, probabilities, references, result)
     if not args.skip_diagnostics:
         count = min(args.diagnostic_inputs, len(inputs))
         log(f"  {name}: path diagnostics on {count} inputs")
@@ -356,14 +424,27 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     parser.add_argument("--no-warm-up", action="store_true", help="time the first (tracing) call too")
     parser.add_argument("--timing-repeats", type=int, default=2,
                         help="explain calls per explainer, the fastest one timed (default 2)")
+    parser.add_argument("--eg-samples", type=int, default=None,
+                        help=f"Expected Gradients' samples per input (default its own, "
+                             f"{tf_ig2.defaults.EXPECTED_GRADIENTS_SAMPLES})")
+    parser.add_argument("--smooth-samples", type=int, default=None,
+                        help=f"SmoothGrad's noisy copies per input (default its own, {tf_ig2.defaults.SMOOTH_SAMPLES})")
     parser.add_argument("--skip-ablations", action="store_true")
     parser.add_argument("--skip-momentum", action="store_true")
     parser.add_argument("--skip-diagnostics", action="store_true")
+    parser.add_argument("--main-only", action="store_true",
+                        help="the main table only: --skip-ablations --skip-momentum --skip-diagnostics --skip-paired")
     parser.add_argument("--json", default=None, help="also write the numbers to this JSON file")
     paired_defaults.add_arguments(parser)
     args = parser.parse_args(argv)
+    if args.main_only:
+        if args.paired:
+            parser.error("--paired and --main-only exclude each other")
+        args.skip_ablations = args.skip_momentum = args.skip_diagnostics = args.skip_paired = True
     paired_defaults.check_arguments(parser, args)
     if args.quick:
+        args.eg_samples = args.eg_samples or 16
+        args.smooth_samples = args.smooth_samples or 4
         args.inputs, args.steps, args.ig_steps, args.guided_steps, args.curve_steps = 2, 16, 8, 8, 4
         args.segment_points, args.diagnostic_inputs = 2, 1
         args.step_sizes, args.ablation_steps = [1.0], [8]
@@ -428,6 +509,11 @@ def main(argv=None) -> None:
         print(f"{args.inputs} held-out inputs per network, R = {args.references} references, k = {args.steps} "
               f"steps, deletion/insertion with {args.curve_steps} steps (blur σ = {args.blur_sigma} px), "
               f"threads: {threads}.\n")
+        print(f"IG {args.ig_steps} points, Guided IG {args.guided_steps} steps. Through the registry "
+              "(`get_method(name).build(model)`) at their defaults: the plain gradient, gradient × input (zero "
+              "baseline), Blur IG, Expected Gradients (the same R references per input as its pool) and SmoothGrad "
+              "of the gradient (`tf_ig2.smooth(..., kind=\"smoothgrad\")`, noise a fraction of each input's "
+              "range); the samples are in the rows' labels.\n")
     else:
         print(f"The paired study only (`--paired`); threads: {threads}.\n")
     records, results, paired = {}, {}, {}

@@ -189,8 +189,8 @@ def path_diagnostics(model, inputs: np.ndarray, references: np.ndarray, targets:
     """
     from tf_ig2.engine.model_view import ModelView
 
-    explanation = tf_ig2.IG2(model, steps=steps, value_range=(0.0, 1.0)).explain(inputs, references, targets,
-                                                                               return_path=True)
+    explanation = tf_ig2.IG2(model, steps=steps, value_range=(0.0, 1.0), step_schedule=PUBLISHED_PATH).explain(
+        inputs, references, targets, return_path=True)
     view = ModelView(model)
     path = explanation.path  # (N, R, k + 1, *S)
     n, r = path.shape[:2]
@@ -270,6 +270,9 @@ def diagnostics_table(results: Dict[str, Dict[str, float]]) -> str:
 
 # -- one network ---------------------------------------------------------------------------------------
 
+#: IG²'s path in the main study, the ablations and the diagnostics: the published one (constant steps), as
+#: when these tables were first measured; the paired study compares it with "shrink".
+PUBLISHED_PATH = "constant"
 RULES = (("left", "IG² left (published)"), ("trapezoid", "IG² trapezoid"), ("midpoint", "IG² midpoint, m = 4"),
          ("rescaled", "IG² rescaled"))
 
@@ -307,7 +310,7 @@ def ablations(name: str, model: keras.Model, args, data, rng: np.random.Generato
     """IG² ("left" and "rescaled") with another representation layer, references, step size or steps."""
     train_x, train_y, test_x = data[0], data[1], data[2]
     inputs, targets = test_x[:args.inputs], result["targets"]
-    base = dict(steps=args.steps, value_range=(0.0, 1.0))
+    base = dict(steps=args.steps, value_range=(0.0, 1.0), step_schedule=PUBLISHED_PATH)
     rows = result["rows"]
     ranked = ranked_class_references(rng, train_x, train_y, probabilities)
     nearest = nearest_other_class_references(train_x, train_y, inputs, targets, args.references)
@@ -341,7 +344,7 @@ def study(name: str, model: keras.Model, args, data) -> Dict[str, Any]:
     targets = np.argmax(probabilities, axis=1)
     references = other_class_references(rng, train_x, train_y, targets, args.references)
     fills = mean_and_blur_fills(train_x)
-    base = dict(steps=args.steps, value_range=(0.0, 1.0))
+    base = dict(steps=args.steps, value_range=(0.0, 1.0), step_schedule=PUBLISHED_PATH)
     rows: Dict[str, Dict[str, Any]] = {}
     explanations: Dict[str, tf_ig2.Explanation] = {}
 

@@ -389,3 +389,20 @@ def test_token_ids_are_refused_naming_input_layer():
     ids = np.ones((2, 5), np.int32)
     with pytest.raises(ValueError, match="through `input_layer`.*Received: input_layer='embedding'"):
         tf_ig2.smooth(explainer).explain(ids, np.zeros((1, 5), np.int32))
+
+
+@pytest.mark.parametrize("name", ["gradient", "ig"])
+def test_methods_without_required_references_smooth_without_them(name):
+    """SmoothGrad proper (the smoothed plain gradient), called without baselines: on a linear model the
+    gradient is the weight row w_c for every copy, so smoothgrad is w_c exactly; IG defaults to a zero
+    baseline: w_c * mean_s x_s."""
+    model = linear_model()
+    weights, _ = model.get_weights()
+    rng = np.random.default_rng(3)
+    inputs = rng.normal(size=(N, 5)).astype(np.float32)
+    targets = np.array([0, 2, 1])
+    explainer = tf_ig2.methods.get_method(name).build(model)
+    smoothed = tf_ig2.smooth(explainer, samples=SAMPLES, noise=NOISE, seed=SEED).explain(inputs, targets=targets)
+    w = weights[:, targets].T.astype(np.float64)
+    expected = w if name == "gradient" else w * noisy_copies(inputs).astype(np.float64).mean(axis=1)
+    np.testing.assert_allclose(smoothed.attributions, expected, rtol=1e-5, atol=1e-6 * scale(expected))

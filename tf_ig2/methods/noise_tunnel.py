@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import inspect
 import numbers
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
@@ -230,7 +229,8 @@ def _refuse_token_inputs(explainer: Any) -> None:
 
 
 def _references(explainer: Any, entry: registry.Method, references: Any, baselines: Any) -> Any:
-    """The references given, by position or by the method's keyword, or the method's default."""
+    """The references given, by position or by the method's keyword, else (for a method that does not
+    require them, as its registry entry declares) the zero baseline the baseline methods default to."""
     keyword = entry.reference_keyword
     if baselines is not UNSET:
         if keyword != "baselines":
@@ -242,10 +242,9 @@ def _references(explainer: Any, entry: registry.Method, references: Any, baselin
         return baselines
     if references is not UNSET:
         return references
-    parameter = inspect.signature(explainer.explain).parameters.get(keyword)
-    if parameter is None or parameter.default is inspect.Parameter.empty:
+    if entry.references_required:
         raise TypeError(f"Method {entry.name!r} needs `{keyword}`. Received: no {keyword}")
-    return parameter.default
+    return defaults.REFERENCE_CONSTANT
 
 
 def _value_ranges(explainer: Any, batch: Any) -> List[Optional[Tuple[np.ndarray, np.ndarray]]]:

@@ -105,3 +105,34 @@ def read_run(run_dir):
     accumulator = EventAccumulator(str(run_dir), size_guidance={"images": 0, "tensors": 0, "scalars": 0})
     accumulator.Reload()
     return accumulator
+
+
+def run_cli(arguments, capsys):
+    """``tf-ig2 ARGUMENTS`` in this process: ``(exit status, stdout, stderr)``."""
+    from tf_ig2.cli import command
+
+    status = command.main([str(argument) for argument in arguments])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def digits():
+    """scikit-learn's digits as ``(n, 8, 8, 1)`` float32 images in [0, 1] and int64 labels."""
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    return (data.images / 16.0).astype(np.float32)[..., None], data.target.astype(np.int64)
+
+
+def relu_digits_cnn(seed=0):
+    """A small ReLU CNN for 8x8 digits ending in a softmax, compiled for training with a callback."""
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential([
+        keras.Input((8, 8, 1)),
+        keras.layers.Conv2D(8, 3, activation="relu", name="conv"),
+        keras.layers.Flatten(name="flatten"),
+        keras.layers.Dense(16, activation="relu", name="features"),
+        keras.layers.Dense(10, activation="softmax", name="probabilities"),
+    ])
+    model.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
+    return model

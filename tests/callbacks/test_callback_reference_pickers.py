@@ -6,34 +6,18 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from sklearn.datasets import load_digits
 
 from tf_ig2 import defaults
 from tf_ig2 import references as pickers
 from tf_ig2.callbacks import AttributionCallback, IG2Callback
 
-from conftest import read_run
+from conftest import digits, read_run, relu_digits_cnn
 
 EPOCHS = 2
 SHOWN = 4
 
 
-def digits():
-    data = load_digits()
-    return (data.images / 16.0).astype(np.float32)[..., None], data.target.astype(np.int64)
-
-
-def digits_cnn(seed=0):
-    keras.utils.set_random_seed(seed)
-    model = keras.Sequential([
-        keras.Input((8, 8, 1)),
-        keras.layers.Conv2D(8, 3, activation="relu", name="conv"),
-        keras.layers.Flatten(name="flatten"),
-        keras.layers.Dense(16, activation="relu", name="features"),
-        keras.layers.Dense(10, activation="softmax", name="probabilities"),
-    ])
-    model.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
-    return model
+digits_cnn = relu_digits_cnn
 
 
 def classes_of(references, pool, pool_labels):

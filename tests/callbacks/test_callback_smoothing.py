@@ -6,21 +6,15 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from sklearn.datasets import load_digits
 
 import tf_ig2
 from tf_ig2 import defaults
 from tf_ig2.callbacks import AttributionCallback, IG2Callback
 
-from conftest import read_run
+from conftest import digits, read_run
 
 SHOWN, STEPS = 3, 6
 VARGRAD = {"kind": "vargrad", "samples": 3, "noise": 0.1, "seed": 2}
-
-
-def digits():
-    data = load_digits()
-    return (data.images / 16.0).astype(np.float32)[..., None], data.target.astype(np.int64)
 
 
 def digits_cnn(seed=0):

@@ -17,7 +17,7 @@ from tf_ig2.cli import command as cli
 from tf_ig2.saved_model import explain as saved_model
 from tf_ig2.visualize.panel_layout import LINE
 
-from conftest import REPOSITORY, listing, small_cnn, visible
+from conftest import REPOSITORY, listing, run_cli, small_cnn, visible
 
 STEPS = 8
 TOLERANCE = dict(rtol=1e-5, atol=1e-6)
@@ -63,10 +63,7 @@ def explain_arguments(files, model, output, *extra):
             "--steps", str(STEPS), "--output", str(output), *extra]
 
 
-def run(arguments, capsys):
-    status = cli.main([str(argument) for argument in arguments])
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
+run = run_cli
 
 
 def png_shape(path):
@@ -82,8 +79,6 @@ def entries(folder):
     for root, folders, names in os.walk(folder):
         found.update(os.path.relpath(os.path.join(root, name), folder) for name in folders + names)
     return found
-
-
 
 
 @pytest.mark.parametrize("model", ["cnn.keras", "cnn.h5"])

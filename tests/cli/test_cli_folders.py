@@ -8,12 +8,11 @@ import numpy as np
 import pytest
 
 from tf_ig2 import folders
-from tf_ig2.cli import command as cli
 from tf_ig2.cli import files as cli_files
 from tf_ig2.cli import report as cli_report
 from tf_ig2.saved_model import explain as saved_model
 
-from conftest import FOREIGN_NAMES, REPOSITORY, plant_foreign, small_cnn, tree
+from conftest import FOREIGN_NAMES, REPOSITORY, plant_foreign, run_cli, small_cnn, tree
 
 STEPS = 4
 
@@ -34,10 +33,7 @@ def arguments(files, output, *extra, inputs="inputs.npy"):
             "--steps", STEPS, "--output", output, "--quiet", *extra]
 
 
-def run(arguments, capsys):
-    status = cli.main([str(argument) for argument in arguments])
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
+run = run_cli
 
 
 def fail(*args, **kwargs):

@@ -9,10 +9,9 @@ import keras
 import numpy as np
 import pytest
 
-from tf_ig2.cli import command as cli
 from tf_ig2.saved_model import explain as saved_model
 
-from conftest import listing
+from conftest import listing, run_cli
 
 STEPS = 4
 
@@ -60,10 +59,7 @@ def custom(tmp_path, monkeypatch):
     unregister(name)
 
 
-def run(arguments, capsys):
-    status = cli.main([str(argument) for argument in arguments])
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
+run = run_cli
 
 
 def explain(model_file, output, *extra):

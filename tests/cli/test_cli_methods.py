@@ -14,7 +14,7 @@ from tf_ig2.cli import command as cli
 from tf_ig2.methods import registry as methods
 from tf_ig2.methods import settings as msettings
 
-from conftest import listing, small_cnn
+from conftest import listing, run_cli, small_cnn
 
 N, R, STEPS = 5, 2, 8
 EXACT = dict(rtol=0, atol=1e-7)
@@ -50,10 +50,7 @@ def files(tmp_path_factory):
     return {"paths": paths, "arrays": arrays, "model": model, "relu": relu}
 
 
-def run(arguments, capsys):
-    status = cli.main([str(argument) for argument in arguments])
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
+run = run_cli
 
 
 def explain(files, output, *extra, model="cnn.keras", references="references.npy"):

@@ -11,10 +11,9 @@ import numpy as np
 import pytest
 
 import tf_ig2
-from tf_ig2.cli import command as cli
 from tf_ig2.saved_model import explain as saved_model
 
-from conftest import REPOSITORY
+from conftest import REPOSITORY, run_cli
 
 STEPS = 4
 TOLERANCE = dict(rtol=1e-5, atol=1e-6)
@@ -79,10 +78,7 @@ def files(tmp_path_factory):
     return {"paths": paths, "arrays": arrays}
 
 
-def run(arguments, capsys):
-    status = cli.main([str(argument) for argument in arguments])
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
+run = run_cli
 
 
 def python_explanation(path, inputs, references, **options):

@@ -9,9 +9,8 @@ import pytest
 
 import tf_ig2
 from tf_ig2 import defaults, references
-from tf_ig2.cli import command as cli
 
-from conftest import small_cnn
+from conftest import run_cli, small_cnn
 
 N, M, STEPS, CLASSES = 4, 20, 6, 4
 ROUND_OFF = dict(rtol=1e-5, atol=1e-6)
@@ -39,10 +38,7 @@ def files(tmp_path_factory):
     return {"paths": paths, "arrays": arrays, "model": model}
 
 
-def run(arguments, capsys):
-    status = cli.main([str(argument) for argument in arguments])
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
+run = run_cli
 
 
 def explain(files, output, *extra, pool="pool", labels="labels", method="ig"):

@@ -11,12 +11,11 @@ import numpy as np
 import pytest
 
 from tf_ig2 import defaults, visualize
-from tf_ig2.cli import command as cli
 from tf_ig2.explanation import Explanation
 from tf_ig2.visualize import markup
 from tf_ig2.visualize import panel_layout as layout
 
-from conftest import listing, small_cnn
+from conftest import listing, run_cli, small_cnn
 
 STEPS = 8
 #: An image file name that HTML must escape.
@@ -93,10 +92,7 @@ def files(tmp_path_factory):
     return paths
 
 
-def run(arguments, capsys):
-    status = cli.main([str(argument) for argument in arguments])
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
+run = run_cli
 
 
 def test_in_memory_report_panels_and_path_strips(files, tmp_path, capsys):

@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 
 import tf_ig2
-from tf_ig2.cli import command as cli
 
-from conftest import small_cnn
+from conftest import run_cli, small_cnn
 
 N, R, STEPS, CLASSES = 4, 2, 8, 4
 #: The command line reads back what the API computed in float32: round-off only.
@@ -39,10 +38,7 @@ def files(tmp_path_factory):
     return {"paths": paths, "arrays": arrays, "model": model}
 
 
-def run(arguments, capsys):
-    status = cli.main([str(argument) for argument in arguments])
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
+run = run_cli
 
 
 def explain(files, output, *extra):

@@ -8,9 +8,8 @@ import pytest
 
 import tf_ig2
 from tf_ig2 import defaults
-from tf_ig2.cli import command as cli
 
-from conftest import small_cnn
+from conftest import run_cli, small_cnn
 
 N, R, STEPS = 4, 2, 6
 
@@ -30,10 +29,7 @@ def files(tmp_path_factory):
     return {"paths": paths, "arrays": arrays, "model": model}
 
 
-def run(arguments, capsys):
-    status = cli.main([str(argument) for argument in arguments])
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
+run = run_cli
 
 
 def explain(files, output, *extra):

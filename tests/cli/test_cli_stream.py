@@ -9,13 +9,12 @@ import numpy as np
 import pytest
 
 from tf_ig2 import defaults
-from tf_ig2.cli import command as cli
 from tf_ig2.cli import files as cli_files
 from tf_ig2.cli import stream as cli_stream
 from tf_ig2.dataset import load_results
 from tf_ig2.methods.ig2 import IG2
 
-from conftest import listing, small_cnn, visible
+from conftest import listing, run_cli, small_cnn, visible
 
 N, R, STEPS, SHARD = 40, 2, 8, 8
 #: Streamed batches hold other inputs than the one-shot call: float32 rounding only.
@@ -58,10 +57,7 @@ def files(tmp_path_factory):
     return paths
 
 
-def run(arguments, capsys):
-    status = cli.main([str(argument) for argument in arguments])
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
+run = run_cli
 
 
 def array_arguments(files, output, model="cnn.keras", *extra):
@@ -72,8 +68,6 @@ def array_arguments(files, output, model="cnn.keras", *extra):
 def image_arguments(files, output, *extra):
     return ["explain", files["cnn.keras"], "--inputs", files["images"], "--references", files["reference_images"],
             "--scale", "1/255", "--value-range", "0", "1", "--steps", STEPS, "--output", output, *extra]
-
-
 
 
 def shard_stats(folder):
